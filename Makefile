@@ -1,0 +1,41 @@
+# The two commands: `make run` and `make test`. Both install what is missing first (scripts/setup.sh,
+# idempotent), then build the workspace once in release mode.
+CARGO ?= cargo
+RELEASE_DIR := target/release
+MODULE_SO := $(RELEASE_DIR)/chat_alias.so
+
+.PHONY: all deps build run test check-symbols check-config bench fmt lint clean
+
+all: build
+
+deps:
+	@bash scripts/setup.sh >/dev/null
+
+build: deps
+	$(CARGO) build --release --workspace --bins --lib
+	@cp -f $(RELEASE_DIR)/libchat_alias.so $(MODULE_SO)
+
+check-symbols: build
+	@bash scripts/check-symbols.sh $(MODULE_SO)
+
+check-config: build
+	@kamailio -c -f kamailio/kamailio.cfg -A 'MODULE_PATH="$(CURDIR)/$(MODULE_SO)"' \
+	  -A 'GROUPS_DIR="$(CURDIR)/kamailio/groups"' > target/check-config.log 2>&1 \
+	  || { cat target/check-config.log; exit 1; }
+	@echo "check-config: kamailio/kamailio.cfg parses and loads chat_alias.so"
+
+test: build check-symbols check-config
+	CHAT_ALIAS_MODULE=$(CURDIR)/$(MODULE_SO) CHAT_ALIAS_RELAY_BIN=$(CURDIR)/$(RELEASE_DIR)/chat-alias-relay \
+	  $(CARGO) test --release --workspace
+
+run: build
+	@bash scripts/run-stack.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,303 @@
+//! Whole-stripe consistency check: `Stripe::check`.
+
+use std::collections::{HashMap, HashSet};
+
+use super::layout::{
+    base, conf, get_u32, num, part, Index, NumList, Pool, FREE, INDEXES, LINK, NIL, POOLS, STATE,
+    USED,
+};
+use super::Stripe;
+
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)*) => {
+        if !$cond {
+            return Err(format!($($fmt)*));
+        }
+    };
+}
+
+pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
+    let lay = s.lay;
+    // Pools: used counters and free lists.
+    for p in POOLS {
+        let cap = lay.cap(p);
+        let used = (0..cap).filter(|&i| s.rf(p, i, STATE) == USED).count() as u32;
+        let free = (0..cap).filter(|&i| s.rf(p, i, STATE) == FREE).count() as u32;
+        ensure!(used + free == cap, "{p:?}: records in neither state");
+        ensure!(
+            used == s.used(p),
+            "{p:?}: {used} used, header says {}",
+            s.used(p)
+        );
+        let mut seen = 0u32;
+        let mut i = s.free_head(p);
+        while i != NIL {
+            ensure!(seen < free, "{p:?}: free list longer than {free} (cycle?)");
+            ensure!(
+                s.rf(p, i, STATE) == FREE,
+                "{p:?}: record {i} on free list but used"
+            );
+            seen += 1;
+            i = s.rf(p, i, LINK);
+        }
+        ensure!(
+            seen == free,
+            "{p:?}: free list has {seen} of {free} free records"
+        );
+    }
+
+    // Participants of each conference; uniqueness per conference.
+    let mut members_total = 0u32;
+    let mut base_refs: HashMap<u32, u32> = HashMap::new();
+    let mut held_suffixes: HashSet<(u32, u32)> = HashSet::new();
+    let mut numbers_listed = 0u32;
+    for c in (0..lay.conf_cap).filter(|&c| s.cf(c, STATE) == USED) {
+        let key = s.conf_key(c);
+        ensure!(
+            s.conf_hash_of(c) == s.conf_key_hash(&key),
+            "conference {c}: key hash"
+        );
+        ensure!(
+            s.find_conf(&key, s.conf_key_hash(&key)) == Some(c),
+            "conference {c} not found by key"
+        );
+        let mut names = HashSet::new();
+        let mut uris = HashSet::new();
+        let mut anon_held = HashSet::new();
+        let (mut count, mut anon) = (0u32, 0u32);
+        let mut prev = NIL;
+        let mut p = s.cf(c, conf::HEAD);
+        while p != NIL {
+            ensure!(count < lay.part_cap, "conference {c}: member list cycle");
+            ensure!(s.rf(Pool::Part, p, STATE) == USED, "member {p} is free");
+            ensure!(
+                s.rf(Pool::Part, p, part::CONF) == c,
+                "member {p}: wrong conference"
+            );
+            ensure!(s.rf(Pool::Part, p, part::PREV) == prev, "member {p}: PREV");
+            let info = s.info_of(p);
+            if let Some(name) = &info.display_name {
+                let h = s.clash_hash(c, name);
+                ensure!(
+                    s.r128(Pool::Part, p, part::CLASH) == h,
+                    "member {p}: clash hash"
+                );
+                ensure!(names.insert(h), "conference {c}: name {name:?} twice");
+                ensure!(
+                    s.find_clash(c, h) == Some(p),
+                    "member {p}: not in clash index"
+                );
+                let b = s.rf(Pool::Part, p, part::BASE);
+                let chosen = s.rstr(Pool::Part, p, part::NAME, part::NAME_LEN);
+                ensure!(
+                    s.rf(Pool::Base, b, STATE) == USED
+                        && s.rf(Pool::Base, b, base::CONF) == c
+                        && s.r128(Pool::Base, b, base::HASH) == s.clash_hash(c, &chosen),
+                    "member {p}: base record"
+                );
+                ensure!(
+                    s.find_base(c, s.clash_hash(c, &chosen)) == Some(b),
+                    "base lookup"
+                );
+                *base_refs.entry(b).or_default() += 1;
+                let suffix = s.rf(Pool::Part, p, part::SUFFIX);
+                if suffix != 0 {
+                    ensure!(suffix >= 2, "member {p}: suffix {suffix}");
+                    ensure!(
+                        suffix < s.rf(Pool::Base, b, base::NEXT_SUFFIX),
+                        "member {p}: suffix not below the base counter"
+                    );
+                    held_suffixes.insert((b, suffix));
+                }
+            } else {
+                ensure!(
+                    s.rf(Pool::Part, p, part::BASE) == NIL,
+                    "nameless member has a base"
+                );
+            }
+            let h = s.uri_hash(c, &info.uri);
+            ensure!(
+                s.r128(Pool::Part, p, part::URI) == h,
+                "member {p}: URI hash"
+            );
+            ensure!(
+                uris.insert(info.uri.clone()),
+                "conference {c}: URI {} twice",
+                info.uri
+            );
+            ensure!(s.find_uri(c, h) == Some(p), "member {p}: not in URI index");
+            ensure!(
+                s.find_dialog(c, info.dialog_key) == Some(p),
+                "member {p}: not in dialog index"
+            );
+            if info.anonymous {
+                anon += 1;
+                ensure!(info.uri_number >= 1, "anonymous member {p} without number");
+                if info.uri_number >= 2 {
+                    ensure!(
+                        info.uri_number < s.cf(c, conf::ANON_NEXT),
+                        "member {p}: URI number not below the counter"
+                    );
+                }
+                anon_held.insert(info.uri_number);
+            } else {
+                ensure!(
+                    info.uri_number == 0,
+                    "non-anonymous member {p} with a number"
+                );
+            }
+            count += 1;
+            prev = p;
+            p = s.rf(Pool::Part, p, LINK);
+        }
+        ensure!(s.cf(c, conf::TAIL) == prev, "conference {c}: TAIL");
+        ensure!(count >= 1, "conference {c}: empty but allocated");
+        ensure!(count == s.cf(c, conf::COUNT), "conference {c}: COUNT");
+        ensure!(
+            anon == s.cf(c, conf::ANON_COUNT),
+            "conference {c}: ANON_COUNT"
+        );
+        let listed = list_values(s, super::Stripe::anon_list(c))?;
+        ensure!(
+            listed.len() as u32 <= anon.saturating_mul(2),
+            "conference {c}: {} released numbers for {anon} holders",
+            listed.len()
+        );
+        if anon == 0 {
+            ensure!(
+                s.cf(c, conf::ANON_NEXT) == 2,
+                "conference {c}: counter not reset"
+            );
+        }
+        for n in &listed {
+            ensure!(
+                *n >= 2 && *n < s.cf(c, conf::ANON_NEXT) && !anon_held.contains(n),
+                "conference {c}: bad released number {n}"
+            );
+        }
+        numbers_listed = numbers_listed.saturating_add(listed.len() as u32);
+        members_total = members_total.saturating_add(count);
+    }
+    ensure!(
+        members_total == s.used(Pool::Part),
+        "{} participants in conferences, {} slots used",
+        members_total,
+        s.used(Pool::Part)
+    );
+
+    // Base records.
+    for b in (0..lay.base_cap).filter(|&b| s.rf(Pool::Base, b, STATE) == USED) {
+        let refs = s.rf(Pool::Base, b, base::REFS);
+        ensure!(refs >= 1, "base {b}: no references but allocated");
+        ensure!(
+            base_refs.get(&b).copied().unwrap_or(0) == refs,
+            "base {b}: REFS {refs}, {} referencing",
+            base_refs.get(&b).copied().unwrap_or(0)
+        );
+        let listed = list_values(s, super::Stripe::base_list(b))?;
+        ensure!(
+            listed.len() as u32 <= refs.saturating_mul(2),
+            "base {b}: too many released numbers"
+        );
+        for n in &listed {
+            ensure!(
+                *n >= 2
+                    && *n < s.rf(Pool::Base, b, base::NEXT_SUFFIX)
+                    && !held_suffixes.contains(&(b, *n)),
+                "base {b}: bad released number {n}"
+            );
+        }
+        numbers_listed = numbers_listed.saturating_add(listed.len() as u32);
+    }
+    ensure!(
+        base_refs.len() as u32 == s.used(Pool::Base),
+        "referenced bases != used bases"
+    );
+    ensure!(
+        numbers_listed == s.used(Pool::Num),
+        "{numbers_listed} listed numbers, {} records used",
+        s.used(Pool::Num)
+    );
+
+    // Index chains: every entry live and in the right bucket; total = live entries.
+    for ix in INDEXES {
+        let (start, end) = lay.bucket_range(ix);
+        let (pool, next_field) = match ix {
+            Index::Conf => (Pool::Conf, LINK),
+            Index::Clash => (Pool::Part, part::NEXT_CLASH),
+            Index::Uri => (Pool::Part, part::NEXT_URI),
+            Index::Dialog => (Pool::Part, part::NEXT_DIALOG),
+            Index::Base => (Pool::Base, LINK),
+        };
+        let mut total = 0u32;
+        for at in (start..end).step_by(4) {
+            let mut i = get_u32(s.mem, at).unwrap_or(NIL);
+            while i != NIL {
+                ensure!(total < lay.cap(pool), "{ix:?}: chain cycle");
+                ensure!(
+                    s.rf(pool, i, STATE) == USED,
+                    "{ix:?}: free record {i} in chain"
+                );
+                let h = match ix {
+                    Index::Conf => s.conf_hash_of(i),
+                    Index::Clash => s.r128(Pool::Part, i, part::CLASH) as u64,
+                    Index::Uri => s.r128(Pool::Part, i, part::URI) as u64,
+                    Index::Dialog => s.dialog_hash(
+                        s.rf(Pool::Part, i, part::CONF),
+                        s.r128(Pool::Part, i, part::DIALOG),
+                    ),
+                    Index::Base => s.r128(Pool::Base, i, base::HASH) as u64,
+                };
+                ensure!(
+                    lay.bucket(ix, h) == at,
+                    "{ix:?}: record {i} in the wrong bucket"
+                );
+                total += 1;
+                i = s.rf(pool, i, next_field);
+            }
+        }
+        let expected = match ix {
+            Index::Clash => (0..lay.part_cap)
+                .filter(|&p| {
+                    s.rf(Pool::Part, p, STATE) == USED
+                        && s.rf(Pool::Part, p, part::PFLAGS) & part::PF_HAS_NAME != 0
+                })
+                .count() as u32,
+            _ => s.used(pool),
+        };
+        ensure!(
+            total == expected,
+            "{ix:?}: {total} entries, {expected} expected"
+        );
+    }
+    Ok(())
+}
+
+/// The values of a released-number list, checking its links, length and record states.
+fn list_values(s: &Stripe<'_>, l: NumList) -> Result<Vec<u32>, String> {
+    let mut out = Vec::new();
+    let mut prev = NIL;
+    let mut r = s.list_get(l, NumList::HEAD);
+    while r != NIL {
+        ensure!((out.len() as u32) < s.lay.num_cap, "number list cycle");
+        ensure!(
+            s.rf(Pool::Num, r, STATE) == USED,
+            "free number record {r} on a list"
+        );
+        ensure!(
+            s.rf(Pool::Num, r, num::PREV) == prev,
+            "number record {r}: PREV"
+        );
+        out.push(s.rf(Pool::Num, r, num::VALUE));
+        prev = r;
+        r = s.rf(Pool::Num, r, LINK);
+    }
+    ensure!(s.list_get(l, NumList::TAIL) == prev, "number list TAIL");
+    ensure!(
+        s.list_get(l, NumList::LEN) == out.len() as u32,
+        "number list LEN"
+    );
+    let distinct: HashSet<_> = out.iter().collect();
+    ensure!(distinct.len() == out.len(), "number listed twice");
+    Ok(out)
+}

@@ -1,0 +1,343 @@
+//! Random join/leave sequences against a simple Vec-based reference model, and robustness of `attach`
+//! and of every operation on damaged bytes.
+
+use proptest::prelude::*;
+
+use super::*;
+
+const KEY: [u8; 16] = [7; 16];
+const CONFS: [&str; 3] = ["sip:a@x", "sip:b@x", "sip:c@x"];
+const NAMES: [&str; 11] = [
+    "bob",
+    "Bob",
+    "bob-2",
+    "BOB-3",
+    " bob",
+    "alice",
+    "Anonymous",
+    "anonymous-2",
+    "bob-2-2",
+    "B0b",
+    "ｂｏｂ-2",
+];
+const IDENTS: [&str; 5] = [
+    "sip:u0@x",
+    "sip:u1@x",
+    "sip:u2@x",
+    "sip:u3@x",
+    "sip:anonymous2@anonymous.invalid",
+];
+
+#[derive(Clone, Debug)]
+enum Op {
+    Join {
+        conf: usize,
+        name: Option<usize>,
+        anonymous: bool,
+        ident: usize,
+        dialog: u8,
+        max: Option<u32>,
+    },
+    Leave(usize),
+    LeaveDeparted(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (
+            0..CONFS.len(),
+            proptest::option::weighted(0.85, 0..NAMES.len()),
+            proptest::bool::weighted(0.7),
+            0..IDENTS.len(),
+            0u8..24,
+            proptest::option::weighted(0.2, 0u32..6),
+        )
+            .prop_map(|(conf, name, anonymous, ident, dialog, max)| Op::Join {
+                conf,
+                name,
+                anonymous,
+                ident,
+                dialog,
+                max
+            }),
+        3 => any::<usize>().prop_map(Op::Leave),
+        1 => any::<usize>().prop_map(Op::LeaveDeparted),
+    ]
+}
+
+#[derive(Clone, Debug)]
+struct Live {
+    conf: usize,
+    assigned: Assigned,
+    dialog: u128,
+}
+
+fn ck(name: &str) -> String {
+    clash_key(name)
+}
+
+fn run_model(max_conferences: u32, max_participants: u32, ops: &[Op]) -> Result<(), TestCaseError> {
+    let cfg = StripeConfig {
+        max_conferences,
+        max_participants,
+    };
+    let mut mem = vec![0u8; stripe_bytes(&cfg)];
+    let mut t = Stripe::init(&mut mem, &cfg, 1, KEY).unwrap();
+    let mut live: Vec<Live> = Vec::new();
+    let mut departed: Vec<ParticipantHandle> = Vec::new();
+
+    for op in ops {
+        match *op {
+            Op::Join {
+                conf,
+                name,
+                anonymous,
+                ident,
+                dialog,
+                max,
+            } => {
+                let r = JoinRequest {
+                    conference_key: CONFS[conf],
+                    max_participants: max,
+                    anonymous,
+                    display_name: name.map(|i| NAMES[i]),
+                    identity_uri: IDENTS[ident],
+                    dialog_key: u128::from(dialog) << 64 | 0xD1A1,
+                    session_id: "sid",
+                    flags: dialog as u32,
+                };
+                let here: Vec<&Live> = live.iter().filter(|l| l.conf == conf).collect();
+                let confs_in_use = {
+                    let mut c: Vec<usize> = live.iter().map(|l| l.conf).collect();
+                    c.sort();
+                    c.dedup();
+                    c.len() as u32
+                };
+                let got = t.join(&r);
+                if let Some(same) = here.iter().find(|l| l.dialog == r.dialog_key) {
+                    prop_assert_eq!(
+                        got,
+                        Err(JoinError::AlreadyJoinedDialog(same.assigned.clone()))
+                    );
+                    continue;
+                }
+                if !anonymous && here.iter().any(|l| l.assigned.uri == r.identity_uri) {
+                    prop_assert_eq!(got, Err(JoinError::IdentityAlreadyJoined));
+                    continue;
+                }
+                if max.is_some_and(|m| here.len() as u32 >= m) {
+                    prop_assert_eq!(got, Err(JoinError::ConferenceFull));
+                    continue;
+                }
+                if live.len() as u32 == max_participants
+                    || (here.is_empty() && confs_in_use == max_conferences)
+                {
+                    prop_assert_eq!(got, Err(JoinError::TableFull));
+                    continue;
+                }
+                let a = got.map_err(|e| TestCaseError::fail(format!("join refused: {e:?}")))?;
+                // Name.
+                let chosen = r.display_name.or(anonymous.then_some(ANONYMOUS_NAME));
+                let taken: Vec<String> = here
+                    .iter()
+                    .filter_map(|l| l.assigned.display_name.as_deref().map(ck))
+                    .collect();
+                match chosen {
+                    None => {
+                        prop_assert_eq!(&a.display_name, &None);
+                        prop_assert!(!a.name_modified);
+                    }
+                    Some(chosen) if !taken.contains(&ck(chosen)) => {
+                        prop_assert_eq!(a.display_name.as_deref(), Some(chosen));
+                        prop_assert!(!a.name_modified);
+                    }
+                    Some(chosen) => {
+                        let dn = a.display_name.clone().unwrap_or_default();
+                        let n: u32 = dn
+                            .strip_prefix(chosen)
+                            .and_then(|s| s.strip_prefix('-'))
+                            .and_then(|s| s.parse().ok())
+                            .ok_or_else(|| {
+                                TestCaseError::fail(format!("{dn:?} from {chosen:?}"))
+                            })?;
+                        prop_assert!(n >= 2);
+                        prop_assert!(a.name_modified);
+                        prop_assert!(!taken.contains(&ck(&dn)), "{} clashes", dn);
+                    }
+                }
+                // URI.
+                let uris: Vec<&str> = here.iter().map(|l| l.assigned.uri.as_str()).collect();
+                if anonymous {
+                    prop_assert_eq!(&a.uri, &anonymous_uri(a.uri_number));
+                    prop_assert!(a.uri_number >= 1);
+                    prop_assert_eq!(a.uri_number == 1, !uris.contains(&ANONYMOUS_URI));
+                } else {
+                    prop_assert_eq!(a.uri.as_str(), r.identity_uri);
+                    prop_assert_eq!(a.uri_number, 0);
+                }
+                prop_assert!(!uris.contains(&a.uri.as_str()));
+                prop_assert_eq!(t.find_by_dialog(CONFS[conf], r.dialog_key), Some(a.clone()));
+                live.push(Live {
+                    conf,
+                    assigned: a,
+                    dialog: r.dialog_key,
+                });
+            }
+            Op::Leave(pick) => {
+                if live.is_empty() {
+                    continue;
+                }
+                let l = live.remove(pick % live.len());
+                let d = t.leave(l.assigned.handle);
+                prop_assert_eq!(
+                    d,
+                    Some(Departed {
+                        conference_key: CONFS[l.conf].to_owned(),
+                        display_name: l.assigned.display_name.clone(),
+                        uri: l.assigned.uri.clone(),
+                        session_id: "sid".into(),
+                    })
+                );
+                departed.push(l.assigned.handle);
+            }
+            Op::LeaveDeparted(pick) => {
+                if departed.is_empty() {
+                    continue;
+                }
+                let before = t.usage();
+                prop_assert_eq!(t.leave(departed[pick % departed.len()]), None);
+                prop_assert_eq!(t.usage(), before);
+            }
+        }
+        // After every step: the table agrees with itself and with the model.
+        t.check().map_err(TestCaseError::fail)?;
+        prop_assert_eq!(t.usage().participants.used as usize, live.len());
+        for (i, key) in CONFS.iter().enumerate() {
+            let listed = t.participants(key);
+            let model: Vec<&Live> = live.iter().filter(|l| l.conf == i).collect();
+            prop_assert_eq!(listed.len(), model.len());
+            let mut names: Vec<String> = listed
+                .iter()
+                .filter_map(|p| p.display_name.as_deref().map(ck))
+                .collect();
+            let n = names.len();
+            names.sort();
+            names.dedup();
+            prop_assert_eq!(names.len(), n, "names clash in {}", key);
+            let mut uris: Vec<&str> = listed.iter().map(|p| p.uri.as_str()).collect();
+            uris.sort();
+            uris.dedup();
+            prop_assert_eq!(uris.len(), listed.len(), "URIs repeat in {}", key);
+        }
+        prop_assert_eq!(
+            t.conferences().len(),
+            CONFS
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| live.iter().any(|l| l.conf == *i))
+                .count()
+        );
+    }
+    // Everyone leaves: every pool and index returns to empty.
+    for l in live.drain(..) {
+        prop_assert!(t.leave(l.assigned.handle).is_some());
+    }
+    let u = t.usage();
+    prop_assert!(u.is_empty(), "{:?}", u);
+    t.check().map_err(TestCaseError::fail)?;
+    let (s, e) = Layout::new(max_conferences, max_participants)
+        .unwrap()
+        .bucket_range(Index::Conf);
+    prop_assert!(mem[s..e].iter().all(|&b| b == 0xFF));
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn model(
+        max_conferences in 1u32..4,
+        max_participants in 1u32..14,
+        ops in proptest::collection::vec(op(), 0..80),
+    ) {
+        run_model(max_conferences, max_participants, &ops)?;
+    }
+
+    #[test]
+    fn attach_arbitrary_bytes_never_panics(mut bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let _ = Stripe::attach(&mut bytes);
+    }
+
+    /// A valid header over garbage, or a real table with random bytes overwritten: attach may succeed
+    /// or not, and whatever follows must not panic.
+    #[test]
+    fn damaged_tables_never_panic(
+        fill_garbage in any::<bool>(),
+        seed in proptest::collection::vec(any::<u8>(), 0..4096),
+        pokes in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..32),
+        ops in proptest::collection::vec(op(), 0..30),
+    ) {
+        let cfg = StripeConfig { max_conferences: 2, max_participants: 5 };
+        let mut mem = vec![0u8; stripe_bytes(&cfg)];
+        {
+            let mut t = Stripe::init(&mut mem, &cfg, 0, KEY).unwrap();
+            for (i, name) in ["bob", "bob", "bob", "x"].iter().enumerate() {
+                let _ = t.join(&JoinRequest {
+                    conference_key: CONFS[i % 2],
+                    max_participants: None,
+                    anonymous: true,
+                    display_name: Some(name),
+                    identity_uri: IDENTS[i],
+                    dialog_key: i as u128,
+                    session_id: "sid",
+                    flags: 0,
+                });
+            }
+            let h = t.participants(CONFS[0])[0].handle;
+            t.leave(h);
+        }
+        if fill_garbage && !seed.is_empty() {
+            for (i, b) in mem.iter_mut().enumerate().skip(layout::hdr::SIZE) {
+                *b = seed[i % seed.len()];
+            }
+        }
+        let len = mem.len();
+        for (at, v) in pokes {
+            mem[at % len] = v;
+        }
+        if let Ok(mut t) = Stripe::attach(&mut mem) {
+            let _ = t.check();
+            let _ = t.usage();
+            let _ = t.conferences();
+            for op in ops {
+                match op {
+                    Op::Join { conf, name, anonymous, ident, dialog, max } => {
+                        let _ = t.join(&JoinRequest {
+                            conference_key: CONFS[conf],
+                            max_participants: max,
+                            anonymous,
+                            display_name: name.map(|i| NAMES[i]),
+                            identity_uri: IDENTS[ident],
+                            dialog_key: u128::from(dialog),
+                            session_id: "sid",
+                            flags: 0,
+                        });
+                    }
+                    Op::Leave(x) | Op::LeaveDeparted(x) => {
+                        let _ = t.leave(ParticipantHandle {
+                            stripe: 0,
+                            slot: (x % 7) as u32,
+                            generation: (x / 7 % 4) as u32,
+                        });
+                    }
+                }
+                for key in CONFS {
+                    let _ = t.participants(key);
+                    let _ = t.find_by_dialog(key, 1);
+                }
+            }
+            let _ = t.check();
+        }
+    }
+}

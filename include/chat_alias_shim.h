@@ -1,0 +1,63 @@
+/* The C side of chat_alias's FFI room: small wrappers over Kamailio's macros and static inline
+ * functions (logging, shm, lock sets, message access, tm and dialog APIs, counters), which bindgen
+ * cannot bind. Each function is a thin, allocation-free pass-through; the policy lives in Rust. */
+#ifndef CHAT_ALIAS_SHIM_H
+#define CHAT_ALIAS_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct sip_msg;
+struct str;
+
+/* One header or string view: pointer + length into Kamailio-owned memory. */
+typedef struct ca_str {
+	const char *s;
+	int len;
+} ca_str;
+
+/* Logging through Kamailio's logger with the module's prefix. level: 0 err, 1 warn, 2 info, 3 dbg. */
+void ca_log(int level, const char *msg, int len);
+
+/* Shared memory (the alias table, the group documents blob). */
+void *ca_shm_malloc(size_t n);
+void ca_shm_free(void *p);
+
+/* A set of n cross-process locks (gen_lock_t futexes) in shm. */
+void *ca_lockset_new(int n);
+void ca_lockset_get(void *set, int i);
+void ca_lockset_release(void *set, int i);
+void ca_lockset_free(void *set);
+
+int ca_process_no(void);
+
+/* Message access. All return 0 on success, -1 when absent/unparsable. */
+int ca_msg_parse_all(struct sip_msg *msg);
+int ca_msg_is_request(struct sip_msg *msg);
+int ca_msg_method(struct sip_msg *msg, ca_str *out);
+int ca_msg_ruri(struct sip_msg *msg, ca_str *out);
+int ca_msg_body(struct sip_msg *msg, ca_str *out);
+/* Iterate over all headers: start with *cursor = NULL; returns 0 while there is a header. */
+int ca_msg_next_header(struct sip_msg *msg, void **cursor, ca_str *name, ca_str *body);
+/* Did the message arrive from 127.0.0.0/8 or ::1? (1 yes, 0 no) */
+int ca_msg_src_is_loopback(struct sip_msg *msg);
+
+/* tm and dialog. ca_load_apis: 0 ok, -1 tm missing; *have_dlg tells whether dialog is loaded. */
+int ca_load_apis(int *have_dlg);
+/* t_newtran: >0 new transaction, 0 retransmission (already handled), <0 error. */
+int ca_t_newtran(struct sip_msg *msg);
+int ca_add_reply_header(struct sip_msg *msg, const char *s, int len);
+int ca_add_reply_body(struct sip_msg *msg, const char *s, int len);
+int ca_t_reply(struct sip_msg *msg, int code, const char *reason);
+/* Registers the end-of-dialog callbacks for the request's dialog, carrying `handle`.
+ * 0 ok, -1 no dialog (dlg_manage() not called) or registration failed. */
+int ca_dlg_watch(struct sip_msg *msg, uint64_t handle);
+
+/* Implemented in Rust: called from the dialog callback (any process). */
+void chat_alias_dialog_ended(uint64_t handle, int cb_type);
+
+/* Counters: register the module's group; ca_counter_add(i, v) adds v to counter i. */
+int ca_counters_register(const char **names, const char **descrs, int n);
+void ca_counter_add(int i, int v);
+
+#endif

@@ -1,0 +1,175 @@
+//! A parsed SIP request as the safe code sees it, and the tm transaction it is answered through.
+use super::bindings as b;
+use crate::service::Transaction;
+use std::ffi::CString;
+
+pub struct SipMsg {
+    raw: *mut b::sip_msg,
+}
+
+fn view(s: &b::ca_str) -> &[u8] {
+    if s.s.is_null() || s.len <= 0 {
+        return &[];
+    }
+    // SAFETY: Kamailio guarantees `len` readable bytes at `s` for the lifetime of the message, which
+    // outlives this call (the caller holds the message).
+    unsafe { std::slice::from_raw_parts(s.s.cast::<u8>(), s.len as usize) }
+}
+
+fn text(s: &b::ca_str) -> String {
+    String::from_utf8_lossy(view(s)).into_owned()
+}
+
+/// The owned parts of a request the procedures look at.
+pub struct RequestParts {
+    pub method: String,
+    pub ruri: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RequestParts {
+    /// All values of a header (compact forms included), names compared case-insensitively.
+    pub fn values<'a>(&'a self, name: &str, compact: Option<&str>) -> Vec<&'a str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| {
+                n.eq_ignore_ascii_case(name) || compact.is_some_and(|c| n.eq_ignore_ascii_case(c))
+            })
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    pub fn first(&self, name: &str, compact: Option<&str>) -> Option<&str> {
+        self.values(name, compact).into_iter().next()
+    }
+}
+
+impl SipMsg {
+    /// # Safety
+    /// `raw` must be the message Kamailio passed to the current script function, valid for the call.
+    pub unsafe fn from_raw(raw: *mut b::sip_msg) -> Option<SipMsg> {
+        if raw.is_null() {
+            None
+        } else {
+            Some(SipMsg { raw })
+        }
+    }
+
+    /// Parses every header and copies out what the procedures need. None: not a parsable request.
+    pub fn parts(&self) -> Option<RequestParts> {
+        // SAFETY: `raw` is a valid message (constructor contract); the shim only reads it.
+        unsafe {
+            if b::ca_msg_parse_all(self.raw) != 0 || b::ca_msg_is_request(self.raw) != 1 {
+                return None;
+            }
+            let mut s = b::ca_str {
+                s: std::ptr::null(),
+                len: 0,
+            };
+            b::ca_msg_method(self.raw, &mut s);
+            let method = text(&s);
+            b::ca_msg_ruri(self.raw, &mut s);
+            let ruri = text(&s);
+            b::ca_msg_body(self.raw, &mut s);
+            let body = view(&s).to_vec();
+            let mut headers = Vec::new();
+            let mut cursor: *mut std::ffi::c_void = std::ptr::null_mut();
+            let mut name = b::ca_str {
+                s: std::ptr::null(),
+                len: 0,
+            };
+            let mut value = b::ca_str {
+                s: std::ptr::null(),
+                len: 0,
+            };
+            while b::ca_msg_next_header(self.raw, &mut cursor, &mut name, &mut value) == 0 {
+                headers.push((
+                    text(&name).trim().to_string(),
+                    text(&value).trim().to_string(),
+                ));
+            }
+            Some(RequestParts {
+                method,
+                ruri,
+                headers,
+                body,
+            })
+        }
+    }
+
+    /// A string parameter fixed up with fixup_spve_null, evaluated for this message.
+    ///
+    /// # Safety
+    /// `param` must be the fixed-up parameter Kamailio passed with this message.
+    pub unsafe fn str_param(&self, param: *mut std::ffi::c_char) -> Option<String> {
+        if param.is_null() {
+            return None;
+        }
+        let mut out = b::str_ {
+            s: std::ptr::null_mut(),
+            len: 0,
+        };
+        if b::get_str_fparam(&mut out, self.raw, param.cast()) != 0 {
+            return None;
+        }
+        Some(text(&b::ca_str {
+            s: out.s,
+            len: out.len,
+        }))
+    }
+}
+
+/// Replaces what cannot appear in a SIP reason phrase or header (CR, LF, NUL).
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c == '\r' || c == '\n' || c == '\0' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+impl Transaction for SipMsg {
+    fn begin(&mut self) -> Result<bool, ()> {
+        // SAFETY: valid message; tm API loaded in mod_init.
+        let rc = unsafe { b::ca_t_newtran(self.raw) };
+        match rc {
+            r if r > 0 => Ok(true),
+            0 => Ok(false),
+            _ => Err(()),
+        }
+    }
+
+    fn watch_dialog(&mut self, handle: u64) -> bool {
+        // SAFETY: valid message; the handle is a plain integer carried as the callback parameter.
+        unsafe { b::ca_dlg_watch(self.raw, handle) == 0 }
+    }
+
+    fn reply(&mut self, code: u16, reason: &str, headers: &[String], body: &[u8]) -> bool {
+        for h in headers {
+            let line = format!("{}\r\n", sanitize(h));
+            // SAFETY: add_lump_rpl copies the bytes (no LUMP_RPL_NODUP).
+            if unsafe { b::ca_add_reply_header(self.raw, line.as_ptr().cast(), line.len() as i32) }
+                != 0
+            {
+                return false;
+            }
+        }
+        if !body.is_empty() {
+            // SAFETY: as above, copied.
+            if unsafe { b::ca_add_reply_body(self.raw, body.as_ptr().cast(), body.len() as i32) }
+                != 0
+            {
+                return false;
+            }
+        }
+        let Ok(reason) = CString::new(sanitize(reason)) else {
+            return false;
+        };
+        // SAFETY: tm builds the reply immediately; the reason is only read during the call.
+        unsafe { b::ca_t_reply(self.raw, i32::from(code), reason.as_ptr()) >= 0 }
+    }
+}

@@ -1,0 +1,196 @@
+//! RPC commands (`kamcmd chat_alias.*`): list, reload, stats. Handlers collect what they print with
+//! the module's locks held, then release them before calling into the RPC layer.
+use super::bindings as b;
+use super::exports::{module, KCell};
+use super::guard;
+use crate::service;
+use chat_alias_focus::alias_table::Stripe;
+use std::cell::UnsafeCell;
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::ptr::null_mut;
+
+static DOC_LIST: KCell<[*const c_char; 2]> = KCell(UnsafeCell::new([
+    c"List conferences and participants: assigned identity, anonymity, real identity (operator only), MSRP session".as_ptr(),
+    std::ptr::null(),
+]));
+static DOC_RELOAD: KCell<[*const c_char; 2]> = KCell(UnsafeCell::new([
+    c"Re-read the group documents directory; a bad document is refused and the previous groups stay in force".as_ptr(),
+    std::ptr::null(),
+]));
+static DOC_STATS: KCell<[*const c_char; 2]> = KCell(UnsafeCell::new([
+    c"Alias table usage: conferences, participants, capacity, groups".as_ptr(),
+    std::ptr::null(),
+]));
+
+pub static RPC_METHODS: KCell<[b::rpc_export_t; 4]> = KCell(UnsafeCell::new([
+    b::rpc_export_t {
+        name: c"chat_alias.list".as_ptr(),
+        function: Some(rpc_list),
+        doc_str: DOC_LIST.0.get().cast(),
+        flags: 0,
+    },
+    b::rpc_export_t {
+        name: c"chat_alias.reload".as_ptr(),
+        function: Some(rpc_reload),
+        doc_str: DOC_RELOAD.0.get().cast(),
+        flags: 0,
+    },
+    b::rpc_export_t {
+        name: c"chat_alias.stats".as_ptr(),
+        function: Some(rpc_stats),
+        doc_str: DOC_STATS.0.get().cast(),
+        flags: 0,
+    },
+    b::rpc_export_t {
+        name: std::ptr::null(),
+        function: None,
+        doc_str: null_mut(),
+        flags: 0,
+    },
+]));
+
+fn cstr(s: &str) -> CString {
+    CString::new(s.replace('\0', " ")).unwrap_or_default()
+}
+
+/// A reply under construction.
+struct Reply {
+    rpc: *mut b::rpc_t,
+    ctx: *mut c_void,
+}
+
+enum Field {
+    Str(&'static std::ffi::CStr, String),
+    Int(&'static std::ffi::CStr, i64),
+}
+
+impl Reply {
+    fn fault(&self, code: c_int, msg: &str) {
+        let m = cstr(msg);
+        // SAFETY: rpc and ctx come from Kamailio for this call; "%s" consumes one C string.
+        unsafe {
+            if let Some(f) = (*self.rpc).fault {
+                f(self.ctx, code, c"%s".as_ptr().cast_mut(), m.as_ptr());
+            }
+        }
+    }
+
+    fn text(&self, s: &str) {
+        let v = cstr(s);
+        // SAFETY: "s" consumes one C string, copied by the RPC layer.
+        unsafe {
+            if let Some(add) = (*self.rpc).add {
+                add(self.ctx, c"s".as_ptr().cast_mut(), v.as_ptr());
+            }
+        }
+    }
+
+    /// Adds one struct with the given fields to the reply.
+    fn record(&self, fields: &[Field]) {
+        let mut h: *mut c_void = null_mut();
+        // SAFETY: "{" creates a struct and stores its handle in `h`; each struct_add call below passes
+        // exactly the (name, value) pair its one-letter format announces; strings are copied.
+        unsafe {
+            let (Some(add), Some(sadd)) = ((*self.rpc).add, (*self.rpc).struct_add) else {
+                return;
+            };
+            if add(
+                self.ctx,
+                c"{".as_ptr().cast_mut(),
+                &mut h as *mut *mut c_void,
+            ) < 0
+                || h.is_null()
+            {
+                return;
+            }
+            for f in fields {
+                match f {
+                    Field::Str(name, v) => {
+                        let v = cstr(v);
+                        sadd(h, c"s".as_ptr().cast_mut(), name.as_ptr(), v.as_ptr());
+                    }
+                    Field::Int(name, v) => {
+                        sadd(
+                            h,
+                            c"d".as_ptr().cast_mut(),
+                            name.as_ptr(),
+                            (*v).clamp(i32::MIN.into(), i32::MAX.into()) as c_int,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+unsafe extern "C" fn rpc_list(rpc: *mut b::rpc_t, ctx: *mut c_void) {
+    guard("chat_alias.list", (), || {
+        let r = Reply { rpc, ctx };
+        let Some(m) = module() else {
+            return r.fault(500, "chat_alias not initialised");
+        };
+        // Collect under the locks, print after.
+        let mut rows = Vec::new();
+        for i in 0..m.shared.stripes() {
+            m.shared.with_stripe(i, |mem| {
+                if let Ok(s) = Stripe::attach(mem) {
+                    for c in s.conferences() {
+                        for p in s.participants(&c.key) {
+                            rows.push((c.key.clone(), p));
+                        }
+                    }
+                }
+            });
+        }
+        for (conf, p) in rows {
+            r.record(&[
+                Field::Str(c"conference", conf),
+                Field::Str(c"uri", p.uri),
+                Field::Str(c"display_name", p.display_name.unwrap_or_default()),
+                Field::Int(c"anonymous", i64::from(p.anonymous)),
+                Field::Str(c"identity", p.identity_uri),
+                Field::Str(c"session", p.session_id),
+            ]);
+        }
+    })
+}
+
+unsafe extern "C" fn rpc_reload(rpc: *mut b::rpc_t, ctx: *mut c_void) {
+    guard("chat_alias.reload", (), || {
+        let r = Reply { rpc, ctx };
+        let Some(m) = module() else {
+            return r.fault(500, "chat_alias not initialised");
+        };
+        match service::reload(m) {
+            Ok(n) => r.text(&format!("reloaded {n} groups")),
+            Err(e) => r.fault(500, &e),
+        }
+    })
+}
+
+unsafe extern "C" fn rpc_stats(rpc: *mut b::rpc_t, ctx: *mut c_void) {
+    guard("chat_alias.stats", (), || {
+        let r = Reply { rpc, ctx };
+        let Some(m) = module() else {
+            return r.fault(500, "chat_alias not initialised");
+        };
+        let (mut conferences, mut participants) = (0i64, 0i64);
+        for i in 0..m.shared.stripes() {
+            m.shared.with_stripe(i, |mem| {
+                if let Ok(s) = Stripe::attach(mem) {
+                    let u = s.usage();
+                    conferences += i64::from(u.conferences.used);
+                    participants += i64::from(u.participants.used);
+                }
+            });
+        }
+        r.record(&[
+            Field::Int(c"conferences", conferences),
+            Field::Int(c"participants", participants),
+            Field::Int(c"max_participants", m.cfg.max_participants.into()),
+            Field::Int(c"max_conferences", m.cfg.max_conferences.into()),
+            Field::Int(c"table_stripes", m.cfg.table_stripes.into()),
+            Field::Int(c"groups", service::group_count(m) as i64),
+        ]);
+    })
+}

@@ -1,0 +1,184 @@
+//! Kamailio shared memory: the alias table's stripes with one gen_lock each, and the published group
+//! documents. Allocated in mod_init before the fork; shm is mapped at the same address in every
+//! Kamailio process, so the pointers here are valid everywhere. The table itself keeps only offsets.
+use super::bindings as b;
+use crate::config::Config;
+use chat_alias_focus::alias_table::{self, Stripe, StripeConfig};
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The published group documents: generation counter and a shm copy of the blob.
+#[repr(C)]
+struct DocsSlot {
+    generation: u64,
+    ptr: *mut u8,
+    len: usize,
+}
+
+pub struct Shared {
+    locks: *mut c_void,
+    base: *mut u8,
+    stripe_bytes: usize,
+    stripes: usize,
+    docs: *mut DocsSlot,
+}
+
+// SAFETY: the pointers are to Kamailio shm, accessed only under the matching gen_lock (or atomically
+// for the generation). Kamailio workers are single-threaded processes.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+/// Releases a stripe lock when dropped, so a panic inside the closure cannot leave it held.
+struct LockGuard {
+    set: *mut c_void,
+    i: i32,
+}
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        // SAFETY: the set was created by ca_lockset_new and lock `i` is held by this process.
+        unsafe { b::ca_lockset_release(self.set, self.i) }
+    }
+}
+
+impl Shared {
+    /// Allocates and formats the table (call in mod_init, before the fork).
+    pub fn create(cfg: &Config, hash_key: [u8; 16]) -> Result<Shared, String> {
+        let (max_conferences, max_participants) = cfg.per_stripe();
+        let scfg = StripeConfig {
+            max_conferences,
+            max_participants,
+        };
+        let stripe_bytes = alias_table::stripe_bytes(&scfg);
+        let stripes = cfg.table_stripes as usize;
+        let total = stripe_bytes
+            .checked_mul(stripes)
+            .ok_or("alias table size overflows")?;
+        // SAFETY: plain allocation calls; results checked for NULL before use.
+        let (locks, base, docs) = unsafe {
+            (
+                b::ca_lockset_new(stripes as i32 + 1),
+                b::ca_shm_malloc(total).cast::<u8>(),
+                b::ca_shm_malloc(std::mem::size_of::<DocsSlot>()).cast::<DocsSlot>(),
+            )
+        };
+        if locks.is_null() || base.is_null() || docs.is_null() {
+            return Err(format!(
+                "cannot allocate the alias table ({total} bytes of shared memory for {} participants, \
+                 {} conferences): raise kamailio's -m or lower max_participants/max_conferences",
+                cfg.max_participants, cfg.max_conferences
+            ));
+        }
+        // SAFETY: `docs` points to a fresh allocation of the right size; `base` to `total` bytes that
+        // nothing else references yet.
+        unsafe {
+            docs.write(DocsSlot {
+                generation: 0,
+                ptr: std::ptr::null_mut(),
+                len: 0,
+            });
+            std::ptr::write_bytes(base, 0, total);
+        }
+        let shared = Shared {
+            locks,
+            base,
+            stripe_bytes,
+            stripes,
+            docs,
+        };
+        for i in 0..stripes {
+            shared
+                .with_stripe(i, |mem| {
+                    Stripe::init(mem, &scfg, i as u32, hash_key).map(|_| ())
+                })
+                .map_err(|e| format!("alias table init failed: {e:?}"))?;
+        }
+        Ok(shared)
+    }
+
+    pub fn stripes(&self) -> usize {
+        self.stripes
+    }
+
+    pub fn total_bytes(&self) -> usize {
+        self.stripe_bytes * self.stripes
+    }
+
+    /// Runs `f` on stripe `i`'s bytes while holding that stripe's cross-process lock.
+    pub fn with_stripe<R>(&self, i: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        assert!(i < self.stripes, "stripe index out of range");
+        // SAFETY: lock i exists (set of stripes+1 locks).
+        unsafe { b::ca_lockset_get(self.locks, i as i32) };
+        let _guard = LockGuard {
+            set: self.locks,
+            i: i as i32,
+        };
+        // SAFETY: stripe i is the disjoint range [i*stripe_bytes, (i+1)*stripe_bytes) of the table's
+        // allocation; holding lock i, this process is its only user until the guard drops, and this
+        // process is single-threaded, so the exclusive borrow is not aliased.
+        let mem = unsafe {
+            std::slice::from_raw_parts_mut(self.base.add(i * self.stripe_bytes), self.stripe_bytes)
+        };
+        f(mem)
+    }
+
+    fn docs_lock(&self) -> LockGuard {
+        let i = self.stripes as i32;
+        // SAFETY: the last lock of the set guards the documents slot.
+        unsafe { b::ca_lockset_get(self.locks, i) };
+        LockGuard { set: self.locks, i }
+    }
+
+    /// The generation of the published documents (0: none yet). Read without the lock: workers
+    /// compare it on every request and take the lock only when it moved.
+    pub fn docs_generation(&self) -> u64 {
+        // SAFETY: `generation` is a naturally aligned u64 in shm, written only through AtomicU64.
+        unsafe { AtomicU64::from_ptr(std::ptr::addr_of_mut!((*self.docs).generation)) }
+            .load(Ordering::Acquire)
+    }
+
+    /// Copies the published documents out of shm.
+    pub fn read_docs(&self) -> Option<(u64, Vec<u8>)> {
+        let _g = self.docs_lock();
+        // SAFETY: under the docs lock the slot and the blob it points to are stable.
+        unsafe {
+            let slot = &*self.docs;
+            if slot.ptr.is_null() {
+                return None;
+            }
+            Some((
+                self.docs_generation(),
+                std::slice::from_raw_parts(slot.ptr, slot.len).to_vec(),
+            ))
+        }
+    }
+
+    /// Replaces the published documents and bumps the generation; every process reloads on its next
+    /// request.
+    pub fn publish_docs(&self, blob: &[u8]) -> Result<u64, String> {
+        // SAFETY: fresh allocation, checked, filled before it becomes visible under the lock.
+        let p = unsafe { b::ca_shm_malloc(blob.len().max(1)).cast::<u8>() };
+        if p.is_null() {
+            return Err(format!(
+                "no shared memory for {} bytes of group documents",
+                blob.len()
+            ));
+        }
+        // SAFETY: `p` has room for blob.len() bytes.
+        unsafe { std::ptr::copy_nonoverlapping(blob.as_ptr(), p, blob.len()) };
+        let _g = self.docs_lock();
+        // SAFETY: under the docs lock nobody else reads or writes the slot; the old blob is freed
+        // after it is unlinked (readers copy under the same lock).
+        unsafe {
+            let slot = &mut *self.docs;
+            let old = std::mem::replace(&mut slot.ptr, p);
+            slot.len = blob.len();
+            let gen = AtomicU64::from_ptr(std::ptr::addr_of_mut!(slot.generation));
+            let next = gen.load(Ordering::Relaxed) + 1;
+            gen.store(next, Ordering::Release);
+            if !old.is_null() {
+                b::ca_shm_free(old.cast());
+            }
+            Ok(next)
+        }
+    }
+}

@@ -1,0 +1,205 @@
+/* Thin wrappers over Kamailio macros and static inlines; see include/chat_alias_shim.h. */
+#include "core/sr_module.h"
+#include "core/dprint.h"
+#include "core/mem/shm_mem.h"
+#include "core/mem/mem.h"
+#include "core/locking.h"
+#include "core/pt.h"
+#include "core/ip_addr.h"
+#include "core/counters.h"
+#include "core/data_lump_rpl.h"
+#include "core/parser/msg_parser.h"
+#include "core/parser/hf.h"
+#include "modules/tm/tm_load.h"
+#include "modules/dialog/dlg_load.h"
+#include "chat_alias_shim.h"
+
+static struct tm_binds ca_tmb;
+static struct dlg_binds ca_dlgb;
+static int ca_have_dlg = 0;
+
+void ca_log(int level, const char *msg, int len)
+{
+	switch(level) {
+		case 0: LM_ERR("%.*s\n", len, msg); break;
+		case 1: LM_WARN("%.*s\n", len, msg); break;
+		case 2: LM_INFO("%.*s\n", len, msg); break;
+		default: LM_DBG("%.*s\n", len, msg); break;
+	}
+}
+
+void *ca_shm_malloc(size_t n) { return shm_malloc(n); }
+void ca_shm_free(void *p) { if(p) shm_free(p); }
+
+void *ca_lockset_new(int n)
+{
+	gen_lock_set_t *set = lock_set_alloc(n);
+	if(set == NULL)
+		return NULL;
+	if(lock_set_init(set) == NULL) {
+		lock_set_dealloc(set);
+		return NULL;
+	}
+	return set;
+}
+void ca_lockset_get(void *set, int i)
+{
+	gen_lock_set_t *ls = (gen_lock_set_t *)set;
+	lock_set_get(ls, i);
+}
+void ca_lockset_release(void *set, int i)
+{
+	gen_lock_set_t *ls = (gen_lock_set_t *)set;
+	lock_set_release(ls, i);
+}
+void ca_lockset_free(void *set)
+{
+	gen_lock_set_t *ls = (gen_lock_set_t *)set;
+	if(ls) {
+		lock_set_destroy(ls);
+		lock_set_dealloc(ls);
+	}
+}
+
+int ca_process_no(void) { return process_no; }
+
+int ca_msg_parse_all(struct sip_msg *msg)
+{
+	return parse_headers(msg, HDR_EOH_F, 0) < 0 ? -1 : 0;
+}
+
+int ca_msg_is_request(struct sip_msg *msg)
+{
+	return msg->first_line.type == SIP_REQUEST ? 1 : 0;
+}
+
+int ca_msg_method(struct sip_msg *msg, ca_str *out)
+{
+	if(msg->first_line.type != SIP_REQUEST)
+		return -1;
+	out->s = msg->first_line.u.request.method.s;
+	out->len = msg->first_line.u.request.method.len;
+	return 0;
+}
+
+int ca_msg_ruri(struct sip_msg *msg, ca_str *out)
+{
+	if(msg->first_line.type != SIP_REQUEST)
+		return -1;
+	/* GET_RURI: a rewritten R-URI (new_uri) wins over the one on the wire. */
+	str *u = GET_RURI(msg);
+	out->s = u->s;
+	out->len = u->len;
+	return 0;
+}
+
+int ca_msg_body(struct sip_msg *msg, ca_str *out)
+{
+	char *b = get_body(msg);
+	if(b == NULL) {
+		out->s = "";
+		out->len = 0;
+		return 0;
+	}
+	out->s = b;
+	out->len = (int)(msg->len - (b - msg->buf));
+	if(out->len < 0)
+		out->len = 0;
+	return 0;
+}
+
+int ca_msg_next_header(struct sip_msg *msg, void **cursor, ca_str *name, ca_str *body)
+{
+	struct hdr_field *h =
+			(*cursor == NULL) ? msg->headers : ((struct hdr_field *)*cursor)->next;
+	if(h == NULL)
+		return -1;
+	*cursor = h;
+	name->s = h->name.s;
+	name->len = h->name.len;
+	body->s = h->body.s;
+	body->len = h->body.len;
+	return 0;
+}
+
+int ca_msg_src_is_loopback(struct sip_msg *msg)
+{
+	return ip_addr_loopback(&msg->rcv.src_ip) ? 1 : 0;
+}
+
+int ca_load_apis(int *have_dlg)
+{
+	if(load_tm_api(&ca_tmb) != 0)
+		return -1;
+	ca_have_dlg = (find_export("load_dlg", 0, 0) != NULL && load_dlg_api(&ca_dlgb) == 0);
+	*have_dlg = ca_have_dlg;
+	return 0;
+}
+
+int ca_t_newtran(struct sip_msg *msg) { return ca_tmb.t_newtran(msg); }
+
+int ca_add_reply_header(struct sip_msg *msg, const char *s, int len)
+{
+	return add_lump_rpl(msg, (char *)s, len, LUMP_RPL_HDR) ? 0 : -1;
+}
+
+int ca_add_reply_body(struct sip_msg *msg, const char *s, int len)
+{
+	return add_lump_rpl(msg, (char *)s, len, LUMP_RPL_BODY) ? 0 : -1;
+}
+
+int ca_t_reply(struct sip_msg *msg, int code, const char *reason)
+{
+	return ca_tmb.t_reply(msg, (unsigned int)code, (char *)reason);
+}
+
+static void ca_dlg_cb(struct dlg_cell *dlg, int type, struct dlg_cb_params *params)
+{
+	if(params == NULL || params->param == NULL)
+		return;
+	chat_alias_dialog_ended((uint64_t)(uintptr_t)(*params->param), type);
+}
+
+int ca_dlg_watch(struct sip_msg *msg, uint64_t handle)
+{
+	struct dlg_cell *dlg;
+	int rc;
+	if(!ca_have_dlg)
+		return -1;
+	dlg = ca_dlgb.get_dlg(msg);
+	if(dlg == NULL)
+		return -1;
+	/* The handle travels as the callback parameter itself: nothing to allocate or free. */
+	rc = ca_dlgb.register_dlgcb(dlg, DLGCB_TERMINATED | DLGCB_EXPIRED | DLGCB_FAILED,
+			ca_dlg_cb, (void *)(uintptr_t)handle, NULL);
+	ca_dlgb.release_dlg(dlg);
+	return rc == 0 ? 0 : -1;
+}
+
+#define CA_MAX_COUNTERS 32
+static counter_handle_t ca_counters[CA_MAX_COUNTERS];
+static int ca_counter_count = 0;
+
+int ca_counters_register(const char **names, const char **descrs, int n)
+{
+	counter_def_t defs[CA_MAX_COUNTERS + 1];
+	int i;
+	if(n > CA_MAX_COUNTERS)
+		return -1;
+	memset(defs, 0, sizeof(defs));
+	for(i = 0; i < n; i++) {
+		defs[i].handle = &ca_counters[i];
+		defs[i].name = names[i];
+		defs[i].descr = descrs[i];
+	}
+	if(counter_register_array("chat_alias", defs) < 0)
+		return -1;
+	ca_counter_count = n;
+	return 0;
+}
+
+void ca_counter_add(int i, int v)
+{
+	if(i >= 0 && i < ca_counter_count)
+		counter_add(ca_counters[i], v);
+}

@@ -1,0 +1,416 @@
+//! The join and leave procedures of the focus, above the FFI room: admission
+//! (`chat_alias_focus::join`), the shared alias table, the relay, and the reply. Safe Rust: the FFI
+//! layer hands in the request's parts and a [`Transaction`] to answer through.
+use crate::config::Config;
+use crate::ffi::{self, Level, Shared};
+use crate::relay_link::RelayLink;
+use crate::stats::{refusal_counter, Counter};
+use chat_alias_focus::alias_table::{
+    self, Assigned, Departed, JoinError, JoinRequest, ParticipantHandle, Stripe,
+};
+use chat_alias_focus::groups::GroupSet;
+use chat_alias_focus::join::{
+    self, Admission, Identity, InviteView, JoinLimits, Refusal, RefusalKind, RelayGrant,
+};
+use chat_alias_proto::control::{self, Request};
+use once_cell::sync::OnceCell;
+use parking_lot::Mutex;
+use std::hash::{Hash, Hasher};
+
+/// State created in mod_init (before the fork) and inherited by every process.
+pub struct Module {
+    pub cfg: Config,
+    pub shared: Shared,
+}
+
+pub static MODULE: OnceCell<Module> = OnceCell::new();
+
+/// Per-process state: this process's copy of the group definitions and its relay connection.
+struct Process {
+    groups: GroupSet,
+    generation: u64,
+    relay: RelayLink,
+}
+
+static PROCESS: Mutex<Option<Process>> = Mutex::new(None);
+
+/// The SIP transaction of the request being handled, as the FFI room provides it.
+pub trait Transaction {
+    /// Creates the server transaction. `Ok(true)`: new; `Ok(false)`: a retransmission that tm
+    /// already answered (do nothing); `Err`: tm failed.
+    fn begin(&mut self) -> Result<bool, ()>;
+    /// Watches the request's dialog; when it ends, `dialog_ended(handle)` runs (in any process).
+    fn watch_dialog(&mut self, handle: u64) -> bool;
+    /// Sends the final reply through tm (retransmitted as tm does).
+    fn reply(&mut self, code: u16, reason: &str, headers: &[String], body: &[u8]) -> bool;
+}
+
+pub enum Outcome {
+    Replied,
+    Retransmission,
+    Failed,
+}
+
+/// Encodes the documents of a group directory for other processes (shared memory blob).
+pub fn encode_documents(docs: &[(String, String)]) -> Vec<u8> {
+    serde_json::to_vec(docs).unwrap_or_default()
+}
+
+fn decode_documents(blob: &[u8]) -> Option<Vec<(String, String)>> {
+    serde_json::from_slice(blob).ok()
+}
+
+/// Runs `f` with this process's state, first catching up with a reload published by RPC.
+fn with_process<R>(m: &Module, f: impl FnOnce(&mut Process) -> R) -> R {
+    let mut guard = PROCESS.lock();
+    let p = guard.get_or_insert_with(|| Process {
+        groups: GroupSet::empty(),
+        generation: 0,
+        relay: RelayLink::new(&m.cfg.relay_socket, m.cfg.relay_timeout_ms),
+    });
+    let current = m.shared.docs_generation();
+    if current != p.generation {
+        if let Some((generation, blob)) = m.shared.read_docs() {
+            match decode_documents(&blob).map(|docs| GroupSet::from_documents(&docs)) {
+                Some(Ok(set)) => {
+                    p.groups = set;
+                    p.generation = generation;
+                }
+                Some(Err(e)) => {
+                    ffi::log(Level::Error, &format!("published groups do not parse: {e}"))
+                }
+                None => ffi::log(Level::Error, "published groups blob is corrupt"),
+            }
+        }
+    }
+    f(p)
+}
+
+/// Reads the group directory and, if every document is valid, publishes it to all processes.
+/// On error the previous definitions stay in force and the error names file, line and reason.
+pub fn reload(m: &Module) -> Result<usize, String> {
+    let loaded = GroupSet::load_dir(std::path::Path::new(&m.cfg.groups_dir));
+    match loaded {
+        Ok((set, docs)) => {
+            m.shared
+                .publish_docs(&encode_documents(&docs))
+                .map_err(|e| format!("cannot publish groups: {e}"))?;
+            ffi::count(Counter::Reloads, 1);
+            ffi::log(
+                Level::Info,
+                &format!("loaded {} groups from {}", set.len(), m.cfg.groups_dir),
+            );
+            Ok(set.len())
+        }
+        Err(e) => {
+            ffi::count(Counter::ReloadFailures, 1);
+            let msg = format!("group documents refused, previous definitions stay in force: {e}");
+            ffi::log(Level::Error, &msg);
+            Err(msg)
+        }
+    }
+}
+
+/// Whether the Request-URI names a loaded group.
+pub fn is_group(m: &Module, request_uri: &str) -> bool {
+    with_process(m, |p| p.groups.find(request_uri).is_some())
+}
+
+fn dialog_key(call_id: Option<&str>, from: Option<&str>) -> u128 {
+    let tag = from
+        .and_then(|f| chat_alias_proto::sip::parse_name_addr(f).ok())
+        .and_then(|na| {
+            na.params
+                .into_iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("tag"))
+                .and_then(|(_, v)| v)
+        })
+        .unwrap_or_default();
+    // DefaultHasher::new() uses fixed keys: the same dialog hashes alike in every process.
+    let half = |salt: u8| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        salt.hash(&mut h);
+        call_id.unwrap_or_default().hash(&mut h);
+        tag.hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(1)) << 64) | u128::from(half(2))
+}
+
+fn random16() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        // The kernel's CSPRNG does not fail on Linux ≥ 3.17; never answer with a guessable id though.
+        ffi::log(Level::Error, "getrandom failed");
+    }
+    b
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn refuse(tx: &mut dyn Transaction, r: Refusal) -> Outcome {
+    ffi::count(refusal_counter(r.kind), 1);
+    ffi::log(
+        Level::Info,
+        &format!("join refused: {} {}", r.code, r.reason),
+    );
+    if tx.reply(r.code, &r.reason, &r.headers, b"") {
+        Outcome::Replied
+    } else {
+        Outcome::Failed
+    }
+}
+
+fn unavailable(m: &Module, reason: &str, kind: RefusalKind) -> Refusal {
+    Refusal::new(503, format!("Service Unavailable ({reason})"), kind)
+        .with_header(format!("Retry-After: {}", m.cfg.retry_after))
+}
+
+/// Handles an INVITE to a group: admission, alias, relay, dialog watch, 200 OK.
+pub fn join_invite(m: &Module, view: &InviteView<'_>, tx: &mut dyn Transaction) -> Outcome {
+    with_process(m, |p| {
+        let limits = JoinLimits {
+            max_display_name_chars: m.cfg.max_display_name_chars as usize,
+        };
+        let admission = join::admit(&p.groups, view, &limits);
+        match tx.begin() {
+            Err(()) => return Outcome::Failed,
+            Ok(false) => return Outcome::Retransmission,
+            Ok(true) => {}
+        }
+        let adm = match admission {
+            Ok(a) => a,
+            Err(r) => return refuse(tx, r),
+        };
+        match admit_to_conference(m, &mut p.relay, &adm, view, tx) {
+            Ok(()) => Outcome::Replied,
+            Err(r) => refuse(tx, r),
+        }
+    })
+}
+
+fn admit_to_conference(
+    m: &Module,
+    relay: &mut RelayLink,
+    adm: &Admission<'_>,
+    view: &InviteView<'_>,
+    tx: &mut dyn Transaction,
+) -> Result<(), Refusal> {
+    let session = hex(&random16());
+    let stripe = alias_table::stripe_of(&adm.conference_key, m.shared.stripes());
+    let (peer_path, accept_wrapped, chatroom) = join::peer_media(adm);
+    let req = JoinRequest {
+        conference_key: &adm.conference_key,
+        max_participants: adm.group.max_participants,
+        anonymous: adm.anonymous,
+        display_name: adm.display_name.as_deref(),
+        identity_uri: &adm.identity,
+        dialog_key: dialog_key(view.call_id, view.from),
+        session_id: &session,
+        flags: 0,
+    };
+    let joined = m.shared.with_stripe(stripe, |mem| {
+        Stripe::attach(mem)
+            .map_err(|_| JoinError::TableFull)?
+            .join(&req)
+    });
+    let (assigned, session, fresh): (Assigned, String, bool) = match joined {
+        Ok(a) => (a, session, true),
+        Err(JoinError::AlreadyJoinedDialog(a)) => {
+            // The same dialog asked again after its transaction ended: same identity, no new place.
+            let existing = m.shared.with_stripe(stripe, |mem| {
+                Stripe::attach(mem).ok().and_then(|s| {
+                    s.participants(&adm.conference_key)
+                        .into_iter()
+                        .find(|pi| pi.uri == a.uri)
+                        .map(|pi| pi.session_id)
+                })
+            });
+            (a, existing.unwrap_or(session), false)
+        }
+        Err(JoinError::TableFull) => {
+            return Err(unavailable(m, "alias table full", RefusalKind::TableFull))
+        }
+        Err(JoinError::ConferenceFull) => {
+            return Err(Refusal::new(
+                486,
+                "Busy Here (conference full)",
+                RefusalKind::ConferenceFull,
+            )
+            .with_header("Warning: 399 chat_alias \"max-participant-count reached\""))
+        }
+        Err(JoinError::IdentityAlreadyJoined) => {
+            return Err(Refusal::new(
+                486,
+                "Busy Here (identity already in this conference)",
+                RefusalKind::AlreadyJoined,
+            ))
+        }
+        Err(JoinError::TooLong) => {
+            return Err(Refusal::new(
+                400,
+                "Bad Request (identity too long)",
+                RefusalKind::BadRequest,
+            ))
+        }
+    };
+    let rollback = |relay: &mut RelayLink, why: &str| {
+        if fresh {
+            release(m, relay, assigned.handle, why);
+        }
+    };
+
+    let grant = match relay_join(
+        relay,
+        adm,
+        &assigned,
+        &session,
+        peer_path,
+        accept_wrapped,
+        chatroom,
+    ) {
+        Ok(g) => g,
+        Err(e) => {
+            ffi::log(
+                Level::Error,
+                &format!("relay did not acknowledge join: {e}"),
+            );
+            rollback(relay, "relay unavailable");
+            return Err(unavailable(
+                m,
+                "chat relay unavailable",
+                RefusalKind::RelayUnavailable,
+            ));
+        }
+    };
+    let identity = Identity {
+        display_name: assigned.display_name.clone(),
+        uri: assigned.uri.clone(),
+    };
+    let answer = match join::answer(adm, &identity, &grant, random16()) {
+        Ok(a) => a,
+        Err(r) => {
+            rollback(relay, "answer refused");
+            return Err(r);
+        }
+    };
+    if fresh && !tx.watch_dialog(assigned.handle.to_u64()) {
+        rollback(relay, "no dialog");
+        ffi::log(
+            Level::Error,
+            "cannot watch the dialog: call dlg_manage() before chat_alias_join()",
+        );
+        return Err(Refusal::new(
+            500,
+            "Server Internal Error (dialog tracking unavailable)",
+            RefusalKind::Internal,
+        ));
+    }
+    if !tx.reply(200, "OK", &answer.headers, &answer.body) {
+        // The dialog watch will free the place when the dialog fails; nothing else to undo here.
+        ffi::log(Level::Error, "t_reply(200) failed");
+        return Ok(());
+    }
+    if fresh {
+        ffi::count(Counter::Joins, 1);
+        ffi::count(Counter::ActiveParticipants, 1);
+        if adm.anonymous {
+            ffi::count(Counter::AnonymousJoins, 1);
+        }
+        if answer.modified {
+            ffi::count(Counter::ModifiedAliases, 1);
+        }
+    }
+    Ok(())
+}
+
+fn relay_join(
+    relay: &mut RelayLink,
+    adm: &Admission<'_>,
+    assigned: &Assigned,
+    session: &str,
+    peer_path: Vec<String>,
+    accept_wrapped_types: Vec<String>,
+    chatroom: Vec<String>,
+) -> Result<RelayGrant, String> {
+    let id = relay.next_id();
+    let req = Request::Join(control::Join {
+        id,
+        version: control::VERSION,
+        session: session.to_string(),
+        conference: adm.group.uri.clone(),
+        uri: assigned.uri.clone(),
+        display_name: assigned.display_name.clone(),
+        anonymous: adm.anonymous,
+        peer_path,
+        accept_wrapped_types,
+        chatroom,
+        private_messages_allowed: adm.permissions.allow_private_message,
+    });
+    let resp = relay.call(&req)?;
+    if !resp.ok {
+        return Err(resp.error.unwrap_or_else(|| "refused".into()));
+    }
+    let g = resp.grant.ok_or("join acknowledged without a grant")?;
+    Ok(RelayGrant {
+        host: g.host,
+        port: g.port,
+        path: g.path,
+        max_size: g.max_size,
+    })
+}
+
+/// Frees a participant's place and tells the relay. Idempotent: a stale handle does nothing.
+fn release(
+    m: &Module,
+    relay: &mut RelayLink,
+    handle: ParticipantHandle,
+    why: &str,
+) -> Option<Departed> {
+    let stripe = handle.stripe as usize;
+    if stripe >= m.shared.stripes() {
+        return None;
+    }
+    let departed = m.shared.with_stripe(stripe, |mem| {
+        Stripe::attach(mem).ok().and_then(|mut s| s.leave(handle))
+    })?;
+    let id = relay.next_id();
+    if let Err(e) = relay.call(&Request::Leave {
+        id,
+        session: departed.session_id.clone(),
+    }) {
+        ffi::log(
+            Level::Warn,
+            &format!(
+                "relay did not acknowledge leave of session {}: {e}",
+                departed.session_id
+            ),
+        );
+    }
+    ffi::log(
+        Level::Debug,
+        &format!(
+            "participant {} left {} ({why})",
+            departed.uri, departed.conference_key
+        ),
+    );
+    Some(departed)
+}
+
+/// The dialog of a participant ended (BYE, expiry, failure): free its identity.
+pub fn dialog_ended(m: &Module, handle: u64, why: &str) {
+    let handle = ParticipantHandle::from_u64(handle);
+    with_process(m, |p| {
+        if release(m, &mut p.relay, handle, why).is_some() {
+            ffi::count(Counter::Leaves, 1);
+            ffi::count(Counter::ActiveParticipants, -1);
+        }
+    })
+}
+
+/// How many groups this process has loaded.
+pub fn group_count(m: &Module) -> usize {
+    with_process(m, |p| p.groups.len())
+}

@@ -1,0 +1,288 @@
+//! End-to-end harness: starts the real relay and a real Kamailio with chat_alias on loopback, with
+//! ports and a run directory of their own, and stops them on drop. Plus a minimal SIP UAC.
+#![allow(dead_code)]
+pub mod sip;
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn artifact(var: &str, default: &str) -> PathBuf {
+    let p = std::env::var(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join(default));
+    assert!(
+        p.exists(),
+        "{} not found: run the tests with `make test` (it builds the module and relay)",
+        p.display()
+    );
+    p
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1.
+pub fn free_port() -> u16 {
+    for _ in 0..200 {
+        let u = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = u.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port")
+}
+
+#[derive(Clone)]
+pub struct StackOptions {
+    pub children: u32,
+    pub dialog_timeout: u32,
+    pub groups_dir: Option<PathBuf>,
+    pub relay_timeout_ms: u32,
+    pub max_participants: u32,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        StackOptions {
+            children: 2,
+            dialog_timeout: 43200,
+            groups_dir: None,
+            relay_timeout_ms: 200,
+            max_participants: 8192,
+        }
+    }
+}
+
+pub struct Stack {
+    pub name: String,
+    pub sip_port: u16,
+    pub msrp_port: u16,
+    pub run_dir: PathBuf,
+    pub groups_dir: PathBuf,
+    pub ctl: String,
+    kamailio: Option<Child>,
+    relay: Option<Child>,
+}
+
+impl Stack {
+    pub fn start(name: &str) -> Stack {
+        Stack::start_with(name, StackOptions::default())
+    }
+
+    pub fn start_with(name: &str, opts: StackOptions) -> Stack {
+        let module = artifact("CHAT_ALIAS_MODULE", "target/release/chat_alias.so");
+        let relay_bin = artifact("CHAT_ALIAS_RELAY_BIN", "target/release/chat-alias-relay");
+        let run_dir = repo()
+            .join("target/e2e")
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&run_dir);
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let groups_dir = opts
+            .groups_dir
+            .clone()
+            .unwrap_or_else(|| repo().join("kamailio/groups"));
+        let sip_port = free_port();
+        let mut msrp_port = free_port();
+        while msrp_port == sip_port {
+            msrp_port = free_port();
+        }
+        let relay_sock = run_dir.join("relay.sock");
+        let ctl_sock = run_dir.join("kamailio_ctl");
+        let mut stack = Stack {
+            name: name.to_string(),
+            sip_port,
+            msrp_port,
+            run_dir: run_dir.clone(),
+            groups_dir: groups_dir.clone(),
+            ctl: format!("unix:{}", ctl_sock.display()),
+            kamailio: None,
+            relay: None,
+        };
+        stack.relay = Some(
+            Command::new(&relay_bin)
+                .args([
+                    "--control",
+                    relay_sock.to_str().unwrap(),
+                    "--listen",
+                    &format!("127.0.0.1:{msrp_port}"),
+                ])
+                .stdout(Stdio::from(
+                    std::fs::File::create(run_dir.join("relay.log")).unwrap(),
+                ))
+                .stderr(Stdio::from(
+                    std::fs::File::create(run_dir.join("relay.err")).unwrap(),
+                ))
+                .spawn()
+                .expect("start relay"),
+        );
+        wait_for(
+            || relay_sock.exists(),
+            Duration::from_secs(10),
+            "relay control socket",
+        );
+        let define = |k: &str, v: String| ["-A".to_string(), format!("{k}={v}")];
+        let mut args: Vec<String> = vec![
+            "-f".into(),
+            repo()
+                .join("kamailio/kamailio.cfg")
+                .to_string_lossy()
+                .into_owned(),
+            "-DD".into(),
+            "-E".into(),
+            "-m".into(),
+            "96".into(),
+            "-M".into(),
+            "16".into(),
+            "-Y".into(),
+            run_dir.to_string_lossy().into_owned(),
+        ];
+        args.extend(define("SIP_PORT", sip_port.to_string()));
+        args.extend(define("CHILDREN", opts.children.to_string()));
+        args.extend(define("MODULE_PATH", format!("\"{}\"", module.display())));
+        args.extend(define(
+            "GROUPS_DIR",
+            format!("\"{}\"", groups_dir.display()),
+        ));
+        args.extend(define(
+            "RELAY_SOCKET",
+            format!("\"{}\"", relay_sock.display()),
+        ));
+        args.extend(define(
+            "CTL_SOCKET",
+            format!("\"unix:{}\"", ctl_sock.display()),
+        ));
+        args.extend(define("DIALOG_TIMEOUT", opts.dialog_timeout.to_string()));
+        args.extend(define(
+            "RELAY_TIMEOUT_MS",
+            opts.relay_timeout_ms.to_string(),
+        ));
+        args.extend(define(
+            "MAX_PARTICIPANTS",
+            opts.max_participants.to_string(),
+        ));
+        let log = std::fs::File::create(run_dir.join("kamailio.log")).unwrap();
+        stack.kamailio = Some(
+            Command::new("kamailio")
+                .args(&args)
+                .stdout(Stdio::from(log.try_clone().unwrap()))
+                .stderr(Stdio::from(log))
+                .spawn()
+                .expect("start kamailio"),
+        );
+        // Ready when OPTIONS is answered 200.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(k) = stack.kamailio.as_mut() {
+                if let Ok(Some(status)) = k.try_wait() {
+                    panic!(
+                        "kamailio exited ({status}) during start-up:\n{}",
+                        stack.log()
+                    );
+                }
+            }
+            let mut c = sip::Client::new(sip::Transport::Udp, stack.sip_port);
+            if let Some(r) = c.options(Duration::from_millis(300)) {
+                if r.code == 200 {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kamailio not ready:\n{}",
+                stack.log()
+            );
+        }
+        stack
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.run_dir.join("kamailio.log")).unwrap_or_default()
+    }
+
+    pub fn relay_log(&self) -> String {
+        std::fs::read_to_string(self.run_dir.join("relay.log")).unwrap_or_default()
+            + &std::fs::read_to_string(self.run_dir.join("relay.err")).unwrap_or_default()
+    }
+
+    /// Runs `kamcmd` against this Kamailio; returns (success, stdout+stderr).
+    pub fn kamcmd(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new("kamcmd")
+            .arg("-s")
+            .arg(&self.ctl)
+            .args(args)
+            .output()
+            .expect("kamcmd");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    }
+
+    pub fn stop_relay(&mut self) {
+        if let Some(mut r) = self.relay.take() {
+            let _ = r.kill();
+            let _ = r.wait();
+        }
+    }
+
+    pub fn client(&self, t: sip::Transport) -> sip::Client {
+        sip::Client::new(t, self.sip_port)
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if let Some(mut k) = self.kamailio.take() {
+            // SIGTERM lets Kamailio's main process stop its children.
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(k.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = k.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+        self.stop_relay();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- kamailio log ({}) ----\n{}",
+                self.name,
+                tail(&self.log(), 60)
+            );
+            eprintln!("---- relay log ----\n{}", tail(&self.relay_log(), 30));
+        }
+    }
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+pub fn wait_for(mut f: impl FnMut() -> bool, timeout: Duration, what: &str) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Copies the sample groups into a fresh directory the test may change.
+pub fn copy_groups(to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(repo().join("kamailio/groups")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
