@@ -32,6 +32,16 @@ struct Process {
     relay: RelayLink,
 }
 
+impl Process {
+    fn new(m: &Module) -> Self {
+        Process {
+            groups: GroupSet::empty(),
+            generation: 0,
+            relay: RelayLink::new(&m.cfg.relay_socket, m.cfg.relay_timeout_ms),
+        }
+    }
+}
+
 static PROCESS: Mutex<Option<Process>> = Mutex::new(None);
 
 /// The SIP transaction of the request being handled, as the FFI room provides it.
@@ -63,11 +73,7 @@ fn decode_documents(blob: &[u8]) -> Option<Vec<(String, String)>> {
 /// Runs `f` with this process's state, first catching up with a reload published by RPC.
 fn with_process<R>(m: &Module, f: impl FnOnce(&mut Process) -> R) -> R {
     let mut guard = PROCESS.lock();
-    let p = guard.get_or_insert_with(|| Process {
-        groups: GroupSet::empty(),
-        generation: 0,
-        relay: RelayLink::new(&m.cfg.relay_socket, m.cfg.relay_timeout_ms),
-    });
+    let p = guard.get_or_insert_with(|| Process::new(m));
     let current = m.shared.docs_generation();
     if current != p.generation {
         if let Some((generation, blob)) = m.shared.read_docs() {
@@ -402,12 +408,24 @@ fn release(
 /// The dialog of a participant ended (BYE, expiry, failure): free its identity.
 pub fn dialog_ended(m: &Module, handle: u64, why: &str) {
     let handle = ParticipantHandle::from_u64(handle);
-    with_process(m, |p| {
-        if release(m, &mut p.relay, handle, why).is_some() {
-            ffi::count(Counter::Leaves, 1);
-            ffi::count(Counter::ActiveParticipants, -1);
+    // Workers are single-threaded: if this process already holds its state (a dialog callback run
+    // from inside a join's own reply), waiting would deadlock; use a one-off relay connection.
+    let departed = match PROCESS.try_lock() {
+        Some(mut guard) => {
+            let p = guard.get_or_insert_with(|| Process::new(m));
+            release(m, &mut p.relay, handle, why)
         }
-    })
+        None => release(
+            m,
+            &mut RelayLink::new(&m.cfg.relay_socket, m.cfg.relay_timeout_ms),
+            handle,
+            why,
+        ),
+    };
+    if departed.is_some() {
+        ffi::count(Counter::Leaves, 1);
+        ffi::count(Counter::ActiveParticipants, -1);
+    }
 }
 
 /// How many groups this process has loaded.

@@ -358,3 +358,277 @@ pub fn peer_media(adm: &Admission<'_>) -> (Vec<String>, Vec<String>, Vec<String>
         None => (Vec::new(), Vec::new(), Vec::new()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn groups() -> GroupSet {
+        let docs: Vec<(String, String)> = [
+            (
+                "bookclub.xml",
+                include_str!("../../../kamailio/groups/bookclub.xml"),
+            ),
+            (
+                "open-lounge.xml",
+                include_str!("../../../kamailio/groups/open-lounge.xml"),
+            ),
+            (
+                "quiet.xml",
+                include_str!("../../../kamailio/groups/quiet.xml"),
+            ),
+        ]
+        .iter()
+        .map(|(n, c)| (n.to_string(), c.to_string()))
+        .collect();
+        GroupSet::from_documents(&docs).unwrap()
+    }
+
+    const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+        m=audio 4000 RTP/AVP 0\r\n\
+        m=message 7654 TCP/MSRP *\r\na=accept-types:message/cpim\r\na=accept-wrapped-types:text/plain\r\n\
+        a=path:msrp://192.0.2.1:7654/jshA7weztas;tcp\r\na=setup:actpass\r\na=chatroom:nickname private-messages\r\n";
+
+    fn invite<'a>(
+        ruri: &'a str,
+        from: &'a str,
+        privacy: &'a str,
+        identity: &'a str,
+    ) -> InviteView<'a> {
+        InviteView {
+            request_uri: ruri,
+            from: Some(from),
+            call_id: Some("c1"),
+            privacy: if privacy.is_empty() {
+                vec![]
+            } else {
+                vec![privacy]
+            },
+            accept: vec![],
+            content_type: Some("application/sdp"),
+            body: OFFER.as_bytes(),
+            asserted_identity: identity,
+        }
+    }
+
+    const LIMITS: JoinLimits = JoinLimits {
+        max_display_name_chars: 64,
+    };
+    const BOB_ANON: &str = "\"bob\" <sip:anonymous@anonymous.invalid>;tag=1";
+
+    fn refusal(r: Result<Admission<'_>, Refusal>) -> (u16, RefusalKind) {
+        let r = r.expect_err("expected a refusal");
+        (r.code, r.kind)
+    }
+
+    #[test]
+    fn refusals_in_contract_order() {
+        let g = groups();
+        let bc = "sip:bookclub@im.example.net";
+        assert_eq!(
+            refusal(admit(
+                &g,
+                &invite(
+                    "sip:none@im.example.net",
+                    BOB_ANON,
+                    "id",
+                    "<sip:bob@example.com>"
+                ),
+                &LIMITS
+            )),
+            (404, RefusalKind::UnknownGroup)
+        );
+        assert_eq!(
+            refusal(admit(&g, &invite(bc, BOB_ANON, "id", ""), &LIMITS)),
+            (403, RefusalKind::NoIdentity)
+        );
+        // A tel: identity alone is not a sip/sips identity.
+        assert_eq!(
+            refusal(admit(
+                &g,
+                &invite(bc, BOB_ANON, "id", "<tel:+15551234567>"),
+                &LIMITS
+            )),
+            (403, RefusalKind::NoIdentity)
+        );
+        assert_eq!(
+            refusal(admit(
+                &g,
+                &invite(bc, "\"bob <sip:x@y>", "id", "<sip:bob@example.com>"),
+                &LIMITS
+            )),
+            (400, RefusalKind::BadRequest)
+        );
+        assert_eq!(
+            refusal(admit(
+                &g,
+                &invite(bc, BOB_ANON, "id", "<sip:alice@example.com>"),
+                &LIMITS
+            )),
+            (403, RefusalKind::Anonymity)
+        );
+        assert_eq!(
+            refusal(admit(
+                &g,
+                &invite(bc, "<sip:m@evil.example>;tag=1", "", "<sip:m@evil.example>"),
+                &LIMITS
+            )),
+            (403, RefusalKind::Policy)
+        );
+        let long = format!(
+            "\"{}\" <sip:anonymous@anonymous.invalid>;tag=1",
+            "x".repeat(65)
+        );
+        assert_eq!(
+            refusal(admit(
+                &g,
+                &invite(bc, &long, "id", "<sip:bob@example.com>"),
+                &LIMITS
+            )),
+            (400, RefusalKind::BadRequest)
+        );
+        let mut no_sdp = invite(bc, BOB_ANON, "id", "<sip:bob@example.com>");
+        no_sdp.content_type = None;
+        no_sdp.body = b"";
+        assert_eq!(
+            refusal(admit(&g, &no_sdp, &LIMITS)),
+            (488, RefusalKind::BadOffer)
+        );
+    }
+
+    #[test]
+    fn anonymity_from_privacy_or_from_host() {
+        let g = groups();
+        let bc = "sip:bookclub@im.example.net";
+        let a = admit(
+            &g,
+            &invite(bc, BOB_ANON, "", "<sip:bob@example.com>"),
+            &LIMITS,
+        )
+        .unwrap();
+        assert!(a.anonymous, "anonymous.invalid From host");
+        let a = admit(
+            &g,
+            &invite(
+                bc,
+                "\"Bob\" <sip:bob@example.com>;tag=1",
+                "header;ID",
+                "<sip:bob@example.com>",
+            ),
+            &LIMITS,
+        )
+        .unwrap();
+        assert!(a.anonymous, "Privacy id in any case and position");
+        let a = admit(
+            &g,
+            &invite(
+                bc,
+                "\"Bob\" <sip:bob@example.com>;tag=1",
+                "none",
+                "<sip:bob@example.com>",
+            ),
+            &LIMITS,
+        )
+        .unwrap();
+        assert!(!a.anonymous);
+        // The identity is the first sip URI of a P-Asserted-Identity list.
+        let a = admit(
+            &g,
+            &invite(
+                bc,
+                BOB_ANON,
+                "id",
+                "<tel:+1555>, \"B\" <sip:bob@example.com>",
+            ),
+            &LIMITS,
+        )
+        .unwrap();
+        assert_eq!(
+            a.identity,
+            sip::parse_uri("sip:bob@example.com").unwrap().key()
+        );
+    }
+
+    fn grant() -> RelayGrant {
+        RelayGrant {
+            host: "127.0.0.1".into(),
+            port: 2855,
+            path: "msrp://127.0.0.1:2855/abcdefabcdefabcdef;tcp".into(),
+            max_size: 1024,
+        }
+    }
+
+    #[test]
+    fn unmodified_identity_gets_sdp_only_and_every_m_line_is_answered() {
+        let g = groups();
+        let a = admit(
+            &g,
+            &invite(
+                "sip:bookclub@im.example.net",
+                BOB_ANON,
+                "id",
+                "<sip:bob@example.com>",
+            ),
+            &LIMITS,
+        )
+        .unwrap();
+        let id = Identity {
+            display_name: Some("bob".into()),
+            uri: "sip:anonymous@anonymous.invalid".into(),
+        };
+        let ans = answer(&a, &id, &grant(), [7; 16]).unwrap();
+        assert!(!ans.modified);
+        assert_eq!(
+            ans.headers[0],
+            "Contact: <sip:bookclub@im.example.net>;isfocus"
+        );
+        assert_eq!(ans.headers[1], "Content-Type: application/sdp");
+        let sdp = sdp::parse(std::str::from_utf8(&ans.body).unwrap()).unwrap();
+        assert_eq!(
+            sdp.media.len(),
+            2,
+            "the audio line is answered too (rejected)"
+        );
+        assert_eq!(sdp.media[0].port, 0);
+        assert_eq!(sdp.media[1].port, 2855);
+        assert_eq!(sdp.media[1].accept_types(), vec!["message/cpim"]);
+        assert!(sdp.media[1].chatroom_tokens().contains(&"private-messages"));
+        assert!(!String::from_utf8_lossy(&ans.body).contains("bob@example.com"));
+    }
+
+    #[test]
+    fn modified_identity_gets_multipart_with_cpim_and_respects_accept() {
+        let g = groups();
+        let mut inv = invite(
+            "sip:quiet@im.example.net",
+            BOB_ANON,
+            "id",
+            "<sip:bob@example.com>",
+        );
+        let a = admit(&g, &inv, &LIMITS).unwrap();
+        let id = Identity {
+            display_name: Some("bob-2".into()),
+            uri: "sip:anonymous2@anonymous.invalid".into(),
+        };
+        let ans = answer(&a, &id, &grant(), [9; 16]).unwrap();
+        assert!(ans.modified);
+        let ct =
+            sip::parse_media_type(ans.headers[1].trim_start_matches("Content-Type: ")).unwrap();
+        assert!(ct.is("multipart", "mixed"));
+        let parts = multipart::parse(&ans.body, ct.param("boundary").unwrap()).unwrap();
+        let c = cpim::parse_headers(parts[0].body).unwrap();
+        assert_eq!(c.from.unwrap().uri, "sip:quiet@im.example.net");
+        assert_eq!(c.to[0].display_name.as_deref(), Some("bob-2"));
+        assert_eq!(c.to[0].uri, "sip:anonymous2@anonymous.invalid");
+        let sdp_text = String::from_utf8_lossy(parts[1].body);
+        assert!(
+            !sdp_text.contains("private-messages"),
+            "quiet group: no private messages"
+        );
+        assert!(!String::from_utf8_lossy(&ans.body).contains("bob@example.com"));
+
+        inv.accept = vec!["application/sdp"];
+        let a = admit(&g, &inv, &LIMITS).unwrap();
+        assert_eq!(answer(&a, &id, &grant(), [9; 16]).unwrap_err().code, 406);
+    }
+}
