@@ -49,6 +49,8 @@ int ca_t_newtran(struct sip_msg *msg);
 int ca_add_reply_header(struct sip_msg *msg, const char *s, int len);
 int ca_add_reply_body(struct sip_msg *msg, const char *s, int len);
 int ca_t_reply(struct sip_msg *msg, int code, const char *reason);
+/* The To-tag tm puts on its replies to this request (valid until the next call). 0 ok. */
+int ca_t_reply_totag(struct sip_msg *msg, ca_str *out);
 /* Registers the end-of-dialog callbacks for the request's dialog, carrying `handle`.
  * 0 ok, -1 no dialog (dlg_manage() not called) or registration failed. */
 int ca_dlg_watch(struct sip_msg *msg, uint64_t handle);

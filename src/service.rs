@@ -49,6 +49,8 @@ pub trait Transaction {
     /// Creates the server transaction. `Ok(true)`: new; `Ok(false)`: a retransmission that tm
     /// already answered (do nothing); `Err`: tm failed.
     fn begin(&mut self) -> Result<bool, ()>;
+    /// The To-tag the replies to this request carry (tm's local tag).
+    fn local_tag(&mut self) -> Option<String>;
     /// Watches the request's dialog; when it ends, `dialog_ended(handle)` runs (in any process).
     fn watch_dialog(&mut self, handle: u64) -> bool;
     /// Sends the final reply through tm (retransmitted as tm does).
@@ -122,22 +124,24 @@ pub fn is_group(m: &Module, request_uri: &str) -> bool {
     with_process(m, |p| p.groups.find(request_uri).is_some())
 }
 
-fn dialog_key(call_id: Option<&str>, from: Option<&str>) -> u128 {
-    let tag = from
+fn header_tag(value: Option<&str>) -> String {
+    value
         .and_then(|f| chat_alias_proto::sip::parse_name_addr(f).ok())
-        .and_then(|na| {
-            na.params
-                .into_iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("tag"))
-                .and_then(|(_, v)| v)
-        })
-        .unwrap_or_default();
+        .and_then(|na| na.tag().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Identifies a participant's dialog: Call-ID, the participant's From-tag and the focus's To-tag.
+/// Including the To-tag means an in-dialog request must carry the tag of our 200 OK to be
+/// recognised (RFC 3261 §12.2.2), which the dialog module cannot check for locally generated replies.
+fn dialog_key(call_id: Option<&str>, from_tag: &str, to_tag: &str) -> u128 {
     // DefaultHasher::new() uses fixed keys: the same dialog hashes alike in every process.
     let half = |salt: u8| {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         salt.hash(&mut h);
-        call_id.unwrap_or_default().hash(&mut h);
-        tag.hash(&mut h);
+        call_id.unwrap_or_default().trim().hash(&mut h);
+        from_tag.hash(&mut h);
+        to_tag.hash(&mut h);
         h.finish()
     };
     (u128::from(half(1)) << 64) | u128::from(half(2))
@@ -190,7 +194,18 @@ pub fn join_invite(m: &Module, view: &InviteView<'_>, tx: &mut dyn Transaction) 
             Ok(a) => a,
             Err(r) => return refuse(tx, r),
         };
-        match admit_to_conference(m, &mut p.relay, &adm, view, tx) {
+        let Some(to_tag) = tx.local_tag() else {
+            return refuse(
+                tx,
+                Refusal::new(
+                    500,
+                    "Server Internal Error (no local tag)",
+                    RefusalKind::Internal,
+                ),
+            );
+        };
+        let key = dialog_key(view.call_id, &header_tag(view.from), &to_tag);
+        match admit_to_conference(m, &mut p.relay, &adm, key, tx) {
             Ok(()) => Outcome::Replied,
             Err(r) => refuse(tx, r),
         }
@@ -201,7 +216,7 @@ fn admit_to_conference(
     m: &Module,
     relay: &mut RelayLink,
     adm: &Admission<'_>,
-    view: &InviteView<'_>,
+    dialog_key: u128,
     tx: &mut dyn Transaction,
 ) -> Result<(), Refusal> {
     let session = hex(&random16());
@@ -213,7 +228,7 @@ fn admit_to_conference(
         anonymous: adm.anonymous,
         display_name: adm.display_name.as_deref(),
         identity_uri: &adm.identity,
-        dialog_key: dialog_key(view.call_id, view.from),
+        dialog_key,
         session_id: &session,
         flags: 0,
     };
@@ -431,4 +446,32 @@ pub fn dialog_ended(m: &Module, handle: u64, why: &str) {
 /// How many groups this process has loaded.
 pub fn group_count(m: &Module) -> usize {
     with_process(m, |p| p.groups.len())
+}
+
+/// Whether an in-dialog request (Call-ID, From, To with tags, Request-URI = the group) belongs to a
+/// participant's dialog. The sample config answers 481 otherwise.
+pub fn in_dialog(
+    m: &Module,
+    request_uri: &str,
+    call_id: Option<&str>,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> bool {
+    let Some(conference_key) =
+        with_process(m, |p| p.groups.find(request_uri).map(join::conference_key))
+    else {
+        return false;
+    };
+    let to_tag = header_tag(to);
+    if to_tag.is_empty() {
+        return false;
+    }
+    let key = dialog_key(call_id, &header_tag(from), &to_tag);
+    let stripe = alias_table::stripe_of(&conference_key, m.shared.stripes());
+    m.shared.with_stripe(stripe, |mem| {
+        Stripe::attach(mem)
+            .ok()
+            .and_then(|s| s.find_by_dialog(&conference_key, key))
+            .is_some()
+    })
 }

@@ -100,7 +100,7 @@ static PARAMS: KCell<[b::param_export_t; 9]> = KCell(UnsafeCell::new([
     },
 ]));
 
-static CMDS: KCell<[b::cmd_export_t; 3]> = KCell(UnsafeCell::new([
+static CMDS: KCell<[b::cmd_export_t; 4]> = KCell(UnsafeCell::new([
     b::cmd_export_t {
         name: c"chat_alias_join".as_ptr().cast_mut(),
         function: Some(w_chat_alias_join),
@@ -116,6 +116,14 @@ static CMDS: KCell<[b::cmd_export_t; 3]> = KCell(UnsafeCell::new([
         fixup: None,
         free_fixup: None,
         flags: b::ANY_ROUTE,
+    },
+    b::cmd_export_t {
+        name: c"chat_alias_in_dialog".as_ptr().cast_mut(),
+        function: Some(w_chat_alias_in_dialog),
+        param_no: 0,
+        fixup: None,
+        free_fixup: None,
+        flags: b::REQUEST_ROUTE,
     },
     b::cmd_export_t {
         name: null_mut(),
@@ -241,10 +249,13 @@ unsafe extern "C" fn mod_init() -> c_int {
 
 unsafe extern "C" fn child_init(_rank: c_int) -> c_int {
     // Nothing to open here: the relay connection is opened lazily by the first request that needs it.
-    0
+    guard("child_init", -1, || 0)
 }
 
-unsafe extern "C" fn mod_destroy() {}
+unsafe extern "C" fn mod_destroy() {
+    // Shared memory is released by Kamailio itself at exit.
+    guard("mod_destroy", (), || ())
+}
 
 /// The module's state, or None before mod_init succeeded.
 pub fn module() -> Option<&'static Module> {
@@ -308,6 +319,35 @@ unsafe extern "C" fn w_chat_alias_join(
         let identity = unsafe { SipMsg::from_raw(msg).and_then(|m| m.str_param(p1)) };
         join(msg, identity)
     })
+}
+
+pub fn in_dialog(msg: *mut b::sip_msg) -> c_int {
+    let Some(m) = module() else { return -1 };
+    // SAFETY: `msg` is the message of the current script call.
+    let Some(sip) = (unsafe { SipMsg::from_raw(msg) }) else {
+        return -1;
+    };
+    let Some(parts) = sip.parts() else { return -1 };
+    let known = service::in_dialog(
+        m,
+        &parts.ruri,
+        parts.first("Call-ID", Some("i")),
+        parts.first("From", Some("f")),
+        parts.first("To", Some("t")),
+    );
+    if known {
+        1
+    } else {
+        -1
+    }
+}
+
+unsafe extern "C" fn w_chat_alias_in_dialog(
+    msg: *mut b::sip_msg,
+    _p1: *mut c_char,
+    _p2: *mut c_char,
+) -> c_int {
+    guard("chat_alias_in_dialog", -1, || in_dialog(msg))
 }
 
 unsafe extern "C" fn w_chat_alias_is_group(

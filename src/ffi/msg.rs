@@ -143,6 +143,18 @@ impl Transaction for SipMsg {
         }
     }
 
+    fn local_tag(&mut self) -> Option<String> {
+        let mut s = b::ca_str {
+            s: std::ptr::null(),
+            len: 0,
+        };
+        // SAFETY: valid message; the shim returns a view of tm's static tag buffer, copied at once.
+        if unsafe { b::ca_t_reply_totag(self.raw, &mut s) } != 0 {
+            return None;
+        }
+        Some(text(&s))
+    }
+
     fn watch_dialog(&mut self, handle: u64) -> bool {
         // SAFETY: valid message; the handle is a plain integer carried as the callback parameter.
         unsafe { b::ca_dlg_watch(self.raw, handle) == 0 }

@@ -153,6 +153,16 @@ int ca_t_reply(struct sip_msg *msg, int code, const char *reason)
 	return ca_tmb.t_reply(msg, (unsigned int)code, (char *)reason);
 }
 
+int ca_t_reply_totag(struct sip_msg *msg, ca_str *out)
+{
+	str tag = STR_NULL;
+	if(ca_tmb.t_get_reply_totag(msg, &tag) < 0 || tag.s == NULL)
+		return -1;
+	out->s = tag.s;
+	out->len = tag.len;
+	return 0;
+}
+
 static void ca_dlg_cb(struct dlg_cell *dlg, int type, struct dlg_cb_params *params)
 {
 	if(params == NULL || params->param == NULL)

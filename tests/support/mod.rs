@@ -43,6 +43,10 @@ pub struct StackOptions {
     pub groups_dir: Option<PathBuf>,
     pub relay_timeout_ms: u32,
     pub max_participants: u32,
+    /// The Kamailio configuration file (None: kamailio/kamailio.cfg).
+    pub config: Option<PathBuf>,
+    /// Extra `-A NAME=VALUE` defines, after the harness's own (e.g. the KEMI script's path).
+    pub defines: Vec<(String, String)>,
 }
 
 impl Default for StackOptions {
@@ -53,6 +57,8 @@ impl Default for StackOptions {
             groups_dir: None,
             relay_timeout_ms: 200,
             max_participants: 8192,
+            config: None,
+            defines: Vec::new(),
         }
     }
 }
@@ -125,12 +131,13 @@ impl Stack {
             "relay control socket",
         );
         let define = |k: &str, v: String| ["-A".to_string(), format!("{k}={v}")];
+        let config = opts
+            .config
+            .clone()
+            .unwrap_or_else(|| repo().join("kamailio/kamailio.cfg"));
         let mut args: Vec<String> = vec![
             "-f".into(),
-            repo()
-                .join("kamailio/kamailio.cfg")
-                .to_string_lossy()
-                .into_owned(),
+            config.to_string_lossy().into_owned(),
             "-DD".into(),
             "-E".into(),
             "-m".into(),
@@ -164,6 +171,9 @@ impl Stack {
             "MAX_PARTICIPANTS",
             opts.max_participants.to_string(),
         ));
+        for (k, v) in &opts.defines {
+            args.extend(define(k, v.clone()));
+        }
         let log = std::fs::File::create(run_dir.join("kamailio.log")).unwrap();
         stack.kamailio = Some(
             Command::new("kamailio")

@@ -1,7 +1,7 @@
 //! A minimal SIP UAC for the end-to-end tests: builds requests, sends them over UDP (with RFC 3261
 //! timer A retransmissions) or TCP (framed by Content-Length), and parses responses.
 use std::io::{Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +72,8 @@ pub struct Client {
     tcp: Option<TcpStream>,
     tcp_buf: Vec<u8>,
     pub local_port: u16,
+    /// The address the client sends from (and puts in Via and Contact).
+    pub local_ip: IpAddr,
 }
 
 fn random_token() -> String {
@@ -84,10 +86,17 @@ fn random_token() -> String {
 
 impl Client {
     pub fn new(transport: Transport, server_port: u16) -> Client {
+        Client::new_from(IpAddr::V4(Ipv4Addr::LOCALHOST), transport, server_port)
+    }
+
+    /// A client whose socket is bound to `local_ip` (e.g. 127.0.0.2, another loopback address),
+    /// talking to the server on 127.0.0.1:`server_port`.
+    pub fn new_from(local_ip: IpAddr, transport: Transport, server_port: u16) -> Client {
+        let server = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), server_port);
         match transport {
             Transport::Udp => {
-                let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-                s.connect(("127.0.0.1", server_port)).unwrap();
+                let s = UdpSocket::bind(SocketAddr::new(local_ip, 0)).unwrap();
+                s.connect(server).unwrap();
                 let local_port = s.local_addr().unwrap().port();
                 Client {
                     transport,
@@ -96,10 +105,15 @@ impl Client {
                     tcp: None,
                     tcp_buf: Vec::new(),
                     local_port,
+                    local_ip,
                 }
             }
             Transport::Tcp => {
-                let s = TcpStream::connect(("127.0.0.1", server_port)).unwrap();
+                let s = if local_ip == IpAddr::V4(Ipv4Addr::LOCALHOST) {
+                    TcpStream::connect(server).unwrap()
+                } else {
+                    tcp_connect_from(local_ip, server)
+                };
                 let local_port = s.local_addr().unwrap().port();
                 Client {
                     transport,
@@ -108,6 +122,7 @@ impl Client {
                     tcp: Some(s),
                     tcp_buf: Vec::new(),
                     local_port,
+                    local_ip,
                 }
             }
         }
@@ -216,16 +231,50 @@ impl Client {
 
     pub fn options(&mut self, timeout: Duration) -> Option<Response> {
         let req = format!(
-            "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/{t} 127.0.0.1:{lp};branch=z9hG4bK{b}\r\nMax-Forwards: 70\r\n\
+            "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/{t} {ip}:{lp};branch=z9hG4bK{b}\r\nMax-Forwards: 70\r\n\
              From: <sip:probe@127.0.0.1>;tag={tag}\r\nTo: <sip:127.0.0.1:{port}>\r\nCall-ID: {cid}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
             port = self.server_port,
             t = self.via_transport(),
+            ip = self.local_ip,
             lp = self.local_port,
             b = random_token(),
             tag = random_token(),
             cid = random_token()
         );
         self.transact(&req, timeout)
+    }
+}
+
+/// A TCP connection from `local` (any port) to `server`: std cannot bind before connecting.
+fn tcp_connect_from(local: IpAddr, server: SocketAddr) -> TcpStream {
+    use std::os::fd::FromRawFd;
+    let (IpAddr::V4(l), IpAddr::V4(r)) = (local, server.ip()) else {
+        panic!("IPv4 only");
+    };
+    let sin = |ip: Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor this function owns until it is wrapped.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let a = sin(l, 0);
+        let rc = libc::bind(fd, (&a as *const libc::sockaddr_in).cast(), len);
+        assert!(rc == 0, "bind {local}: {}", std::io::Error::last_os_error());
+        let b = sin(r, server.port());
+        let rc = libc::connect(fd, (&b as *const libc::sockaddr_in).cast(), len);
+        assert!(
+            rc == 0,
+            "connect {server}: {}",
+            std::io::Error::last_os_error()
+        );
+        TcpStream::from_raw_fd(fd)
     }
 }
 
@@ -292,11 +341,12 @@ impl Invite {
 
     pub fn render(&self, c: &Client) -> String {
         let mut s = format!(
-            "INVITE {g} SIP/2.0\r\nVia: SIP/2.0/{t} 127.0.0.1:{lp};branch={br};rport\r\nMax-Forwards: 70\r\n\
+            "INVITE {g} SIP/2.0\r\nVia: SIP/2.0/{t} {ip}:{lp};branch={br};rport\r\nMax-Forwards: 70\r\n\
              From: {from};tag={tag}\r\nTo: <{g}>\r\nCall-ID: {cid}\r\nCSeq: {cseq} INVITE\r\n\
-             Contact: <sip:127.0.0.1:{lp};transport={tl}>\r\n",
+             Contact: <sip:{ip}:{lp};transport={tl}>\r\n",
             g = self.group,
             t = c.via_transport(),
+            ip = c.local_ip,
             lp = c.local_port,
             br = self.branch,
             from = self.from,
@@ -329,11 +379,12 @@ impl Invite {
 
     fn in_dialog(&self, c: &Client, method: &str, cseq: u32, to_tag: &str, branch: &str) -> String {
         format!(
-            "{m} {g} SIP/2.0\r\nVia: SIP/2.0/{t} 127.0.0.1:{lp};branch={br};rport\r\nMax-Forwards: 70\r\n\
+            "{m} {g} SIP/2.0\r\nVia: SIP/2.0/{t} {ip}:{lp};branch={br};rport\r\nMax-Forwards: 70\r\n\
              From: {from};tag={tag}\r\nTo: <{g}>;tag={tt}\r\nCall-ID: {cid}\r\nCSeq: {cseq} {m}\r\nContent-Length: 0\r\n\r\n",
             m = method,
             g = self.group,
             t = c.via_transport(),
+            ip = c.local_ip,
             lp = c.local_port,
             br = branch,
             from = self.from,

@@ -101,9 +101,7 @@ pub fn admit<'g>(
     let group = groups
         .find(invite.request_uri)
         .ok_or_else(|| Refusal::new(404, "Not Found (no such group)", RefusalKind::UnknownGroup))?;
-    let conference_key = sip::parse_uri(&group.uri)
-        .map(|u| u.key())
-        .unwrap_or_else(|_| group.uri.clone());
+    let conference_key = conference_key(group);
 
     let identity = first_sip_identity(invite.asserted_identity).ok_or_else(|| {
         Refusal::new(
@@ -177,6 +175,12 @@ pub fn admit<'g>(
         chat_index,
         accepts_multipart,
     })
+}
+
+/// The alias table's key for a group's conference: the canonical form of its URI, so that every
+/// equivalent spelling of the group URI lands in the same conference.
+pub fn conference_key(group: &Group) -> String {
+    group.parsed_uri().key()
 }
 
 /// The first sip/sips URI of a P-Asserted-Identity value list (RFC 3325 §9.1).

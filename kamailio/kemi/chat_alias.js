@@ -1,0 +1,115 @@
+// KEMI routing for chat_alias in JavaScript (app_jsdt), loaded by kamailio/kamailio-kemi.cfg.
+//
+// The same routing as request_route and route[WITHINDLG] of kamailio/kamailio.cfg: the server is the
+// conference focus of the pre-defined chat groups; an INVITE to a group joins its chat session
+// (KSR.chat_alias.join), under an alias when it asks for anonymity. Nothing is ever forwarded.
+//
+// Trust model (RFC 3325): P-Asserted-Identity is believed only from 127.0.0.1 (the sample's trusted
+// network); from anywhere else it is removed and not passed to the module, so the join is refused
+// with 403.
+
+var TRUSTED_SOURCE = "127.0.0.1";
+var ALLOW = "Allow: INVITE, ACK, BYE, CANCEL, OPTIONS\r\n";
+
+// Equivalent of request_route {}.
+function ksr_request_route()
+{
+	if (KSR.maxfwd.process_maxfwd(10) < 0) {
+		KSR.sl.sl_send_reply(483, "Too Many Hops");
+		return;
+	}
+	if (KSR.sanity.sanity_check(17895, 7) < 0) {
+		KSR.warn("malformed request from " + KSR.pv.get("$si") + ":" + KSR.pv.get("$sp")
+				+ " dropped\n");
+		return;
+	}
+
+	// P-Asserted-Identity is an assertion of the trusted network only. Removing the header only
+	// marks it for deletion in what is sent on; $ai still reads it from the received message, so
+	// the identity passed to KSR.chat_alias.join() below is also taken from trusted sources only.
+	var trusted = KSR.pv.get("$si") == TRUSTED_SOURCE;
+	if (!trusted && KSR.hdr.is_present("P-Asserted-Identity") > 0) {
+		KSR.hdr.remove("P-Asserted-Identity");
+	}
+
+	if (KSR.siputils.has_totag() > 0) {
+		ksr_route_withindlg();
+		return;
+	}
+
+	if (KSR.is_ACK()) {
+		// An ACK for a negative final reply belongs to its INVITE transaction.
+		KSR.tm.t_check_trans();
+		return;
+	}
+	if (KSR.is_CANCEL()) {
+		// Joins are answered at once: a CANCEL always arrives after the final reply.
+		if (KSR.tm.t_check_trans() > 0) {
+			KSR.sl.sl_send_reply(200, "OK");
+		} else {
+			KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist");
+		}
+		return;
+	}
+
+	if (KSR.chat_alias.is_group() < 0) {
+		if (KSR.is_OPTIONS()) {
+			// The server itself: up and ready (the relay was started first).
+			KSR.hdr.append_to_reply(ALLOW);
+			KSR.sl.sl_send_reply(200, "OK");
+			return;
+		}
+		KSR.sl.sl_send_reply(404, "Not Found (no such group)");
+		return;
+	}
+
+	if (KSR.is_OPTIONS()) {
+		KSR.hdr.append_to_reply(ALLOW);
+		KSR.sl.sl_send_reply(200, "OK");
+		return;
+	}
+	if (!KSR.is_INVITE()) {
+		KSR.hdr.append_to_reply(ALLOW);
+		KSR.sl.sl_send_reply(405, "Method Not Allowed");
+		return;
+	}
+
+	// The dialog module tells chat_alias when the participant leaves (BYE, expiry).
+	KSR.dialog.dlg_manage();
+	// $ai: the first URI of P-Asserted-Identity (the authenticated originator); "" when absent or
+	// not from the trusted network (the join is then refused with 403).
+	var identity = trusted ? KSR.pv.getvs("$ai", "") : "";
+	if (KSR.chat_alias.join(identity) < 0) {
+		KSR.sl.send_reply(500, "Server Internal Error");
+	}
+}
+
+// Equivalent of route[WITHINDLG].
+function ksr_route_withindlg()
+{
+	// Call-ID, From-tag and the To-tag of the focus's 200 OK must name a participant (RFC 3261
+	// §12.2.2); the dialog module alone cannot check the To-tag of a locally generated 200.
+	if (KSR.chat_alias.in_dialog() < 0) {
+		if (KSR.is_ACK()) {
+			return;
+		}
+		KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist");
+		return;
+	}
+	// Runs the dialog's state machine: a BYE ends it, and chat_alias frees the participant's
+	// identity before the 200 below is sent.
+	KSR.dialog.dlg_manage();
+	if (KSR.is_ACK()) {
+		return;
+	}
+	if (KSR.is_BYE()) {
+		KSR.sl.sl_send_reply(200, "OK");
+		return;
+	}
+	if (KSR.is_OPTIONS()) {
+		KSR.sl.sl_send_reply(200, "OK");
+		return;
+	}
+	KSR.hdr.append_to_reply(ALLOW);
+	KSR.sl.sl_send_reply(405, "Method Not Allowed");
+}
