@@ -4,6 +4,7 @@
 pub mod control;
 pub mod cpim;
 mod mime;
+pub mod msrp;
 pub mod multipart;
 pub mod nickname;
 pub mod sdp;
