@@ -1,6 +1,7 @@
 //! End-to-end harness: starts the real relay and a real Kamailio with chat_alias on loopback, with
 //! ports and a run directory of their own, and stops them on drop. Plus a minimal SIP UAC.
 #![allow(dead_code)]
+pub mod msrp;
 pub mod sip;
 
 use std::net::{TcpListener, UdpSocket};
@@ -47,6 +48,8 @@ pub struct StackOptions {
     pub config: Option<PathBuf>,
     /// Extra `-A NAME=VALUE` defines, after the harness's own (e.g. the KEMI script's path).
     pub defines: Vec<(String, String)>,
+    /// Extra arguments for the relay (e.g. `--max-size 65536`).
+    pub extra_relay_args: Vec<String>,
 }
 
 impl Default for StackOptions {
@@ -59,6 +62,7 @@ impl Default for StackOptions {
             max_participants: 8192,
             config: None,
             defines: Vec::new(),
+            extra_relay_args: Vec::new(),
         }
     }
 }
@@ -116,6 +120,7 @@ impl Stack {
                     "--listen",
                     &format!("127.0.0.1:{msrp_port}"),
                 ])
+                .args(&opts.extra_relay_args)
                 .stdout(Stdio::from(
                     std::fs::File::create(run_dir.join("relay.log")).unwrap(),
                 ))

@@ -81,8 +81,8 @@ pub fn handle(shared: &Shared, req: Request) -> Response {
                 ));
             }
             let session = j.session.clone();
-            let mut reg = shared.registry.lock();
-            match reg.join(Participant::from(&j)) {
+            let mut sw = shared.switch.lock();
+            match sw.join(Participant::from(&j)) {
                 Ok(()) => {
                     tracing::info!(session = %session, conference = %j.conference, uri = %j.uri, "participant joined");
                     Response {
@@ -92,12 +92,7 @@ pub fn handle(shared: &Shared, req: Request) -> Response {
                         grant: Some(Grant {
                             host: shared.advertise_host.clone(),
                             port: shared.advertise_port,
-                            path: format!(
-                                "msrp://{}:{}/{};tcp",
-                                shared.uri_host(),
-                                shared.advertise_port,
-                                session
-                            ),
+                            path: sw.config().session_uri(&session),
                             max_size: shared.max_size,
                         }),
                     }
@@ -106,10 +101,8 @@ pub fn handle(shared: &Shared, req: Request) -> Response {
             }
         }
         Request::Leave { session, .. } => {
-            let left = shared.registry.lock().leave(&session);
-            if let Some(p) = left {
+            if let Some(p) = shared.on_leave(&session) {
                 tracing::info!(session = %session, conference = %p.conference, "participant left");
-                shared.on_leave(&session);
             }
             Response {
                 id,
@@ -123,4 +116,86 @@ pub fn handle(shared: &Shared, req: Request) -> Response {
 #[allow(dead_code)]
 fn _assert_registry_is_send(r: Registry) -> impl Send {
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::switch::{self, Switch};
+    use chat_alias_proto::control::Join;
+    use parking_lot::Mutex;
+    use std::time::Duration;
+
+    fn shared() -> Shared {
+        let cfg = switch::Config {
+            host: "192.0.2.10".into(),
+            port: 2855,
+            max_size: 1 << 24,
+            bind_timeout: Duration::from_secs(5),
+            chunk_timeout: Duration::from_secs(540),
+            congestion_timeout: Duration::from_secs(30),
+            queue_bytes: 1 << 22,
+            nicknames: true,
+        };
+        let metrics = Metrics::new();
+        Shared {
+            switch: Mutex::new(Switch::new(cfg, switch::os_ids(), metrics.clone())),
+            metrics,
+            advertise_host: "192.0.2.10".into(),
+            advertise_port: 2855,
+            max_size: 1 << 24,
+            queue_bytes: 1 << 22,
+            next_conn: Default::default(),
+        }
+    }
+
+    fn join(id: u64, session: &str, version: u32) -> Request {
+        Request::Join(Join {
+            id,
+            version,
+            session: session.into(),
+            conference: "sip:lounge@im.example.net".into(),
+            uri: "sip:anonymous@anonymous.invalid".into(),
+            display_name: Some("bob".into()),
+            anonymous: true,
+            peer_path: vec!["msrp://192.0.2.1:7654/abc;tcp".into()],
+            accept_wrapped_types: vec!["text/plain".into()],
+            chatroom: vec!["private-messages".into()],
+            private_messages_allowed: true,
+        })
+    }
+
+    #[test]
+    fn join_grants_the_session_uri_and_leave_is_idempotent() {
+        let s = shared();
+        let r = handle(&s, join(1, "0123456789abcdef0123", control::VERSION));
+        assert!(r.ok, "{r:?}");
+        let g = r.grant.unwrap();
+        assert_eq!(g.path, "msrp://192.0.2.10:2855/0123456789abcdef0123;tcp");
+        assert_eq!(
+            (g.host.as_str(), g.port, g.max_size),
+            ("192.0.2.10", 2855, 1 << 24)
+        );
+        assert_eq!(s.switch.lock().gauges().participants, 1);
+        for id in [2, 3] {
+            let r = handle(
+                &s,
+                Request::Leave {
+                    id,
+                    session: "0123456789abcdef0123".into(),
+                },
+            );
+            assert!(r.ok && r.id == id);
+        }
+        assert_eq!(s.switch.lock().gauges().participants, 0);
+    }
+
+    #[test]
+    fn refuses_other_versions_and_bad_session_ids() {
+        let s = shared();
+        assert!(!handle(&s, join(1, "0123456789abcdef0123", 99)).ok);
+        assert!(!handle(&s, join(2, "short", control::VERSION)).ok);
+        assert!(handle(&s, Request::Ping { id: 3 }).ok);
+    }
 }

@@ -96,6 +96,25 @@ impl Registry {
             .unwrap_or_default()
     }
 
+    /// Every participant of a conference, in join order.
+    pub fn in_conference(&self, conference: &str) -> Vec<&Participant> {
+        self.conferences
+            .get(conference)
+            .map(|l| l.iter().filter_map(|s| self.sessions.get(s)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Changes the display name the relay enforces for a session (an accepted NICKNAME).
+    pub fn set_display_name(&mut self, session: &str, name: Option<String>) -> bool {
+        match self.sessions.get_mut(session) {
+            Some(p) => {
+                p.display_name = name;
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.sessions.len()
     }

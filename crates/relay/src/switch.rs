@@ -1,0 +1,1317 @@
+//! The room logic of the MSRP switch (RFC 4975, RFC 6135, RFC 7701), sans-IO.
+//!
+//! [`Switch`] owns the participant registry, which connection is bound to which session, and the
+//! messages in flight. It does no IO and reads no clock; its methods, in the four kinds of the
+//! quinn-proto model:
+//! - getters: [`Switch::gauges`], [`Switch::in_flight`], [`Switch::session_of`];
+//! - inputs: [`Switch::handle_open`], [`Switch::handle_event`], [`Switch::handle_malformed`],
+//!   [`Switch::handle_closed`], [`Switch::handle_timeout`] — each takes `now`;
+//! - commands: [`Switch::join`], [`Switch::leave`], [`Switch::close_all`];
+//! - output: [`Switch::poll_timeout`] (the next deadline; the driver sleeps until then).
+//!
+//! Frames go out through each connection's [`Outlet`] as they are produced rather than being
+//! returned as a list: whether a data frame fits the recipient's queue decides, at that moment,
+//! whether the rest of the message still goes to that recipient (congestion), so the answer is
+//! needed synchronously. Tests use an in-memory outlet.
+//!
+//! Forwarding never buffers a whole message: each copy is re-chunked into frames of at most
+//! [`CHUNK`] body bytes; the last piece is held back until the sender's end-line says whether it
+//! ends (`$`) or aborts (`#`) the message.
+use crate::metrics::{DropReason, Gauges, Metrics};
+use crate::registry::{Participant, Registry};
+use chat_alias_proto::msrp::{
+    self, encode, ByteRange, Continuation, Event, Method, MsrpUri, ReportMode, RequestHead, Status,
+};
+use chat_alias_proto::{cpim, nickname, sip};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Largest body of a frame the relay sends.
+pub const CHUNK: usize = 64 * 1024;
+/// Largest CPIM header block (and, separately, encapsulated MIME header block) the relay waits
+/// for before it decides where a message goes.
+pub const MAX_CPIM_PREFIX: usize = cpim::MAX_HEADER_BLOCK;
+/// Messages one connection may have in flight at once (each holds up to ~2 chunks of memory).
+pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 16;
+
+pub type ConnId = u64;
+
+/// Whether a frame may be dropped when the recipient's queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameClass {
+    /// Message data: refused when it would take the queue over its limit.
+    Data,
+    /// Responses, REPORTs and aborts: bypass the limit.
+    Control,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    Queued,
+    Dropped,
+}
+
+/// Why the switch closes a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The focus said the participant left.
+    Left,
+    /// Nothing bound within the bind timeout.
+    BindTimeout,
+    /// The recipient stayed congested past the congestion timeout.
+    Congested,
+    /// The peer's control frames overflowed its queue.
+    Overflow,
+    /// MSRP framing was lost or the peer closed.
+    Ended,
+    /// The relay is shutting down.
+    Shutdown,
+}
+
+/// A connection's outbox, as the switch sees it.
+pub trait Outlet {
+    /// Queues a whole frame. A `Data` frame that does not fit is refused (`Dropped`).
+    fn push(&self, frame: Vec<u8>, class: FrameClass) -> Pushed;
+    /// Asks the driver to close the connection.
+    fn close(&self, why: CloseReason);
+    /// Bytes queued and not yet written.
+    fn queued(&self) -> usize;
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The relay's host as written in its MSRP URIs (IPv6 literals in brackets).
+    pub host: String,
+    pub port: u16,
+    /// Largest message accepted (a=max-size).
+    pub max_size: u64,
+    pub bind_timeout: Duration,
+    pub chunk_timeout: Duration,
+    pub congestion_timeout: Duration,
+    /// Each connection's queued-bytes limit for data frames.
+    pub queue_bytes: usize,
+    /// Whether NICKNAME requests are served (RFC 7701 §7); otherwise they get 501.
+    pub nicknames: bool,
+}
+
+impl Config {
+    /// The relay URI of a session: the `a=path` the focus put in the SDP answer.
+    pub fn session_uri(&self, session: &str) -> String {
+        format!("msrp://{}:{}/{};tcp", self.host, self.port, session)
+    }
+}
+
+/// Who may be answered for a transaction (RFC 4975 §7.1.2, §7.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    /// `Failure-Report: yes` (or absent): 200 and errors.
+    All,
+    /// `Failure-Report: partial`: errors only.
+    ErrorsOnly,
+    /// `Failure-Report: no`, and every REPORT: nothing at all.
+    Never,
+}
+
+/// The connection's session, once bound.
+#[derive(Debug, Clone)]
+struct Binding {
+    session: String,
+    /// This session's relay URI, as a string (From-Path of everything sent to it) and parsed.
+    relay_uri: String,
+    relay: MsrpUri,
+    /// The From-Path the peer bound with: the To-Path of everything the relay sends it.
+    peer_path: Vec<String>,
+}
+
+/// The transaction being received on a connection.
+#[derive(Debug)]
+struct Rx {
+    tid: String,
+    reply: Reply,
+    /// Response To-Path: the first URI of the request's From-Path.
+    resp_to: String,
+    /// Response From-Path: the URI of the request's To-Path that names the relay.
+    resp_from: String,
+    what: RxWhat,
+}
+
+#[derive(Debug)]
+enum RxWhat {
+    /// Answer 200 at the end-line (bodiless SEND, binding).
+    Accept,
+    /// Already answered (with an error) or never answered: the body is discarded.
+    Done,
+    /// A chunk of a message; `next` is the offset of its next body byte.
+    Chunk { key: MsgKey, next: u64 },
+}
+
+type MsgKey = (ConnId, String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MsgState {
+    /// The CPIM headers (and the encapsulated part's headers) are not all in yet.
+    AwaitingCpim,
+    /// Recipients chosen; chunks flow.
+    Distributing,
+    /// Refused with this code: later chunks get the same answer until the message ends.
+    Refused(u16),
+}
+
+/// One recipient's copy of a message.
+#[derive(Debug)]
+struct Copy {
+    conn: ConnId,
+    session: String,
+    message_id: String,
+    to_path: Vec<String>,
+    from_path: String,
+    /// Whether any frame of this copy was queued (an abort must then follow if it stops).
+    sent_any: bool,
+    /// Offset of the next byte this copy gets.
+    next: u64,
+    /// False once the copy stopped (congestion, recipient gone).
+    live: bool,
+}
+
+#[derive(Debug)]
+struct Message {
+    sender_session: String,
+    /// The sender's Message-ID.
+    message_id: String,
+    /// REPORT addressing: the sender's From-Path and the relay URI it sent to.
+    report_to: Vec<String>,
+    report_from: String,
+    total: Option<u64>,
+    state: MsgState,
+    /// Received bytes not yet sent on, starting at offset `pending_start`.
+    pending: Vec<u8>,
+    pending_start: u64,
+    /// Highest offset received.
+    highest: u64,
+    copies: Vec<Copy>,
+    success_report: bool,
+    last_chunk: Instant,
+}
+
+struct Conn<O> {
+    outlet: O,
+    opened: Instant,
+    binding: Option<Binding>,
+    rx: Option<Rx>,
+    congested_since: Option<Instant>,
+}
+
+/// Randomness for transaction and message ids (seedable in tests).
+pub type Ids = Box<dyn FnMut() -> [u8; 12] + Send>;
+
+pub fn os_ids() -> Ids {
+    Box::new(|| {
+        let mut b = [0u8; 12];
+        // A failing OS RNG is not recoverable; ids must stay unguessable, so refuse to go on.
+        if getrandom::fill(&mut b).is_err() {
+            std::process::abort();
+        }
+        b
+    })
+}
+
+pub struct Switch<O> {
+    cfg: Config,
+    pub registry: Registry,
+    conns: HashMap<ConnId, Conn<O>>,
+    /// Session → the connection it is bound to.
+    bound: HashMap<String, ConnId>,
+    messages: HashMap<MsgKey, Message>,
+    ids: Ids,
+    metrics: Arc<Metrics>,
+}
+
+/// What a refusal looks like on the wire and in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Refusal {
+    code: u16,
+    why: &'static str,
+}
+
+fn refuse(code: u16, why: &'static str) -> Refusal {
+    Refusal { code, why }
+}
+
+impl<O: Outlet> Switch<O> {
+    pub fn new(cfg: Config, ids: Ids, metrics: Arc<Metrics>) -> Self {
+        Switch {
+            cfg,
+            registry: Registry::default(),
+            conns: HashMap::new(),
+            bound: HashMap::new(),
+            messages: HashMap::new(),
+            ids,
+            metrics,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    // ---- getters ----
+
+    pub fn gauges(&self) -> Gauges {
+        Gauges {
+            connections: self.conns.len(),
+            participants: self.registry.len(),
+            conferences: self.registry.conference_count(),
+            bound_sessions: self.bound.len(),
+            messages_in_flight: self.messages.len(),
+            congested: self
+                .conns
+                .values()
+                .filter(|c| c.congested_since.is_some())
+                .count(),
+        }
+    }
+
+    /// Messages whose end has not arrived.
+    pub fn in_flight(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// The session a connection is bound to.
+    pub fn session_of(&self, conn: ConnId) -> Option<&str> {
+        self.conns
+            .get(&conn)?
+            .binding
+            .as_ref()
+            .map(|b| b.session.as_str())
+    }
+
+    /// Since when a connection is congested.
+    pub fn congested_since(&self, conn: ConnId) -> Option<Instant> {
+        self.conns.get(&conn)?.congested_since
+    }
+
+    // ---- commands ----
+
+    /// Registers (or refreshes) a participant (control `join`).
+    pub fn join(&mut self, p: Participant) -> Result<(), String> {
+        self.registry.join(p)
+    }
+
+    /// Forgets a participant (control `leave`) and closes its connection.
+    pub fn leave(&mut self, session: &str) -> Option<Participant> {
+        let p = self.registry.leave(session)?;
+        if let Some(conn) = self.bound.get(session).copied() {
+            tracing::info!(
+                session,
+                conn,
+                "closing the MSRP connection of a participant who left"
+            );
+            self.drop_conn(conn, Some(CloseReason::Left));
+        }
+        Some(p)
+    }
+
+    /// Closes every connection (shutdown).
+    pub fn close_all(&mut self) {
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.drop_conn(id, Some(CloseReason::Shutdown));
+        }
+    }
+
+    // ---- inputs ----
+
+    /// A connection was accepted.
+    pub fn handle_open(&mut self, now: Instant, conn: ConnId, outlet: O) {
+        self.conns.insert(
+            conn,
+            Conn {
+                outlet,
+                opened: now,
+                binding: None,
+                rx: None,
+                congested_since: None,
+            },
+        );
+    }
+
+    /// The driver's connection ended (peer closed, read error, framing lost, or after the switch
+    /// closed it). Idempotent.
+    pub fn handle_closed(&mut self, conn: ConnId) {
+        self.drop_conn(conn, Some(CloseReason::Ended));
+    }
+
+    /// A malformed message whose framing is intact: 400 when it may be answered and the
+    /// connection is bound (an unbound connection's paths are unknown).
+    pub fn handle_malformed(&mut self, conn: ConnId, tid: Option<&str>, reason: &str) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        tracing::info!(conn, reason, "malformed MSRP request");
+        // Whatever was being received for it is dropped.
+        if let Some(rx) = c.rx.take() {
+            if let RxWhat::Chunk { key, .. } = rx.what {
+                self.end_message_abnormally(&key, DropReason::Refused);
+            }
+        }
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        self.metrics.refusal(400);
+        if let (Some(tid), Some(b)) = (tid, &c.binding) {
+            if let Some(to) = b.peer_path.first() {
+                let mut out = Vec::new();
+                encode::response(
+                    tid,
+                    400,
+                    Some(msrp::status_comment(400)),
+                    to,
+                    &b.relay_uri,
+                    &mut out,
+                );
+                c.outlet.push(out, FrameClass::Control);
+            }
+        }
+    }
+
+    /// One decoded event from a connection.
+    pub fn handle_event(&mut self, now: Instant, conn: ConnId, ev: Event) {
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        match ev {
+            Event::Request(head) => self.on_request(now, conn, head),
+            Event::Body(bytes) => self.on_body(now, conn, bytes),
+            Event::End {
+                continuation,
+                body_len,
+                ..
+            } => self.on_end(now, conn, continuation, body_len),
+            Event::Response(r) => {
+                // Responses to the frames the relay forwarded. Errors are only logged: a copy the
+                // recipient refuses is its business, and RFC 7701 never forwards them.
+                if r.status != 200 {
+                    tracing::debug!(conn, status = r.status, tid = %r.transaction_id, "recipient refused a frame");
+                }
+            }
+        }
+    }
+
+    /// The next deadline (bind, chunk or congestion timeout).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let conns = self.conns.values().filter_map(|c| {
+            let bind = c
+                .binding
+                .is_none()
+                .then(|| c.opened + self.cfg.bind_timeout);
+            let congestion = c.congested_since.map(|t| t + self.cfg.congestion_timeout);
+            match (bind, congestion) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        });
+        let msgs = self
+            .messages
+            .values()
+            .map(|m| m.last_chunk + self.cfg.chunk_timeout);
+        conns.chain(msgs).min()
+    }
+
+    /// Runs the timers due at `now`: unbound connections past the bind timeout are closed,
+    /// congested recipients that drained are cleared and those congested too long are closed,
+    /// stalled messages are aborted.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut close = Vec::new();
+        for (&id, c) in self.conns.iter_mut() {
+            if c.binding.is_none() && now >= c.opened + self.cfg.bind_timeout {
+                close.push((id, CloseReason::BindTimeout));
+                continue;
+            }
+            if let Some(since) = c.congested_since {
+                if c.outlet.queued() <= self.cfg.queue_bytes / 2 {
+                    tracing::info!(conn = id, "recipient no longer congested");
+                    c.congested_since = None;
+                } else if now >= since + self.cfg.congestion_timeout {
+                    close.push((id, CloseReason::Congested));
+                }
+            }
+        }
+        for (id, why) in close {
+            match why {
+                CloseReason::Congested => {
+                    Metrics::add(&self.metrics.congestion_disconnects, 1);
+                    tracing::warn!(conn = id, session = ?self.session_of(id), "recipient congested too long; disconnecting");
+                }
+                _ => tracing::info!(conn = id, "no session bound in time; closing"),
+            }
+            self.drop_conn(id, Some(why));
+        }
+        let stalled: Vec<MsgKey> = self
+            .messages
+            .iter()
+            .filter(|(_, m)| now >= m.last_chunk + self.cfg.chunk_timeout)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in stalled {
+            tracing::info!(conn = key.0, message_id = %key.1, "message stalled; aborting");
+            self.end_message_abnormally(&key, DropReason::ChunkTimeout);
+        }
+    }
+
+    // ---- internals ----
+
+    /// Forgets a connection: unbinds its session, aborts the messages it was sending, stops the
+    /// copies it was receiving, and (with a reason) asks the driver to close it.
+    fn drop_conn(&mut self, conn: ConnId, close: Option<CloseReason>) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        if let Some(why) = close {
+            c.outlet.close(why);
+        }
+        if let Some(b) = &c.binding {
+            if self.bound.get(&b.session) == Some(&conn) {
+                self.bound.remove(&b.session);
+                tracing::info!(session = %b.session, conn, "session unbound");
+            }
+        }
+        let sent: Vec<MsgKey> = self
+            .messages
+            .keys()
+            .filter(|k| k.0 == conn)
+            .cloned()
+            .collect();
+        for key in sent {
+            self.end_message_abnormally(&key, DropReason::SenderGone);
+        }
+        for m in self.messages.values_mut() {
+            for copy in m.copies.iter_mut().filter(|c| c.conn == conn && c.live) {
+                copy.live = false;
+                self.metrics.dropped(DropReason::RecipientGone);
+            }
+        }
+    }
+
+    /// Stops a message: recipients that got part of it get a `#` frame; the record goes.
+    fn end_message_abnormally(&mut self, key: &MsgKey, why: DropReason) {
+        let Some(mut m) = self.messages.remove(key) else {
+            return;
+        };
+        if m.state == MsgState::Distributing {
+            self.metrics.dropped(why);
+        }
+        abort_copies(&mut m, &self.conns, &mut self.ids);
+    }
+
+    fn respond(
+        &mut self,
+        conn: ConnId,
+        rx_tid: &str,
+        reply: Reply,
+        to: &str,
+        from: &str,
+        code: u16,
+    ) {
+        if code != 200 {
+            self.metrics.refusal(code);
+        }
+        let allowed = match reply {
+            Reply::All => true,
+            Reply::ErrorsOnly => code != 200,
+            Reply::Never => false,
+        };
+        if !allowed {
+            if code != 200 {
+                tracing::info!(
+                    conn,
+                    tid = rx_tid,
+                    code,
+                    "refused (no response: the request asked for none)"
+                );
+            }
+            return;
+        }
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let mut out = Vec::with_capacity(160 + to.len() + from.len());
+        encode::response(
+            rx_tid,
+            code,
+            Some(msrp::status_comment(code)),
+            to,
+            from,
+            &mut out,
+        );
+        c.outlet.push(out, FrameClass::Control);
+    }
+
+    /// Answers the current transaction of `conn` with `code` (an error: the transaction is then
+    /// done and its body discarded).
+    fn refuse_current(&mut self, conn: ConnId, r: Refusal) {
+        let Some(rx) = self.conns.get_mut(&conn).and_then(|c| c.rx.as_mut()) else {
+            return;
+        };
+        let (tid, reply, to, from) = (
+            rx.tid.clone(),
+            rx.reply,
+            rx.resp_to.clone(),
+            rx.resp_from.clone(),
+        );
+        rx.what = RxWhat::Done;
+        tracing::info!(conn, tid = %tid, code = r.code, why = r.why, "request refused");
+        self.respond(conn, &tid, reply, &to, &from, r.code);
+    }
+
+    fn on_request(&mut self, now: Instant, conn: ConnId, head: RequestHead) {
+        let reply = if head.method == Method::Report {
+            Reply::Never
+        } else {
+            match head.failure_report {
+                None | Some(ReportMode::Yes) => Reply::All,
+                Some(ReportMode::Partial) => Reply::ErrorsOnly,
+                Some(ReportMode::No) => Reply::Never,
+            }
+        };
+        let resp_to = head.from_path.first().cloned().unwrap_or_default();
+        let resp_from = head.to_path.first().cloned().unwrap_or_default();
+        let reply = if resp_to.is_empty() || resp_from.is_empty() {
+            Reply::Never
+        } else {
+            reply
+        };
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.rx = Some(Rx {
+                tid: head.transaction_id.clone(),
+                reply,
+                resp_to,
+                resp_from,
+                what: RxWhat::Done,
+            });
+        }
+        if let Err(r) = self.check_binding(conn, &head) {
+            self.refuse_current(conn, r);
+            return;
+        }
+        match head.method {
+            Method::Send => self.on_send(now, conn, head),
+            Method::Report => {
+                // Recipients' REPORTs are never forwarded (RFC 7701 §6.3) and never answered.
+                tracing::debug!(conn, tid = %head.transaction_id, "REPORT consumed");
+            }
+            Method::Nickname if self.cfg.nicknames => self.on_nickname(conn, &head),
+            Method::Nickname | Method::Other(_) => {
+                self.refuse_current(conn, refuse(501, "method not implemented"))
+            }
+        }
+    }
+
+    /// RFC 4975 §7.3 / RFC 6135: the first request binds the connection to the session its
+    /// To-Path names; later requests must name that session.
+    fn check_binding(&mut self, conn: ConnId, head: &RequestHead) -> Result<(), Refusal> {
+        let c = self.conns.get(&conn).ok_or(refuse(481, "no connection"))?;
+        let [to] = head.to_path.as_slice() else {
+            return Err(refuse(481, "To-Path must name exactly one session"));
+        };
+        let to = msrp::parse_uri(to).map_err(|_| refuse(481, "bad To-Path"))?;
+        if let Some(b) = &c.binding {
+            return if to.matches(&b.relay) {
+                Ok(())
+            } else {
+                Err(refuse(481, "To-Path is not this connection's session"))
+            };
+        }
+        let session = to
+            .session_id
+            .clone()
+            .ok_or(refuse(481, "To-Path without session id"))?;
+        let p = self
+            .registry
+            .get(&session)
+            .ok_or(refuse(481, "unknown session"))?;
+        let relay_uri = self.cfg.session_uri(&session);
+        let relay = msrp::parse_uri(&relay_uri).map_err(|_| refuse(481, "unknown session"))?;
+        if !to.matches(&relay) {
+            return Err(refuse(481, "To-Path is not a relay session URI"));
+        }
+        if let Some(&other) = self.bound.get(&session) {
+            if other != conn {
+                return Err(refuse(506, "session already bound to another connection"));
+            }
+        }
+        let expected = p
+            .peer_path
+            .first()
+            .and_then(|u| msrp::parse_uri(u).ok())
+            .ok_or(refuse(403, "no peer path registered"))?;
+        let from = head
+            .from_path
+            .first()
+            .and_then(|u| msrp::parse_uri(u).ok())
+            .ok_or(refuse(403, "bad From-Path"))?;
+        if !from.matches(&expected) {
+            return Err(refuse(403, "From-Path is not the path offered in SDP"));
+        }
+        tracing::info!(conn, session = %session, conference = %p.conference, "session bound");
+        self.bound.insert(session.clone(), conn);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.binding = Some(Binding {
+                session,
+                relay_uri,
+                relay,
+                peer_path: head.from_path.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn on_send(&mut self, now: Instant, conn: ConnId, head: RequestHead) {
+        let Some(message_id) = head.message_id.clone() else {
+            return self.refuse_current(conn, refuse(400, "SEND without Message-ID"));
+        };
+        let range = head.byte_range.unwrap_or(ByteRange {
+            start: 1,
+            end: None,
+            total: None,
+        });
+        let key: MsgKey = (conn, message_id.clone());
+        if let Some(MsgState::Refused(code)) = self.messages.get(&key).map(|m| m.state) {
+            if let Some(m) = self.messages.get_mut(&key) {
+                m.last_chunk = now;
+            }
+            self.refuse_current(conn, refuse(code, "later chunk of a refused message"));
+            // Its end-line forgets the message.
+            self.set_rx(conn, RxWhat::Chunk { key, next: 0 });
+            return;
+        }
+        let early = match &head.content_type {
+            Some(ct) if !sip::parse_media_type(ct).is_ok_and(|m| m.is("message", "cpim")) => {
+                Some(refuse(415, "SEND body is not message/cpim"))
+            }
+            _ if range.total.is_some_and(|t| t > self.cfg.max_size) => {
+                Some(refuse(413, "message larger than max-size"))
+            }
+            _ => None,
+        };
+        if let Some(r) = early {
+            if self.messages.contains_key(&key) {
+                self.refuse_message(conn, &key, r);
+            } else {
+                self.metrics.dropped(if r.code == 413 {
+                    DropReason::MaxSize
+                } else {
+                    DropReason::Refused
+                });
+                self.refuse_current(conn, r);
+                self.remember_refusal(now, conn, &head, r.code);
+            }
+            return;
+        }
+        if let Some(m) = self.messages.get_mut(&key) {
+            m.last_chunk = now;
+            m.success_report |= head.success_report == Some(true);
+            if range.total.is_some() {
+                m.total = range.total;
+            }
+            self.set_rx(
+                conn,
+                RxWhat::Chunk {
+                    key,
+                    next: range.start,
+                },
+            );
+            return;
+        }
+        if head.content_type.is_none() {
+            // A bodiless SEND that continues no message: binding or keep-alive.
+            self.set_rx(conn, RxWhat::Accept);
+            return;
+        }
+        if range.start != 1 {
+            return self.refuse_current(conn, refuse(400, "chunk of an unknown message"));
+        }
+        let sender_session = match self.session_of(conn) {
+            Some(s) => s.to_string(),
+            None => return self.refuse_current(conn, refuse(481, "not bound")),
+        };
+        if self.messages.keys().filter(|k| k.0 == conn).count() >= MAX_IN_FLIGHT_PER_CONNECTION {
+            return self.refuse_current(conn, refuse(403, "too many messages in flight"));
+        }
+        Metrics::add(&self.metrics.messages_in, 1);
+        self.messages.insert(
+            key.clone(),
+            Message {
+                sender_session,
+                message_id,
+                report_to: head.from_path.clone(),
+                report_from: head.to_path.first().cloned().unwrap_or_default(),
+                total: range.total,
+                state: MsgState::AwaitingCpim,
+                pending: Vec::new(),
+                pending_start: 1,
+                highest: 0,
+                copies: Vec::new(),
+                success_report: head.success_report == Some(true),
+                last_chunk: now,
+            },
+        );
+        self.set_rx(conn, RxWhat::Chunk { key, next: 1 });
+    }
+
+    /// A message refused at its first chunk is remembered so that its later chunks get the same
+    /// answer (until its end or the chunk timeout).
+    fn remember_refusal(&mut self, now: Instant, conn: ConnId, head: &RequestHead, code: u16) {
+        let Some(mid) = head.message_id.clone() else {
+            return;
+        };
+        if self.messages.keys().filter(|k| k.0 == conn).count() >= MAX_IN_FLIGHT_PER_CONNECTION {
+            return;
+        }
+        let Some(session) = self.session_of(conn).map(str::to_string) else {
+            return;
+        };
+        self.messages.insert(
+            (conn, mid.clone()),
+            Message {
+                sender_session: session,
+                message_id: mid,
+                report_to: Vec::new(),
+                report_from: String::new(),
+                total: None,
+                state: MsgState::Refused(code),
+                pending: Vec::new(),
+                pending_start: 1,
+                highest: 0,
+                copies: Vec::new(),
+                success_report: false,
+                last_chunk: now,
+            },
+        );
+        if let Some(rx) = self.conns.get_mut(&conn).and_then(|c| c.rx.as_mut()) {
+            rx.what = RxWhat::Chunk {
+                key: (conn, head.message_id.clone().unwrap_or_default()),
+                next: 1,
+            };
+        }
+    }
+
+    fn set_rx(&mut self, conn: ConnId, what: RxWhat) {
+        if let Some(rx) = self.conns.get_mut(&conn).and_then(|c| c.rx.as_mut()) {
+            rx.what = what;
+        }
+    }
+
+    /// Refuses the current transaction and stops its message: recipients that got part of it
+    /// get `#`; later chunks get the same code.
+    fn refuse_message(&mut self, conn: ConnId, key: &MsgKey, r: Refusal) {
+        self.metrics.dropped(if r.code == 413 {
+            DropReason::MaxSize
+        } else {
+            DropReason::Refused
+        });
+        if let Some(m) = self.messages.get_mut(key) {
+            m.state = MsgState::Refused(r.code);
+            m.pending = Vec::new();
+            abort_copies(m, &self.conns, &mut self.ids);
+        }
+        self.refuse_current(conn, r);
+        // Keep the record (state Refused) so that later chunks are refused alike; the current
+        // transaction still belongs to it so that its end-line can clean up.
+        if self.messages.contains_key(key) {
+            self.set_rx(
+                conn,
+                RxWhat::Chunk {
+                    key: key.clone(),
+                    next: 0,
+                },
+            );
+        }
+    }
+
+    fn on_body(&mut self, now: Instant, conn: ConnId, bytes: Vec<u8>) {
+        Metrics::add(&self.metrics.bytes_in, bytes.len() as u64);
+        let Some(rx) = self.conns.get_mut(&conn).and_then(|c| c.rx.as_mut()) else {
+            return;
+        };
+        let RxWhat::Chunk { key, next } = &mut rx.what else {
+            return;
+        };
+        let key = key.clone();
+        let offset = *next;
+        *next += bytes.len() as u64;
+        let max_size = self.cfg.max_size;
+        let Some(m) = self.messages.get_mut(&key) else {
+            return;
+        };
+        m.last_chunk = now;
+        if matches!(m.state, MsgState::Refused(_)) || bytes.is_empty() {
+            return;
+        }
+        let end = offset + bytes.len() as u64 - 1;
+        if end > max_size {
+            return self.refuse_message(conn, &key, refuse(413, "message larger than max-size"));
+        }
+        m.highest = m.highest.max(end);
+        let mut congested = Vec::new();
+        if offset != m.pending_start + m.pending.len() as u64 {
+            // Not contiguous with what is held (a retransmitted or out-of-order chunk).
+            if m.state == MsgState::AwaitingCpim {
+                return self.refuse_message(
+                    conn,
+                    &key,
+                    refuse(400, "CPIM headers split over non-contiguous chunks"),
+                );
+            }
+            let n = m.pending.len();
+            flush(
+                m,
+                n,
+                Continuation::More,
+                &self.conns,
+                &mut self.ids,
+                &self.metrics,
+                &mut congested,
+            );
+            m.pending_start = offset;
+        }
+        m.pending.extend_from_slice(&bytes);
+        if m.state == MsgState::AwaitingCpim {
+            match self.decide(conn, &key) {
+                Decision::Wait => return,
+                Decision::Refuse(r) => return self.refuse_message(conn, &key, r),
+                Decision::Deliver(copies) => {
+                    if let Some(m) = self.messages.get_mut(&key) {
+                        tracing::debug!(conn, message_id = %key.1, recipients = copies.len(), "message routed");
+                        m.copies = copies;
+                        m.state = MsgState::Distributing;
+                    }
+                }
+            }
+        }
+        let Some(m) = self.messages.get_mut(&key) else {
+            return self.mark_congested(now, congested);
+        };
+        while m.pending.len() > CHUNK {
+            flush(
+                m,
+                CHUNK,
+                Continuation::More,
+                &self.conns,
+                &mut self.ids,
+                &self.metrics,
+                &mut congested,
+            );
+        }
+        self.mark_congested(now, congested);
+    }
+
+    /// Marks the connections whose data frames were refused.
+    fn mark_congested(&mut self, now: Instant, congested: Vec<ConnId>) {
+        for id in congested {
+            if let Some(c) = self.conns.get_mut(&id) {
+                if c.congested_since.is_none() {
+                    c.congested_since = Some(now);
+                    tracing::warn!(conn = id, queued = c.outlet.queued(), "recipient congested");
+                }
+            }
+        }
+    }
+
+    fn on_end(&mut self, now: Instant, conn: ConnId, cont: Continuation, _body_len: u64) {
+        let Some(rx) = self.conns.get_mut(&conn).and_then(|c| c.rx.take()) else {
+            return;
+        };
+        let Rx {
+            tid,
+            reply,
+            resp_to,
+            resp_from,
+            what,
+        } = rx;
+        let key = match what {
+            RxWhat::Done => return,
+            RxWhat::Accept => {
+                return self.respond(conn, &tid, reply, &resp_to, &resp_from, 200);
+            }
+            RxWhat::Chunk { key, .. } => key,
+        };
+        let Some(m) = self.messages.get_mut(&key) else {
+            // The message was stopped meanwhile (chunk timeout, sender gone).
+            return self.respond(conn, &tid, reply, &resp_to, &resp_from, 408);
+        };
+        match (m.state, cont) {
+            (MsgState::Refused(_), Continuation::More) => {}
+            (MsgState::Refused(_), _) => {
+                self.messages.remove(&key);
+            }
+            (MsgState::AwaitingCpim, Continuation::More) => {
+                self.respond(conn, &tid, reply, &resp_to, &resp_from, 200);
+            }
+            (MsgState::AwaitingCpim, Continuation::End) => {
+                self.messages.remove(&key);
+                self.metrics.dropped(DropReason::Refused);
+                tracing::info!(conn, tid = %tid, "message ended before its CPIM headers were complete");
+                self.respond(conn, &tid, reply, &resp_to, &resp_from, 400);
+            }
+            (MsgState::AwaitingCpim, Continuation::Abort) => {
+                self.messages.remove(&key);
+                self.respond(conn, &tid, reply, &resp_to, &resp_from, 200);
+            }
+            (MsgState::Distributing, Continuation::More) => {
+                self.respond(conn, &tid, reply, &resp_to, &resp_from, 200);
+            }
+            (MsgState::Distributing, fin) => {
+                let n = m.pending.len();
+                let mut congested = Vec::new();
+                flush(
+                    m,
+                    n,
+                    fin,
+                    &self.conns,
+                    &mut self.ids,
+                    &self.metrics,
+                    &mut congested,
+                );
+                let m = self.messages.remove(&key);
+                self.mark_congested(now, congested);
+                self.respond(conn, &tid, reply, &resp_to, &resp_from, 200);
+                if let (Some(m), Continuation::End) = (m, fin) {
+                    if m.success_report {
+                        self.success_report(conn, &m);
+                    }
+                }
+            }
+        }
+    }
+
+    /// RFC 4975 §7.1.2: a REPORT with `Status: 000 200 OK` covering the whole message.
+    fn success_report(&mut self, conn: ConnId, m: &Message) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if m.report_to.is_empty() || m.report_from.is_empty() {
+            return;
+        }
+        let tid = encode::new_transaction_id(&(self.ids)());
+        let mut head = RequestHead::new(
+            tid.clone(),
+            Method::Report,
+            m.report_to.clone(),
+            vec![m.report_from.clone()],
+        );
+        head.message_id = Some(m.message_id.clone());
+        let n = m.total.unwrap_or(m.highest).max(m.highest);
+        head.byte_range = Some(ByteRange {
+            start: 1,
+            end: Some(n),
+            total: Some(n),
+        });
+        head.status = Some(Status {
+            namespace: 0,
+            code: 200,
+            comment: Some("OK".into()),
+        });
+        let mut out = Vec::new();
+        encode::request_head(&head, &mut out);
+        encode::end_line(&tid, Continuation::End, false, &mut out);
+        c.outlet.push(out, FrameClass::Control);
+    }
+
+    /// Decides where a message goes once its CPIM headers are in (RFC 7701 §6).
+    fn decide(&self, conn: ConnId, key: &MsgKey) -> Decision {
+        let Some(m) = self.messages.get(key) else {
+            return Decision::Refuse(refuse(481, "message gone"));
+        };
+        let buf = &m.pending;
+        let h = match cpim::parse_headers(buf) {
+            Ok(h) => h,
+            Err(cpim::CpimError::Incomplete) if buf.len() <= MAX_CPIM_PREFIX => {
+                return Decision::Wait
+            }
+            Err(_) => return Decision::Refuse(refuse(400, "malformed CPIM headers")),
+        };
+        let inner = buf.get(h.header_len..).unwrap_or_default();
+        let inner_ct = match cpim::parse_encapsulated(inner) {
+            Ok((ct, _)) => ct,
+            Err(cpim::CpimError::Incomplete) if inner.len() <= MAX_CPIM_PREFIX => {
+                return Decision::Wait
+            }
+            Err(_) => return Decision::Refuse(refuse(400, "malformed encapsulated MIME headers")),
+        };
+        let Ok(inner_ct) = sip::parse_media_type(inner_ct) else {
+            return Decision::Refuse(refuse(400, "bad encapsulated Content-Type"));
+        };
+        let Some(sender) = self.registry.get(&m.sender_session) else {
+            return Decision::Refuse(refuse(481, "sender no longer registered"));
+        };
+        let route = match route(&self.registry, sender, &h, &inner_ct) {
+            Ok(r) => r,
+            Err(r) => return Decision::Refuse(r),
+        };
+        let mut copies = Vec::new();
+        for p in route {
+            let Some(&rconn) = self.bound.get(&p.session) else {
+                continue;
+            };
+            if rconn == conn {
+                continue;
+            }
+            let Some(b) = self.conns.get(&rconn).and_then(|c| c.binding.as_ref()) else {
+                continue;
+            };
+            copies.push(Copy {
+                conn: rconn,
+                session: p.session.clone(),
+                message_id: String::new(),
+                // RFC 4975 §7.1: the To-Path towards a peer is the From-Path it sent, in the
+                // order received (first URI = next hop). The brief said "reversed if several";
+                // not reversing is what RFC 4975's path rules give, so we follow the RFC.
+                to_path: b.peer_path.clone(),
+                from_path: b.relay_uri.clone(),
+                sent_any: false,
+                next: 1,
+                live: true,
+            });
+        }
+        Decision::Deliver(copies)
+    }
+
+    /// NICKNAME (RFC 7701 §7).
+    fn on_nickname(&mut self, conn: ConnId, head: &RequestHead) {
+        let Some(session) = self.session_of(conn).map(str::to_string) else {
+            return self.refuse_current(conn, refuse(481, "not bound"));
+        };
+        let Some(p) = self.registry.get(&session) else {
+            return self.refuse_current(conn, refuse(481, "not registered"));
+        };
+        let advertised = p
+            .chatroom
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("nickname") || t.eq_ignore_ascii_case("nicknames"));
+        if !advertised {
+            return self.refuse_current(conn, refuse(403, "nicknames not negotiated"));
+        }
+        let Some(nick) = head.use_nickname.clone() else {
+            return self.refuse_current(conn, refuse(424, "missing or malformed Use-Nickname"));
+        };
+        let conference = p.conference.clone();
+        let nick = if nick.is_empty() {
+            None
+        } else {
+            if nick.len() > 1023 || nickname::validate_display_name(&nick, 64).is_err() {
+                return self.refuse_current(conn, refuse(424, "invalid nickname"));
+            }
+            let key = nickname::clash_key(&nick);
+            let taken = self
+                .registry
+                .in_conference(&conference)
+                .into_iter()
+                .filter(|o| o.session != session)
+                .any(|o| {
+                    o.display_name
+                        .as_deref()
+                        .is_some_and(|d| nickname::clash_key(d) == key)
+                });
+            if taken {
+                return self.refuse_current(conn, refuse(425, "nickname in use"));
+            }
+            Some(nick)
+        };
+        tracing::info!(conn, session = %session, nickname = ?nick, "nickname set");
+        self.registry.set_display_name(&session, nick);
+        self.set_rx(conn, RxWhat::Accept);
+    }
+}
+
+enum Decision {
+    Wait,
+    Refuse(Refusal),
+    Deliver(Vec<Copy>),
+}
+
+/// Whether `accept` (a=accept-wrapped-types) allows `t`: absent list or `*` → anything;
+/// `type/*` → that type.
+pub fn accepts(accept: &[String], t: &sip::MediaType) -> bool {
+    if accept.is_empty() {
+        return true;
+    }
+    accept.iter().any(|a| {
+        let a = a.split(';').next().unwrap_or("").trim();
+        if a == "*" || a == "*/*" {
+            return true;
+        }
+        match a.split_once('/') {
+            Some((ty, sub)) => {
+                ty.eq_ignore_ascii_case(&t.type_)
+                    && (sub == "*" || sub.eq_ignore_ascii_case(&t.subtype))
+            }
+            None => false,
+        }
+    })
+}
+
+/// Routing of a message whose CPIM headers are in: checks the sender's CPIM From, then decides
+/// between a regular message (every other participant that accepts the inner type) and a
+/// private one (RFC 7701 §6.1, §6.2; checks in the RFC's order).
+fn route<'a>(
+    reg: &'a Registry,
+    sender: &Participant,
+    h: &cpim::CpimHeaders<'_>,
+    inner: &sip::MediaType,
+) -> Result<Vec<&'a Participant>, Refusal> {
+    let from = h.from.as_ref().ok_or(refuse(403, "CPIM From missing"))?;
+    let from_uri = sip::parse_uri(&from.uri).map_err(|_| refuse(403, "bad CPIM From URI"))?;
+    let own =
+        sip::parse_uri(&sender.uri).map_err(|_| refuse(403, "sender identity unparseable"))?;
+    if !from_uri.equivalent(&own) {
+        return Err(refuse(403, "CPIM From is not the sender's identity"));
+    }
+    if let Some(dn) = &from.display_name {
+        let ok = sender
+            .display_name
+            .as_deref()
+            .is_some_and(|own| nickname::same_nickname(dn, own));
+        if !ok {
+            return Err(refuse(403, "CPIM From display name is not the sender's"));
+        }
+    }
+    let to = match h.to.as_slice() {
+        [] => return Err(refuse(400, "CPIM To missing")),
+        [to] => to,
+        _ => return Err(refuse(403, "more than one CPIM To")),
+    };
+    let to_uri = sip::parse_uri(&to.uri).map_err(|_| refuse(404, "bad CPIM To URI"))?;
+    let room = reg.in_conference(&sender.conference);
+    let is_conference = sip::parse_uri(&sender.conference).is_ok_and(|c| c.equivalent(&to_uri));
+    if is_conference {
+        return Ok(room
+            .into_iter()
+            .filter(|p| p.session != sender.session && accepts(&p.accept_wrapped_types, inner))
+            .collect());
+    }
+    let target = room
+        .into_iter()
+        .find(|p| sip::parse_uri(&p.uri).is_ok_and(|u| u.equivalent(&to_uri)))
+        .ok_or(refuse(404, "no such participant"))?;
+    let advertised = target
+        .chatroom
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case("private-messages"));
+    if !sender.private_messages_allowed || !target.private_messages_allowed || !advertised {
+        return Err(refuse(428, "private messages not allowed"));
+    }
+    if !accepts(&target.accept_wrapped_types, inner) {
+        return Err(refuse(415, "recipient does not accept this content type"));
+    }
+    Ok(vec![target])
+}
+
+/// Builds one SEND frame of a copy.
+fn data_frame(
+    ids: &mut Ids,
+    copy: &Copy,
+    start: u64,
+    body: &[u8],
+    total: Option<u64>,
+    cont: Continuation,
+) -> Vec<u8> {
+    let tid = encode::new_transaction_id(&ids());
+    let mut head = RequestHead::new(
+        tid.clone(),
+        Method::Send,
+        copy.to_path.clone(),
+        vec![copy.from_path.clone()],
+    );
+    head.message_id = Some(copy.message_id.clone());
+    // An empty frame (an abort, or an empty last piece) is `n-(n-1)/total`, like `1-0/0`.
+    head.byte_range = Some(ByteRange {
+        start,
+        end: Some(start + body.len() as u64 - 1),
+        total,
+    });
+    if !body.is_empty() {
+        head.content_type = Some("message/cpim".into());
+    }
+    let mut out = Vec::with_capacity(body.len() + 256);
+    encode::request_head(&head, &mut out);
+    out.extend_from_slice(body);
+    encode::end_line(&tid, cont, !body.is_empty(), &mut out);
+    out
+}
+
+/// Sends the first `n` held bytes of a message to every live copy, with flag `cont`.
+fn flush<O: Outlet>(
+    m: &mut Message,
+    n: usize,
+    cont: Continuation,
+    conns: &HashMap<ConnId, Conn<O>>,
+    ids: &mut Ids,
+    metrics: &Metrics,
+    congested: &mut Vec<ConnId>,
+) {
+    let n = n.min(m.pending.len());
+    if n == 0 && cont == Continuation::More {
+        return;
+    }
+    let start = m.pending_start;
+    let total = m.total.or(match cont {
+        Continuation::End => Some(start + n as u64 - 1),
+        _ => None,
+    });
+    for copy in m.copies.iter_mut().filter(|c| c.live) {
+        let Some(c) = conns.get(&copy.conn) else {
+            copy.live = false;
+            continue;
+        };
+        if cont == Continuation::Abort && !copy.sent_any {
+            // Nothing of it was sent: nothing to abort.
+            copy.live = false;
+            continue;
+        }
+        if copy.message_id.is_empty() {
+            copy.message_id = encode::new_message_id(&ids());
+        }
+        let body = m.pending.get(..n).unwrap_or_default();
+        let frame = data_frame(ids, copy, start, body, total, cont);
+        match c.outlet.push(frame, FrameClass::Data) {
+            Pushed::Queued => {
+                copy.sent_any = true;
+                copy.next = start + n as u64;
+                Metrics::add(&metrics.bytes_out, n as u64);
+                if cont == Continuation::End {
+                    Metrics::add(&metrics.messages_out, 1);
+                }
+            }
+            Pushed::Dropped => {
+                copy.live = false;
+                congested.push(copy.conn);
+                metrics.dropped(DropReason::Congestion);
+                tracing::debug!(conn = copy.conn, session = %copy.session, "data frame dropped: recipient queue full");
+                if copy.sent_any {
+                    let f = data_frame(ids, copy, copy.next, &[], total, Continuation::Abort);
+                    c.outlet.push(f, FrameClass::Control);
+                }
+            }
+        }
+    }
+    m.pending.drain(..n);
+    m.pending_start += n as u64;
+}
+
+/// Sends `#` to every live copy that got part of the message, and stops them all.
+fn abort_copies<O: Outlet>(m: &mut Message, conns: &HashMap<ConnId, Conn<O>>, ids: &mut Ids) {
+    for copy in m.copies.iter_mut().filter(|c| c.live) {
+        copy.live = false;
+        if !copy.sent_any {
+            continue;
+        }
+        if let Some(c) = conns.get(&copy.conn) {
+            let f = data_frame(ids, copy, copy.next, &[], m.total, Continuation::Abort);
+            c.outlet.push(f, FrameClass::Control);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1262 @@
+//! Switch logic without sockets: an in-memory outlet per connection, a virtual clock, and the
+//! real codec to write requests and read back what the switch sends.
+use super::*;
+use chat_alias_proto::msrp::{Decoder, Limits, MsrpError, ResponseHead};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+const CONF: &str = "sip:lounge@im.example.net";
+const QUIET: &str = "sip:quiet@im.example.net";
+
+#[derive(Default)]
+struct FakeState {
+    frames: Vec<(Vec<u8>, FrameClass)>,
+    limit: Option<usize>,
+    queued: usize,
+    closed: Option<CloseReason>,
+}
+
+#[derive(Clone, Default)]
+struct Fake(Rc<RefCell<FakeState>>);
+
+impl Outlet for Fake {
+    fn push(&self, frame: Vec<u8>, class: FrameClass) -> Pushed {
+        let mut s = self.0.borrow_mut();
+        if s.closed.is_some() {
+            return Pushed::Dropped;
+        }
+        if class == FrameClass::Data {
+            if let Some(limit) = s.limit {
+                if s.queued + frame.len() > limit {
+                    return Pushed::Dropped;
+                }
+            }
+        }
+        s.queued += frame.len();
+        s.frames.push((frame, class));
+        Pushed::Queued
+    }
+    fn close(&self, why: CloseReason) {
+        let mut s = self.0.borrow_mut();
+        if s.closed.is_none() {
+            s.closed = Some(why);
+        }
+    }
+    fn queued(&self) -> usize {
+        self.0.borrow().queued
+    }
+}
+
+/// What a peer reads back.
+#[derive(Debug, Clone)]
+enum Got {
+    Req {
+        head: RequestHead,
+        body: Vec<u8>,
+        cont: Continuation,
+        class: FrameClass,
+    },
+    Resp(ResponseHead),
+}
+
+impl Got {
+    fn status(&self) -> Option<u16> {
+        match self {
+            Got::Resp(r) => Some(r.status),
+            _ => None,
+        }
+    }
+    fn req(&self) -> (&RequestHead, &[u8], Continuation) {
+        match self {
+            Got::Req {
+                head, body, cont, ..
+            } => (head, body, *cont),
+            Got::Resp(r) => panic!("expected a request, got response {r:?}"),
+        }
+    }
+}
+
+fn decode_all(frames: &[(Vec<u8>, FrameClass)]) -> Vec<Got> {
+    let mut out = Vec::new();
+    for (f, class) in frames {
+        let mut d = Decoder::new(Limits::default());
+        d.feed(f);
+        let mut head = None;
+        let mut body = Vec::new();
+        loop {
+            match d.poll().expect("the switch writes valid MSRP") {
+                Some(Event::Request(h)) => head = Some(h),
+                Some(Event::Body(b)) => body.extend_from_slice(&b),
+                Some(Event::End { continuation, .. }) => {
+                    out.push(Got::Req {
+                        head: head.take().expect("head"),
+                        body: std::mem::take(&mut body),
+                        cont: continuation,
+                        class: *class,
+                    });
+                }
+                Some(Event::Response(r)) => out.push(Got::Resp(r)),
+                None => break,
+            }
+        }
+        assert_eq!(d.buffered(), 0, "one whole frame per outbox item");
+    }
+    out
+}
+
+struct H {
+    sw: Switch<Fake>,
+    now: Instant,
+    outs: HashMap<ConnId, Fake>,
+    decs: HashMap<ConnId, Decoder>,
+    metrics: Arc<Metrics>,
+}
+
+fn cfg() -> Config {
+    Config {
+        host: "127.0.0.1".into(),
+        port: 2855,
+        max_size: 1024 * 1024,
+        bind_timeout: Duration::from_secs(5),
+        chunk_timeout: Duration::from_secs(540),
+        congestion_timeout: Duration::from_secs(30),
+        queue_bytes: 4 * 1024 * 1024,
+        nicknames: true,
+    }
+}
+
+fn peer_path(session: &str) -> String {
+    format!("msrp://127.0.0.1:40000/peer{session};tcp")
+}
+
+fn relay_path(session: &str) -> String {
+    cfg().session_uri(session)
+}
+
+impl H {
+    fn new() -> H {
+        H::with(cfg())
+    }
+
+    fn with(cfg: Config) -> H {
+        let mut n: u64 = 0;
+        let ids: Ids = Box::new(move || {
+            n += 1;
+            let mut b = [0u8; 12];
+            b[4..].copy_from_slice(&n.to_be_bytes());
+            b
+        });
+        let metrics = Metrics::new();
+        H {
+            sw: Switch::new(cfg, ids, metrics.clone()),
+            now: Instant::now(),
+            outs: HashMap::new(),
+            decs: HashMap::new(),
+            metrics,
+        }
+    }
+
+    /// Registers a participant whose session id is `session` (padded to a valid id).
+    fn join(&mut self, session: &str, conf: &str, uri: &str, dn: Option<&str>) -> String {
+        let sid = format!("{session:a<16}");
+        self.sw
+            .join(Participant {
+                session: sid.clone(),
+                conference: conf.into(),
+                uri: uri.into(),
+                display_name: dn.map(str::to_string),
+                anonymous: uri.contains("anonymous.invalid"),
+                peer_path: vec![peer_path(&sid)],
+                accept_wrapped_types: vec!["text/plain".into()],
+                chatroom: vec!["nickname".into(), "private-messages".into()],
+                private_messages_allowed: conf == CONF,
+            })
+            .unwrap();
+        sid
+    }
+
+    fn set(&mut self, sid: &str, f: impl FnOnce(&mut Participant)) {
+        let mut p = self.sw.registry.get(sid).unwrap().clone();
+        f(&mut p);
+        self.sw.join(p).unwrap();
+    }
+
+    fn open(&mut self, conn: ConnId) -> Fake {
+        let f = Fake::default();
+        self.sw.handle_open(self.now, conn, f.clone());
+        self.outs.insert(conn, f.clone());
+        self.decs.insert(conn, Decoder::new(Limits::default()));
+        f
+    }
+
+    fn feed(&mut self, conn: ConnId, bytes: &[u8]) {
+        let d = self.decs.get_mut(&conn).unwrap();
+        d.feed(bytes);
+        loop {
+            match d.poll() {
+                Ok(Some(ev)) => self.sw.handle_event(self.now, conn, ev),
+                Ok(None) => break,
+                Err(MsrpError::Malformed {
+                    transaction_id,
+                    reason,
+                }) => self
+                    .sw
+                    .handle_malformed(conn, transaction_id.as_deref(), &reason),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    /// Everything sent to `conn` since the last call.
+    fn take(&mut self, conn: ConnId) -> Vec<Got> {
+        let f = self.outs[&conn].clone();
+        let frames = std::mem::take(&mut f.0.borrow_mut().frames);
+        decode_all(&frames)
+    }
+
+    fn closed(&self, conn: ConnId) -> Option<CloseReason> {
+        self.outs[&conn].0.borrow().closed
+    }
+
+    /// Opens `conn` and binds it to `sid` with a bodiless SEND; asserts 200.
+    fn bind(&mut self, conn: ConnId, sid: &str) {
+        self.open(conn);
+        self.feed(conn, &bodiless("bind0001", sid));
+        let got = self.take(conn);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].status(), Some(200), "{got:?}");
+        assert_eq!(self.sw.session_of(conn), Some(sid));
+    }
+}
+
+fn bodiless(tid: &str, sid: &str) -> Vec<u8> {
+    let mut h = RequestHead::new(
+        tid,
+        Method::Send,
+        vec![relay_path(sid)],
+        vec![peer_path(sid)],
+    );
+    h.message_id = Some(format!("m{tid}"));
+    h.byte_range = Some(ByteRange {
+        start: 1,
+        end: Some(0),
+        total: Some(0),
+    });
+    let mut out = Vec::new();
+    encode::request_head(&h, &mut out);
+    encode::end_line(tid, Continuation::End, false, &mut out);
+    out
+}
+
+struct Chunk<'a> {
+    tid: &'a str,
+    mid: &'a str,
+    start: u64,
+    total: Option<u64>,
+    body: &'a [u8],
+    cont: Continuation,
+    failure: Option<ReportMode>,
+    success: Option<bool>,
+    content_type: &'a str,
+}
+
+impl<'a> Chunk<'a> {
+    fn whole(tid: &'a str, body: &'a [u8]) -> Chunk<'a> {
+        Chunk {
+            tid,
+            mid: tid,
+            start: 1,
+            total: Some(body.len() as u64),
+            body,
+            cont: Continuation::End,
+            failure: None,
+            success: None,
+            content_type: "message/cpim",
+        }
+    }
+
+    fn bytes(&self, sid: &str) -> Vec<u8> {
+        let mut h = RequestHead::new(
+            self.tid,
+            Method::Send,
+            vec![relay_path(sid)],
+            vec![peer_path(sid)],
+        );
+        h.message_id = Some(self.mid.into());
+        h.byte_range = Some(ByteRange {
+            start: self.start,
+            end: Some(self.start + self.body.len() as u64 - 1),
+            total: self.total,
+        });
+        h.failure_report = self.failure;
+        h.success_report = self.success;
+        if !self.body.is_empty() {
+            h.content_type = Some(self.content_type.into());
+        }
+        let mut out = Vec::new();
+        encode::request_head(&h, &mut out);
+        out.extend_from_slice(self.body);
+        encode::end_line(self.tid, self.cont, !self.body.is_empty(), &mut out);
+        out
+    }
+}
+
+fn cpim_msg(from: &str, to: &[&str], ct: &str, text: &str) -> Vec<u8> {
+    let mut s = format!("From: {from}\r\n");
+    for t in to {
+        s += &format!("To: {t}\r\n");
+    }
+    s += &format!("DateTime: 2024-01-01T00:00:00Z\r\n\r\nContent-Type: {ct}\r\n\r\n{text}");
+    s.into_bytes()
+}
+
+/// A lounge with alice (named), bob and bob-2 (anonymous), all bound: conns 1, 2, 3.
+fn lounge() -> (H, [String; 3]) {
+    lounge_with(cfg())
+}
+
+fn lounge_with(cfg: Config) -> (H, [String; 3]) {
+    let mut h = H::with(cfg);
+    let a = h.join("alice", CONF, "sip:alice@example.com", Some("Alice"));
+    let b = h.join("bob", CONF, "sip:anonymous@anonymous.invalid", Some("bob"));
+    let c = h.join(
+        "bobtwo",
+        CONF,
+        "sip:anonymous2@anonymous.invalid",
+        Some("bob-2"),
+    );
+    h.bind(1, &a);
+    h.bind(2, &b);
+    h.bind(3, &c);
+    (h, [a, b, c])
+}
+
+// ---- binding ----
+
+#[test]
+fn binding_rules() {
+    let mut h = H::new();
+    let a = h.join("alice", CONF, "sip:alice@example.com", None);
+    h.open(1);
+    // Unknown session.
+    let unknown = format!("{:z<16}", "nobody");
+    let mut req = RequestHead::new(
+        "t481",
+        Method::Send,
+        vec![relay_path(&unknown)],
+        vec![peer_path(&a)],
+    );
+    req.message_id = Some("mid00001".into());
+    let mut bytes = Vec::new();
+    encode::request_head(&req, &mut bytes);
+    encode::end_line("t481", Continuation::End, false, &mut bytes);
+    h.feed(1, &bytes);
+    let got = h.take(1);
+    assert_eq!(got[0].status(), Some(481));
+    let Got::Resp(r) = &got[0] else { panic!() };
+    // Response addressing: To-Path = previous hop, From-Path = the URI the request named.
+    assert_eq!(r.to_path, vec![peer_path(&a)]);
+    assert_eq!(r.from_path, vec![relay_path(&unknown)]);
+    assert_eq!(r.transaction_id, "t481");
+
+    // Known session, wrong From-Path.
+    let mut req = RequestHead::new(
+        "t403",
+        Method::Send,
+        vec![relay_path(&a)],
+        vec!["msrp://127.0.0.1:40001/other;tcp".into()],
+    );
+    req.message_id = Some("mid00002".into());
+    let mut bytes = Vec::new();
+    encode::request_head(&req, &mut bytes);
+    encode::end_line("t403", Continuation::End, false, &mut bytes);
+    h.feed(1, &bytes);
+    assert_eq!(h.take(1)[0].status(), Some(403));
+    assert_eq!(h.sw.session_of(1), None);
+
+    // Correct: binds.
+    h.feed(1, &bodiless("tok1", &a));
+    assert_eq!(h.take(1)[0].status(), Some(200));
+    assert_eq!(h.sw.session_of(1), Some(a.as_str()));
+
+    // A second connection for the same session.
+    h.open(2);
+    h.feed(2, &bodiless("tok2", &a));
+    assert_eq!(h.take(2)[0].status(), Some(506));
+    assert_eq!(h.sw.session_of(2), None);
+
+    // After binding, another session's URI is 481 on the bound connection.
+    let b = h.join("bob", CONF, "sip:anonymous@anonymous.invalid", None);
+    h.feed(1, &bodiless("tok3", &b));
+    assert_eq!(h.take(1)[0].status(), Some(481));
+    assert_eq!(h.sw.session_of(1), Some(a.as_str()));
+
+    // When the first connection goes, the session may bind again.
+    h.sw.handle_closed(1);
+    h.feed(2, &bodiless("tok4", &a));
+    assert_eq!(h.take(2)[0].status(), Some(200));
+    assert_eq!(h.metrics.refusals(506), 1);
+}
+
+#[test]
+fn unbound_connections_are_closed_after_the_bind_timeout() {
+    let mut h = H::new();
+    let a = h.join("alice", CONF, "sip:alice@example.com", None);
+    h.open(1);
+    h.open(2);
+    h.feed(2, &bodiless("tok1", &a));
+    assert_eq!(h.take(2)[0].status(), Some(200));
+    assert_eq!(h.sw.poll_timeout(), Some(h.now + Duration::from_secs(5)));
+    h.sw.handle_timeout(h.now + Duration::from_secs(4));
+    assert_eq!(h.closed(1), None);
+    h.sw.handle_timeout(h.now + Duration::from_secs(5));
+    assert_eq!(h.closed(1), Some(CloseReason::BindTimeout));
+    assert_eq!(h.closed(2), None);
+}
+
+#[test]
+fn unknown_methods_get_501_and_reports_are_not_answered() {
+    let (mut h, [a, ..]) = lounge();
+    let mut req = RequestHead::new(
+        "tfoo",
+        Method::Other("FOO".into()),
+        vec![relay_path(&a)],
+        vec![peer_path(&a)],
+    );
+    req.message_id = Some("xid00001".into());
+    let mut bytes = Vec::new();
+    encode::request_head(&req, &mut bytes);
+    encode::end_line("tfoo", Continuation::End, false, &mut bytes);
+    let mut rep = RequestHead::new(
+        "trep",
+        Method::Report,
+        vec![relay_path(&a)],
+        vec![peer_path(&a)],
+    );
+    rep.message_id = Some("xid00002".into());
+    rep.status = Some(Status {
+        namespace: 0,
+        code: 200,
+        comment: None,
+    });
+    encode::request_head(&rep, &mut bytes);
+    encode::end_line("trep", Continuation::End, false, &mut bytes);
+    h.feed(1, &bytes);
+    let got = h.take(1);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].status(), Some(501));
+    assert!(h.take(2).is_empty() && h.take(3).is_empty());
+}
+
+// ---- routing ----
+
+#[test]
+fn regular_message_goes_to_every_other_participant_unchanged() {
+    let (mut h, [a, b, c]) = lounge();
+    let body = cpim_msg(
+        "\"Alice\" <sip:alice@example.com>",
+        &[&format!("<{CONF}>")],
+        "text/plain",
+        "hello",
+    );
+    h.feed(1, &Chunk::whole("snd00001", &body).bytes(&a));
+    let got = h.take(1);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].status(), Some(200));
+    let mut mids = Vec::new();
+    for (conn, sid) in [(2, &b), (3, &c)] {
+        let got = h.take(conn);
+        assert_eq!(got.len(), 1, "{got:?}");
+        let (head, rbody, cont) = got[0].req();
+        assert_eq!(rbody, &body[..], "CPIM forwarded byte-for-byte");
+        assert_eq!(cont, Continuation::End);
+        assert_eq!(head.to_path, vec![peer_path(sid)]);
+        assert_eq!(head.from_path, vec![relay_path(sid)]);
+        assert_eq!(head.content_type.as_deref(), Some("message/cpim"));
+        assert_ne!(head.message_id.as_deref(), Some("snd00001"));
+        assert_ne!(head.transaction_id, "snd00001");
+        assert_eq!(
+            head.byte_range,
+            Some(ByteRange {
+                start: 1,
+                end: Some(body.len() as u64),
+                total: Some(body.len() as u64)
+            })
+        );
+        mids.push(head.message_id.clone());
+    }
+    assert_ne!(mids[0], mids[1], "a Message-ID per recipient");
+    // The recipients answer 200; nothing reaches the sender.
+    let resp = {
+        let mut o = Vec::new();
+        encode::response(
+            "whatever",
+            200,
+            None,
+            &relay_path(&b),
+            &peer_path(&b),
+            &mut o,
+        );
+        o
+    };
+    h.feed(2, &resp);
+    assert!(h.take(1).is_empty());
+    assert_eq!(
+        h.metrics
+            .messages_out
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+}
+
+#[test]
+fn anonymous_sender_with_display_name_variants() {
+    let (mut h, [a, b, _]) = lounge();
+    // RFC 8266 comparison: "BOB" is the same nickname as "bob"; no display name is fine too.
+    for (i, from) in [
+        "\"BOB\" <sip:anonymous@anonymous.invalid>",
+        "<sip:anonymous@anonymous.invalid>",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let body = cpim_msg(from, &[&format!("<{CONF}>")], "text/plain", "hi");
+        let tid = format!("ok{i:02}");
+        h.feed(2, &Chunk::whole(&tid, &body).bytes(&b));
+        assert_eq!(h.take(2)[0].status(), Some(200));
+        assert_eq!(h.take(1).len(), 1);
+    }
+    let _ = a;
+}
+
+#[test]
+fn spoofed_from_is_refused_and_delivered_to_nobody() {
+    let (mut h, [_, b, _]) = lounge();
+    for (i, from) in [
+        // Another participant's alias.
+        "\"bob-2\" <sip:anonymous2@anonymous.invalid>",
+        // Its own real address.
+        "<sip:bob@example.com>",
+        // Its own URI with someone else's name.
+        "\"Alice\" <sip:anonymous@anonymous.invalid>",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let body = cpim_msg(from, &[&format!("<{CONF}>")], "text/plain", "spoof");
+        let tid = format!("sp{i:02}");
+        h.feed(2, &Chunk::whole(&tid, &body).bytes(&b));
+        let got = h.take(2);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].status(), Some(403), "{from}");
+    }
+    assert!(h.take(1).is_empty());
+    assert!(h.take(3).is_empty());
+    assert_eq!(h.metrics.refusals(403), 3);
+}
+
+#[test]
+fn failure_report_no_and_partial() {
+    let (mut h, [_, b, _]) = lounge();
+    let bad = cpim_msg(
+        "<sip:alice@example.com>",
+        &[&format!("<{CONF}>")],
+        "text/plain",
+        "spoof",
+    );
+    let good = cpim_msg(
+        "<sip:anonymous@anonymous.invalid>",
+        &[&format!("<{CONF}>")],
+        "text/plain",
+        "ok",
+    );
+    let mut c = Chunk::whole("fr01", &bad);
+    c.failure = Some(ReportMode::No);
+    h.feed(2, &c.bytes(&b));
+    assert!(h.take(2).is_empty(), "no response at all");
+    assert!(h.take(1).is_empty() && h.take(3).is_empty());
+    assert_eq!(h.metrics.refusals(403), 1, "the refusal is still counted");
+    let mut c = Chunk::whole("fr02", &good);
+    c.failure = Some(ReportMode::No);
+    h.feed(2, &c.bytes(&b));
+    assert!(h.take(2).is_empty(), "not even 200");
+    assert_eq!(h.take(1).len(), 1);
+    let mut c = Chunk::whole("fr03", &good);
+    c.failure = Some(ReportMode::Partial);
+    h.feed(2, &c.bytes(&b));
+    assert!(h.take(2).is_empty(), "partial: no 200");
+    let mut c = Chunk::whole("fr04", &bad);
+    c.failure = Some(ReportMode::Partial);
+    h.feed(2, &c.bytes(&b));
+    assert_eq!(h.take(2)[0].status(), Some(403), "partial: errors");
+}
+
+#[test]
+fn multiple_to_missing_to_and_non_cpim() {
+    let (mut h, [_, b, c]) = lounge();
+    let body = cpim_msg(
+        "<sip:anonymous@anonymous.invalid>",
+        &[&format!("<{CONF}>"), "<sip:anonymous2@anonymous.invalid>"],
+        "text/plain",
+        "x",
+    );
+    h.feed(2, &Chunk::whole("mt01", &body).bytes(&b));
+    assert_eq!(h.take(2)[0].status(), Some(403));
+    let mut plain = Chunk::whole("mt02", b"just text");
+    plain.content_type = "text/plain";
+    h.feed(2, &plain.bytes(&b));
+    assert_eq!(h.take(2)[0].status(), Some(415));
+    let garbage = b"this is not cpim at all\r\n\r\n".to_vec();
+    h.feed(2, &Chunk::whole("mt03", &garbage).bytes(&b));
+    assert_eq!(h.take(2)[0].status(), Some(400));
+    assert!(h.take(1).is_empty());
+    assert!(h.take(3).is_empty());
+    let _ = c;
+}
+
+#[test]
+fn private_messages() {
+    let (mut h, [a, b, c]) = lounge();
+    let to_bob2 = cpim_msg(
+        "<sip:anonymous@anonymous.invalid>",
+        &["<sip:anonymous2@anonymous.invalid>"],
+        "text/plain",
+        "psst",
+    );
+    h.feed(2, &Chunk::whole("pm01", &to_bob2).bytes(&b));
+    assert_eq!(h.take(2)[0].status(), Some(200));
+    assert!(h.take(1).is_empty());
+    let got = h.take(3);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].req().1, &to_bob2[..]);
+    // Unknown recipient.
+    let nobody = cpim_msg(
+        "<sip:anonymous@anonymous.invalid>",
+        &["<sip:anonymous9@anonymous.invalid>"],
+        "text/plain",
+        "?",
+    );
+    h.feed(2, &Chunk::whole("pm02", &nobody).bytes(&b));
+    assert_eq!(h.take(2)[0].status(), Some(404));
+    // Recipient that did not advertise private-messages.
+    h.set(&c, |p| p.chatroom = vec!["nickname".into()]);
+    h.feed(2, &Chunk::whole("pm03", &to_bob2).bytes(&b));
+    assert_eq!(h.take(2)[0].status(), Some(428));
+    // A private message to alice, whose URI is her real one.
+    let to_alice = cpim_msg(
+        "<sip:anonymous@anonymous.invalid>",
+        &["<sip:ALICE@EXAMPLE.COM>"],
+        "text/plain",
+        "hi",
+    );
+    h.feed(2, &Chunk::whole("pm04", &to_alice).bytes(&b));
+    // sip URI user parts are case-sensitive: ALICE is not alice.
+    assert_eq!(h.take(2)[0].status(), Some(404));
+    let to_alice = cpim_msg(
+        "<sip:anonymous@anonymous.information>",
+        &["<sip:alice@EXAMPLE.com>"],
+        "text/plain",
+        "hi",
+    );
+    h.feed(2, &Chunk::whole("pm05", &to_alice).bytes(&b));
+    assert_eq!(h.take(2)[0].status(), Some(403));
+    let to_alice = cpim_msg(
+        "<sip:anonymous@anonymous.invalid>",
+        &["<sip:alice@EXAMPLE.com>"],
+        "text/plain",
+        "hi",
+    );
+    h.feed(2, &Chunk::whole("pm06", &to_alice).bytes(&b));
+    assert_eq!(h.take(2)[0].status(), Some(200));
+    assert_eq!(h.take(1).len(), 1);
+    let _ = a;
+}
+
+#[test]
+fn private_messages_refused_when_the_group_forbids_them() {
+    let mut h = H::new();
+    let a = h.join("alice", QUIET, "sip:anonymous@anonymous.invalid", Some("a"));
+    let b = h.join("bob", QUIET, "sip:anonymous2@anonymous.invalid", Some("b"));
+    h.bind(1, &a);
+    h.bind(2, &b);
+    let body = cpim_msg(
+        "<sip:anonymous@anonymous.invalid>",
+        &["<sip:anonymous2@anonymous.invalid>"],
+        "text/plain",
+        "psst",
+    );
+    h.feed(1, &Chunk::whole("q001", &body).bytes(&a));
+    assert_eq!(h.take(1)[0].status(), Some(428));
+    assert!(h.take(2).is_empty());
+}
+
+#[test]
+fn accept_wrapped_types_filter_recipients() {
+    let (mut h, [a, b, c]) = lounge();
+    h.set(&b, |p| p.accept_wrapped_types = vec!["text/*".into()]);
+    h.set(&c, |p| p.accept_wrapped_types = vec!["image/png".into()]);
+    let body = cpim_msg(
+        "<sip:alice@example.com>",
+        &[&format!("<{CONF}>")],
+        "text/html",
+        "<b>x</b>",
+    );
+    h.feed(1, &Chunk::whole("aw01", &body).bytes(&a));
+    assert_eq!(h.take(1)[0].status(), Some(200));
+    assert_eq!(h.take(2).len(), 1);
+    assert!(h.take(3).is_empty());
+    let t = |s: &str| sip::parse_media_type(s).unwrap();
+    assert!(accepts(&[], &t("a/b")));
+    assert!(accepts(&["*".into()], &t("a/b")));
+    assert!(accepts(
+        &["text/plain;charset=utf-8".into()],
+        &t("TEXT/Plain")
+    ));
+    assert!(!accepts(&["text/plain".into()], &t("text/html")));
+}
+
+// ---- chunks ----
+
+/// Sends `body` from conn 1 in the given incoming chunk sizes; returns what conn 2 got.
+fn chunked(
+    h: &mut H,
+    sid: &str,
+    mid: &str,
+    body: &[u8],
+    sizes: &[usize],
+    total_known: bool,
+) -> Vec<Got> {
+    let mut off = 0;
+    for (i, &n) in sizes.iter().enumerate() {
+        let last = i == sizes.len() - 1;
+        let n = if last { body.len() - off } else { n };
+        let tid = format!("{mid}c{i:03}");
+        let c = Chunk {
+            tid: &tid,
+            mid,
+            start: off as u64 + 1,
+            total: total_known.then_some(body.len() as u64),
+            body: &body[off..off + n],
+            cont: if last {
+                Continuation::End
+            } else {
+                Continuation::More
+            },
+            failure: None,
+            success: None,
+            content_type: "message/cpim",
+        };
+        // Feed in odd pieces, as a socket would.
+        let bytes = c.bytes(sid);
+        for piece in bytes.chunks(7919) {
+            h.feed(1, piece);
+        }
+        off += n;
+    }
+    h.take(2)
+}
+
+fn big_body(n: usize) -> Vec<u8> {
+    let mut body = cpim_msg(
+        "<sip:alice@example.com>",
+        &[&format!("<{CONF}>")],
+        "text/plain",
+        "",
+    );
+    let mut i = 0u32;
+    while body.len() < n {
+        body.extend_from_slice(format!("{i:08} ").as_bytes());
+        i += 1;
+    }
+    body.truncate(n);
+    body
+}
+
+#[test]
+fn rechunking_keeps_offsets_ids_and_bytes() {
+    let (mut h, [a, ..]) = lounge();
+    let body = big_body(200 * 1024 + 17);
+    let got = chunked(&mut h, &a, "big1", &body, &[1000, 100_000, 30_000, 0], true);
+    // Every incoming chunk was answered.
+    let resp: Vec<_> = h.take(1).iter().filter_map(Got::status).collect();
+    assert_eq!(resp, vec![200; 4]);
+    let mut re = Vec::new();
+    let mut mid = None;
+    let mut tids = std::collections::HashSet::new();
+    for (i, g) in got.iter().enumerate() {
+        let (head, b, cont) = g.req();
+        assert!(b.len() <= CHUNK);
+        let r = head.byte_range.unwrap();
+        assert_eq!(r.start, re.len() as u64 + 1);
+        assert_eq!(r.end, Some(re.len() as u64 + b.len() as u64));
+        assert_eq!(r.total, Some(body.len() as u64));
+        assert_eq!(
+            cont,
+            if i == got.len() - 1 {
+                Continuation::End
+            } else {
+                Continuation::More
+            }
+        );
+        assert!(tids.insert(head.transaction_id.clone()));
+        if let Some(m) = &mid {
+            assert_eq!(head.message_id.as_ref(), Some(m));
+        }
+        mid = head.message_id.clone();
+        re.extend_from_slice(b);
+    }
+    assert_eq!(got.len(), 4, "ceil(204817 / 65536) frames");
+    assert_eq!(re, body);
+    // Without a known total: `*` until the last frame.
+    let got = chunked(&mut h, &a, "big2", &body, &[70_000, 70_000, 0], false);
+    let ranges: Vec<_> = got.iter().map(|g| g.req().0.byte_range.unwrap()).collect();
+    assert!(ranges[..ranges.len() - 1].iter().all(|r| r.total.is_none()));
+    assert_eq!(ranges.last().unwrap().total, Some(body.len() as u64));
+    let re: Vec<u8> = got.iter().flat_map(|g| g.req().1.to_vec()).collect();
+    assert_eq!(re, body);
+}
+
+#[test]
+fn cpim_headers_split_across_chunks_wait_for_the_rest() {
+    let (mut h, [a, ..]) = lounge();
+    let body = cpim_msg(
+        "<sip:alice@example.com>",
+        &[&format!("<{CONF}>")],
+        "text/plain",
+        "split me",
+    );
+    let got = chunked(&mut h, &a, "spl1", &body, &[10, 0], true);
+    assert_eq!(h.take(1).len(), 2);
+    assert_eq!(h.take(3).len(), 1);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].req().1, &body[..]);
+    // A spoof split the same way is refused on the second chunk; nothing leaves.
+    let spoof = cpim_msg(
+        "<sip:anonymous2@anonymous.invalid>",
+        &[&format!("<{CONF}>")],
+        "text/plain",
+        "x",
+    );
+    let mut off = 0;
+    for (i, n) in [12usize, spoof.len() - 12].iter().enumerate() {
+        let tid = format!("spx{i}");
+        let c = Chunk {
+            tid: &tid,
+            mid: "spl2",
+            start: off as u64 + 1,
+            total: Some(spoof.len() as u64),
+            body: &spoof[off..off + n],
+            cont: if i == 1 {
+                Continuation::End
+            } else {
+                Continuation::More
+            },
+            failure: None,
+            success: None,
+            content_type: "message/cpim",
+        };
+        h.feed(1, &c.bytes(&a));
+        off += n;
+    }
+    let st: Vec<_> = h.take(1).iter().filter_map(Got::status).collect();
+    assert_eq!(st, vec![200, 403]);
+    assert!(h.take(2).is_empty() && h.take(3).is_empty());
+}
+
+#[test]
+fn later_chunks_go_only_to_the_first_chunks_recipients() {
+    let mut h = H::new();
+    let a = h.join("alice", CONF, "sip:alice@example.com", None);
+    let b = h.join("bob", CONF, "sip:anonymous@anonymous.invalid", None);
+    let c = h.join("carol", CONF, "sip:anonymous2@anonymous.invalid", None);
+    h.bind(1, &a);
+    h.bind(2, &b);
+    let body = big_body(100_000);
+    let first = Chunk {
+        tid: "late1",
+        mid: "late",
+        start: 1,
+        total: Some(body.len() as u64),
+        body: &body[..70_000],
+        cont: Continuation::More,
+        failure: None,
+        success: None,
+        content_type: "message/cpim",
+    };
+    h.feed(1, &first.bytes(&a));
+    h.bind(3, &c);
+    let second = Chunk {
+        tid: "late2",
+        start: 70_001,
+        body: &body[70_000..],
+        cont: Continuation::End,
+        ..first
+    };
+    h.feed(1, &second.bytes(&a));
+    let re: Vec<u8> = h.take(2).iter().flat_map(|g| g.req().1.to_vec()).collect();
+    assert_eq!(re, body);
+    assert!(h.take(3).is_empty());
+}
+
+#[test]
+fn max_size_by_total_and_by_received_bytes() {
+    let mut cfg = cfg();
+    cfg.max_size = 100_000;
+    let mut h = H::with(cfg);
+    let a = h.join("alice", CONF, "sip:alice@example.com", None);
+    let b = h.join("bob", CONF, "sip:anonymous@anonymous.invalid", None);
+    h.bind(1, &a);
+    h.bind(2, &b);
+    let body = big_body(150_000);
+    // Declared total too large: 413 at once, nothing forwarded; the next chunk too.
+    let mut c = Chunk::whole("mx01", &body[..80_000]);
+    c.total = Some(150_000);
+    c.cont = Continuation::More;
+    h.feed(1, &c.bytes(&a));
+    let c2 = Chunk {
+        tid: "mx02",
+        start: 80_001,
+        body: &body[80_000..],
+        cont: Continuation::End,
+        ..c
+    };
+    h.feed(1, &c2.bytes(&a));
+    let st: Vec<_> = h.take(1).iter().filter_map(Got::status).collect();
+    assert_eq!(st, vec![413, 413]);
+    assert!(h.take(2).is_empty());
+    // Unknown total, the bytes go over: recipient got the beginning, then `#`.
+    let got = chunked(&mut h, &a, "mx10", &body, &[90_000, 0], false);
+    let st: Vec<_> = h.take(1).iter().filter_map(Got::status).collect();
+    assert_eq!(st, vec![200, 413]);
+    assert!(!got.is_empty());
+    let (head, b, cont) = got.last().unwrap().req();
+    assert_eq!(cont, Continuation::Abort);
+    assert!(b.is_empty());
+    assert_eq!(head.byte_range.unwrap().start, 65537);
+    assert_eq!(h.metrics.drops(DropReason::MaxSize), 2);
+}
+
+#[test]
+fn stalled_message_is_aborted_after_the_chunk_timeout() {
+    let (mut h, [a, ..]) = lounge();
+    let body = big_body(70_000);
+    let c = Chunk {
+        cont: Continuation::More,
+        total: None,
+        ..Chunk::whole("st01", &body)
+    };
+    h.feed(1, &c.bytes(&a));
+    assert_eq!(h.take(2).len(), 1, "first 64 KiB forwarded");
+    assert_eq!(h.sw.in_flight(), 1);
+    assert_eq!(h.sw.poll_timeout(), Some(h.now + Duration::from_secs(540)));
+    h.sw.handle_timeout(h.now + Duration::from_secs(541));
+    assert_eq!(h.sw.in_flight(), 0);
+    let got = h.take(2);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].req().2, Continuation::Abort);
+    assert_eq!(h.metrics.drops(DropReason::ChunkTimeout), 1);
+}
+
+#[test]
+fn sender_abort_and_sender_disconnect_propagate_as_hash() {
+    let (mut h, [a, ..]) = lounge();
+    let body = big_body(70_000);
+    let c = Chunk {
+        cont: Continuation::Abort,
+        ..Chunk::whole("ab01", &body)
+    };
+    h.feed(1, &c.bytes(&a));
+    let got = h.take(2);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].req().2, Continuation::Abort);
+    assert_eq!(h.take(3).len(), 2);
+    let c = Chunk {
+        cont: Continuation::More,
+        ..Chunk::whole("ab02", &body)
+    };
+    h.feed(1, &c.bytes(&a));
+    assert_eq!(h.take(3).len(), 1);
+    h.sw.handle_closed(1);
+    let got = h.take(3);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].req().2, Continuation::Abort);
+    assert_eq!(h.sw.session_of(1), None);
+}
+
+#[test]
+fn success_report_after_the_whole_message() {
+    let (mut h, [a, ..]) = lounge();
+    let body = big_body(70_000);
+    let mut c = Chunk::whole("sr01", &body);
+    c.success = Some(true);
+    h.feed(1, &c.bytes(&a));
+    let got = h.take(1);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].status(), Some(200));
+    let (head, b, _) = got[1].req();
+    assert_eq!(head.method, Method::Report);
+    assert!(b.is_empty());
+    assert_eq!(head.message_id.as_deref(), Some("sr01"));
+    assert_eq!(head.to_path, vec![peer_path(&a)]);
+    assert_eq!(head.from_path, vec![relay_path(&a)]);
+    assert_eq!(
+        head.byte_range,
+        Some(ByteRange {
+            start: 1,
+            end: Some(70_000),
+            total: Some(70_000)
+        })
+    );
+    assert_eq!(
+        head.status.as_ref().map(|s| (s.namespace, s.code)),
+        Some((0, 200))
+    );
+}
+
+// ---- congestion ----
+
+#[test]
+fn congested_recipient_loses_the_rest_of_the_message_then_the_connection() {
+    let (mut h, [a, ..]) = lounge_with(Config {
+        queue_bytes: 100_000,
+        ..cfg()
+    });
+    h.outs[&2].0.borrow_mut().limit = Some(100_000);
+    let body = big_body(300_000);
+    let c = Chunk {
+        cont: Continuation::More,
+        total: None,
+        ..Chunk::whole("cg01", &body)
+    };
+    h.feed(1, &c.bytes(&a));
+    // Conn 3 got every complete 64 KiB frame; conn 2 one data frame, then a control `#`.
+    assert_eq!(h.take(3).len(), 4);
+    let got = h.take(2);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(matches!(
+        got[0],
+        Got::Req {
+            class: FrameClass::Data,
+            ..
+        }
+    ));
+    let Got::Req {
+        cont,
+        class,
+        ref head,
+        ..
+    } = got[1]
+    else {
+        panic!()
+    };
+    assert_eq!((cont, class), (Continuation::Abort, FrameClass::Control));
+    assert_eq!(head.byte_range.unwrap().start, 65537);
+    assert_eq!(h.sw.congested_since(2), Some(h.now));
+    assert_eq!(h.metrics.drops(DropReason::Congestion), 1);
+    // The rest of the message goes to conn 3 only.
+    let end = Chunk {
+        tid: "cg02",
+        mid: "cg01",
+        start: 300_001,
+        body: b"",
+        cont: Continuation::End,
+        ..c
+    };
+    h.feed(1, &end.bytes(&a));
+    assert!(h.take(2).is_empty());
+    let last = h.take(3);
+    assert_eq!(last.last().unwrap().req().2, Continuation::End);
+    // Still congested at the deadline: disconnected; the others carry on.
+    h.sw.handle_timeout(h.now + Duration::from_secs(29));
+    assert_eq!(h.closed(2), None);
+    h.sw.handle_timeout(h.now + Duration::from_secs(30));
+    assert_eq!(h.closed(2), Some(CloseReason::Congested));
+    assert_eq!(h.sw.session_of(2), None);
+    let body = cpim_msg(
+        "<sip:alice@example.com>",
+        &[&format!("<{CONF}>")],
+        "text/plain",
+        "still here",
+    );
+    h.feed(1, &Chunk::whole("cg03", &body).bytes(&a));
+    assert_eq!(h.take(3).len(), 1);
+}
+
+#[test]
+fn congestion_clears_when_the_queue_drains() {
+    let (mut h, [a, ..]) = lounge_with(Config {
+        queue_bytes: 100_000,
+        ..cfg()
+    });
+    h.outs[&2].0.borrow_mut().limit = Some(100_000);
+    let body = big_body(200_000);
+    h.feed(1, &Chunk::whole("cd01", &body).bytes(&a));
+    assert!(h.sw.congested_since(2).is_some());
+    h.outs[&2].0.borrow_mut().queued = 0;
+    h.sw.handle_timeout(h.now + Duration::from_secs(1));
+    assert_eq!(h.sw.congested_since(2), None);
+    h.sw.handle_timeout(h.now + Duration::from_secs(60));
+    assert_eq!(h.closed(2), None);
+}
+
+// ---- leave ----
+
+#[test]
+fn leave_closes_the_connection_and_stops_delivery() {
+    let (mut h, [a, b, c]) = lounge();
+    assert!(h.sw.leave(&b).is_some());
+    assert_eq!(h.closed(2), Some(CloseReason::Left));
+    assert_eq!(h.sw.session_of(2), None);
+    assert!(h.sw.leave(&b).is_none());
+    let body = cpim_msg(
+        "<sip:alice@example.com>",
+        &[&format!("<{CONF}>")],
+        "text/plain",
+        "bye bob",
+    );
+    h.feed(1, &Chunk::whole("lv01", &body).bytes(&a));
+    assert!(h.take(2).is_empty());
+    assert_eq!(h.take(3).len(), 1);
+    // A dropped TCP connection unbinds but the participant stays registered.
+    h.sw.handle_closed(3);
+    assert!(h.sw.registry.get(&c).is_some());
+    assert_eq!(h.sw.gauges().bound_sessions, 1);
+    assert_eq!(h.sw.gauges().participants, 2);
+}
+
+// ---- nickname ----
+
+fn nickname_req(tid: &str, sid: &str, nick: Option<&str>) -> Vec<u8> {
+    let mut r = RequestHead::new(
+        tid,
+        Method::Nickname,
+        vec![relay_path(sid)],
+        vec![peer_path(sid)],
+    );
+    r.use_nickname = nick.map(str::to_string);
+    let mut out = Vec::new();
+    encode::request_head(&r, &mut out);
+    encode::end_line(tid, Continuation::End, false, &mut out);
+    out
+}
+
+#[test]
+fn nickname_rules() {
+    let (mut h, [a, b, _]) = lounge();
+    h.feed(2, &nickname_req("nk01", &b, Some("ALICE")));
+    assert_eq!(h.take(2)[0].status(), Some(425));
+    h.feed(2, &nickname_req("nk02", &b, Some("b0b-2")));
+    assert_eq!(h.take(2)[0].status(), Some(425), "confusable with bob-2");
+    h.feed(2, &nickname_req("nk03", &b, None));
+    assert_eq!(h.take(2)[0].status(), Some(424));
+    h.feed(2, &nickname_req("nk04", &b, Some("   ")));
+    assert_eq!(h.take(2)[0].status(), Some(424));
+    h.feed(2, &nickname_req("nk05", &b, Some("Robert")));
+    assert_eq!(h.take(2)[0].status(), Some(200));
+    assert_eq!(
+        h.sw.registry.get(&b).unwrap().display_name.as_deref(),
+        Some("Robert")
+    );
+    // The enforced name changed.
+    let old = cpim_msg(
+        "\"bob\" <sip:anonymous@anonymous.invalid>",
+        &[&format!("<{CONF}>")],
+        "text/plain",
+        "x",
+    );
+    h.feed(2, &Chunk::whole("nk06", &old).bytes(&b));
+    assert_eq!(h.take(2)[0].status(), Some(403));
+    let new = cpim_msg(
+        "\"robert\" <sip:anonymous@anonymous.invalid>",
+        &[&format!("<{CONF}>")],
+        "text/plain",
+        "x",
+    );
+    h.feed(2, &Chunk::whole("nk07", &new).bytes(&b));
+    assert_eq!(h.take(2)[0].status(), Some(200));
+    // Without the nickname token: 403.
+    h.set(&a, |p| p.chatroom = vec![]);
+    h.take(1);
+    h.feed(1, &nickname_req("nk08", &a, Some("Zed")));
+    assert_eq!(h.take(1)[0].status(), Some(403));
+}
+
+#[test]
+fn malformed_requests_get_400_and_the_connection_goes_on() {
+    let (mut h, [a, ..]) = lounge();
+    // A SEND whose Byte-Range is garbage.
+    let raw = format!(
+        "MSRP bad00001 SEND\r\nTo-Path: {}\r\nFrom-Path: {}\r\nMessage-ID: q\r\nByte-Range: x\r\n-------bad00001$\r\n",
+        relay_path(&a),
+        peer_path(&a)
+    );
+    h.feed(1, raw.as_bytes());
+    let got = h.take(1);
+    assert_eq!(got[0].status(), Some(400), "{got:?}");
+    h.feed(1, &bodiless("good0001", &a));
+    assert_eq!(h.take(1)[0].status(), Some(200));
+}
+
+#[test]
+fn refused_messages_answer_every_chunk_alike_and_are_forgotten_at_their_end() {
+    let (mut h, [a, ..]) = lounge();
+    // Not CPIM, in two chunks: 415 twice.
+    let text = vec![b'x'; 1000];
+    let first = Chunk {
+        content_type: "text/plain",
+        cont: Continuation::More,
+        total: Some(1000),
+        ..Chunk::whole("rf01", &text[..600])
+    };
+    let second = Chunk {
+        tid: "rf02",
+        start: 601,
+        body: &text[600..],
+        cont: Continuation::End,
+        ..first
+    };
+    h.feed(1, &first.bytes(&a));
+    assert_eq!(h.sw.in_flight(), 1);
+    h.feed(1, &second.bytes(&a));
+    let st: Vec<_> = h.take(1).iter().filter_map(Got::status).collect();
+    assert_eq!(st, vec![415, 415]);
+    assert_eq!(h.sw.in_flight(), 0);
+    // A spoof refused on its first chunk: later chunks get 403, then it is forgotten.
+    let spoof = cpim_msg(
+        "<sip:anonymous@anonymous.invalid>",
+        &[&format!("<{CONF}>")],
+        "text/plain",
+        "a longer text",
+    );
+    let got = chunked(&mut h, &a, "rf10", &spoof, &[spoof.len() - 3, 0], true);
+    assert!(got.is_empty());
+    let st: Vec<_> = h.take(1).iter().filter_map(Got::status).collect();
+    assert_eq!(st, vec![403, 403]);
+    assert_eq!(h.sw.in_flight(), 0);
+    assert!(h.take(3).is_empty());
+    // The per-connection limit of messages in flight.
+    let body = cpim_msg(
+        "<sip:alice@example.com>",
+        &[&format!("<{CONF}>")],
+        "text/plain",
+        "x",
+    );
+    for i in 0..MAX_IN_FLIGHT_PER_CONNECTION {
+        let tid = format!("fl{i:04}");
+        let c = Chunk {
+            cont: Continuation::More,
+            total: None,
+            ..Chunk::whole(&tid, &body)
+        };
+        h.feed(1, &c.bytes(&a));
+    }
+    let c = Chunk {
+        cont: Continuation::More,
+        total: None,
+        ..Chunk::whole("flmore", &body)
+    };
+    h.feed(1, &c.bytes(&a));
+    let st: Vec<_> = h.take(1).iter().filter_map(Got::status).collect();
+    assert_eq!(st.last(), Some(&403));
+    assert_eq!(h.sw.in_flight(), MAX_IN_FLIGHT_PER_CONNECTION);
+}

@@ -1,0 +1,620 @@
+//! End-to-end: the MSRP switch, through a real Kamailio with chat_alias and the real relay, with
+//! real TCP clients that join over SIP and then chat over MSRP.
+mod support;
+
+use chat_alias_proto::msrp::{Continuation, ReportMode};
+use chat_alias_proto::{cpim, multipart, sip as psip};
+use std::time::{Duration, Instant};
+use support::msrp::{cpim as cpim_body, new_id, Client, Frame};
+use support::sip::{join, leave, msrp_offer, Invite, Response, Transport};
+use support::{Stack, StackOptions};
+
+const LOUNGE: &str = "sip:lounge@im.example.net";
+const QUIET: &str = "sip:quiet@im.example.net";
+const T: Duration = Duration::from_secs(3);
+/// How long "nothing arrives" is watched for.
+const QUIET_PERIOD: Duration = Duration::from_millis(400);
+
+/// A participant that joined over SIP and connected (bound) over MSRP.
+struct Member {
+    sip: support::sip::Client,
+    inv: Invite,
+    ok: Response,
+    /// The assigned identity: display name and URI.
+    name: Option<String>,
+    uri: String,
+    /// The relay's a=path from the 200 OK.
+    relay: String,
+    /// The client's own a=path from its offer (port, session).
+    own: String,
+    own_port: u16,
+    own_session: String,
+    msrp: Option<Client>,
+}
+
+impl Member {
+    fn cpim_from(&self) -> String {
+        match &self.name {
+            Some(n) => format!("\"{n}\" <{}>", self.uri),
+            None => format!("<{}>", self.uri),
+        }
+    }
+    fn m(&mut self) -> &mut Client {
+        self.msrp.as_mut().expect("connected")
+    }
+    /// Sends a CPIM message from this member's assigned identity.
+    fn say(&mut self, to: &str, text: &str) -> (Vec<u8>, Option<u16>) {
+        let body = cpim_body(&self.cpim_from(), &[to], "text/plain", text.as_bytes());
+        let st = self.m().send_cpim(&body);
+        (body, st)
+    }
+}
+
+fn sdp_path(r: &Response) -> String {
+    r.body_text()
+        .lines()
+        .find_map(|l| l.strip_prefix("a=path:"))
+        .expect("a=path in the 200 OK")
+        .trim()
+        .to_string()
+}
+
+/// The identity the 200 OK's CPIM part assigned (multipart answers only).
+fn assigned(r: &Response) -> Option<(Option<String>, String)> {
+    let ct = psip::parse_media_type(r.header("Content-Type")?).ok()?;
+    if !ct.is("multipart", "mixed") {
+        return None;
+    }
+    let parts = multipart::parse(&r.body, ct.param("boundary")?).ok()?;
+    let c = cpim::parse_headers(parts[0].body).ok()?;
+    Some((c.to[0].display_name.clone(), c.to[0].uri.clone()))
+}
+
+/// Joins `group` (anonymously with `alias`, or with the real identity `name`), then connects to
+/// the relay and binds.
+fn enter(
+    stack: &Stack,
+    group: &str,
+    identity: &str,
+    alias: Option<&str>,
+    anonymous: bool,
+) -> Member {
+    let mut m = enter_sip(stack, group, identity, alias, anonymous);
+    let mut c = Client::connect(&m.relay, &m.own);
+    assert_eq!(c.bind(), Some(200), "bind of {identity}");
+    m.msrp = Some(c);
+    m
+}
+
+fn enter_sip(
+    stack: &Stack,
+    group: &str,
+    identity: &str,
+    alias: Option<&str>,
+    anonymous: bool,
+) -> Member {
+    let mut sip = stack.client(Transport::Udp);
+    let mut inv = if anonymous {
+        Invite::anonymous(group, identity, alias)
+    } else {
+        Invite::named(group, identity, alias)
+    };
+    let own_session = new_id() + &new_id();
+    // Below the ephemeral range, so it cannot be the relay's own port.
+    let own_port = 20000 + u16::from_str_radix(&own_session[..4], 16).unwrap() % 9000;
+    inv.body = Some(("application/sdp".into(), msrp_offer(own_port, &own_session)));
+    let ok = join(&mut sip, &inv);
+    assert_eq!(ok.code, 200, "join of {identity}: {}", ok.raw_text());
+    let (name, uri) = assigned(&ok).unwrap_or_else(|| {
+        if anonymous {
+            (
+                alias.map(str::to_string),
+                "sip:anonymous@anonymous.invalid".to_string(),
+            )
+        } else {
+            (alias.map(str::to_string), identity.to_string())
+        }
+    });
+    let relay = sdp_path(&ok);
+    Member {
+        sip,
+        inv,
+        ok,
+        name,
+        uri,
+        relay,
+        own: format!("msrp://127.0.0.1:{own_port}/{own_session};tcp"),
+        own_port,
+        own_session,
+        msrp: None,
+    }
+}
+
+/// Alice (named), then two anonymous bobs: `bob` and `bob-2`.
+fn lounge(stack: &Stack) -> (Member, Member, Member) {
+    let alice = enter(stack, LOUNGE, "sip:alice@example.com", Some("Alice"), false);
+    let bob = enter(
+        stack,
+        LOUNGE,
+        "sip:bob.secret@example.com",
+        Some("bob"),
+        true,
+    );
+    let bob2 = enter(stack, LOUNGE, "sip:robert@example.org", Some("bob"), true);
+    assert_eq!(bob2.name.as_deref(), Some("bob-2"));
+    assert_eq!(bob2.uri, "sip:anonymous2@anonymous.invalid");
+    (alice, bob, bob2)
+}
+
+fn nothing_for(c: &mut Client) {
+    let got = c.drain(QUIET_PERIOD);
+    assert!(got.is_empty(), "unexpected frames: {got:?}");
+}
+
+#[test]
+fn binding_rules_481_506_403() {
+    let stack = Stack::start("relay-binding");
+    let alice = enter_sip(
+        &stack,
+        LOUNGE,
+        "sip:alice@example.com",
+        Some("Alice"),
+        false,
+    );
+    // An unknown session on the relay.
+    let (base, _) = alice.relay.rsplit_once('/').unwrap();
+    let unknown = format!("{base}/0123456789abcdef0123456789abcdef;tcp");
+    assert_ne!(unknown, alice.relay);
+    let mut c = Client::connect(&unknown, &alice.own);
+    assert_eq!(c.bind(), Some(481));
+    // The right session, but not the From-Path the participant offered.
+    let mut c = Client::connect(&alice.relay, "msrp://127.0.0.1:40999/notmine;tcp");
+    assert_eq!(c.bind(), Some(403));
+    // The right one binds (on the connection that was refused before, too).
+    c.own = alice.own.clone();
+    assert_eq!(c.bind(), Some(200));
+    // A second connection for the bound session.
+    let mut c2 = Client::connect(&alice.relay, &alice.own);
+    assert_eq!(c2.bind(), Some(506));
+    // A connection that binds nothing is closed.
+    let mut idle = Client::connect(&alice.relay, &alice.own);
+    assert!(
+        idle.wait_closed(Duration::from_secs(8)),
+        "unbound connection closed"
+    );
+}
+
+#[test]
+fn fan_out_with_cpim_from_and_private_messages() {
+    let stack = Stack::start("relay-fanout");
+    let (mut alice, mut bob, mut bob2) = lounge(&stack);
+    // Alice to the room: both bobs get it, byte-for-byte; Alice gets nothing back but her 200.
+    let (body, st) = alice.say(&format!("<{LOUNGE}>"), "hello room");
+    assert_eq!(st, Some(200));
+    for m in [&mut bob, &mut bob2] {
+        let got = m.m().next_message(T).expect("message");
+        assert_eq!(got.body, body);
+        assert_eq!(got.end, Continuation::End);
+        let h = &got.heads[0];
+        assert_eq!(h.to_path, vec![m.own.clone()]);
+        assert_eq!(h.from_path, vec![m.relay.clone()]);
+        let c = cpim::parse_headers(&got.body).unwrap();
+        assert_eq!(c.from.unwrap().uri, "sip:alice@example.com");
+    }
+    nothing_for(alice.m());
+    // Bob (anonymous) to the room: the CPIM From is his alias.
+    let (body, st) = bob.say(&format!("<{LOUNGE}>"), "hi, I am bob");
+    assert_eq!(st, Some(200));
+    for m in [&mut alice, &mut bob2] {
+        let got = m.m().next_message(T).expect("message");
+        assert_eq!(got.body, body);
+        let from = cpim::parse_headers(&got.body).unwrap().from.unwrap();
+        assert_eq!(from.display_name.as_deref(), Some("bob"));
+        assert_eq!(from.uri, "sip:anonymous@anonymous.invalid");
+    }
+    // A private message from bob to bob-2 reaches bob-2 only.
+    let to = format!("<{}>", bob2.uri);
+    let (body, st) = bob.say(&to, "psst");
+    assert_eq!(st, Some(200));
+    assert_eq!(bob2.m().next_message(T).expect("private").body, body);
+    nothing_for(alice.m());
+    // A private message to someone not in the room.
+    let (_, st) = bob.say("<sip:anonymous7@anonymous.invalid>", "anyone?");
+    assert_eq!(st, Some(404));
+    nothing_for(alice.m());
+    nothing_for(bob2.m());
+    nothing_for(bob.m());
+}
+
+#[test]
+fn private_messages_not_allowed_428() {
+    let stack = Stack::start("relay-quiet");
+    let mut a = enter(&stack, QUIET, "sip:alice@example.com", Some("ann"), true);
+    let mut b = enter(&stack, QUIET, "sip:bob@example.com", Some("ben"), true);
+    let to = format!("<{}>", b.uri);
+    let (_, st) = a.say(&to, "psst");
+    assert_eq!(st, Some(428));
+    nothing_for(b.m());
+    // Regular messages still flow.
+    let (body, st) = a.say(&format!("<{QUIET}>"), "hello");
+    assert_eq!(st, Some(200));
+    assert_eq!(b.m().next_message(T).unwrap().body, body);
+}
+
+#[test]
+fn refusals_403_415_and_failure_report_no() {
+    let stack = Stack::start("relay-refusals");
+    let (mut alice, mut bob, mut bob2) = lounge(&stack);
+    let room = format!("<{LOUNGE}>");
+    // Bob speaks as bob-2 (another participant's alias): 403, nobody gets it.
+    let spoof = cpim_body(&bob2.cpim_from(), &[&room], "text/plain", b"I am bob-2");
+    assert_eq!(bob.m().send_cpim(&spoof), Some(403));
+    // Bob speaks under his own real address: 403.
+    let real = cpim_body(
+        "<sip:bob.secret@example.com>",
+        &[&room],
+        "text/plain",
+        b"it's me",
+    );
+    assert_eq!(bob.m().send_cpim(&real), Some(403));
+    // Bob's URI with Alice's name: 403.
+    let named = cpim_body(
+        &format!("\"Alice\" <{}>", bob.uri),
+        &[&room],
+        "text/plain",
+        b"x",
+    );
+    assert_eq!(bob.m().send_cpim(&named), Some(403));
+    // Several To: 403.
+    let two = cpim_body(
+        &bob.cpim_from(),
+        &[&room, &format!("<{}>", alice.uri)],
+        "text/plain",
+        b"x",
+    );
+    assert_eq!(bob.m().send_cpim(&two), Some(403));
+    // Not CPIM: 415.
+    assert_eq!(
+        bob.m().send_message("text/plain", b"plain", None, T),
+        Some(415)
+    );
+    // Failure-Report: no and a spoof: no response at all, and nobody receives it.
+    assert_eq!(
+        bob.m()
+            .send_message("message/cpim", &spoof, Some(ReportMode::No), QUIET_PERIOD),
+        None
+    );
+    nothing_for(bob.m());
+    nothing_for(alice.m());
+    nothing_for(bob2.m());
+    // Bob is still connected and may speak as himself.
+    let (body, st) = bob.say(&room, "ok, it's bob");
+    assert_eq!(st, Some(200));
+    assert_eq!(alice.m().next_message(T).unwrap().body, body);
+    assert_eq!(bob2.m().next_message(T).unwrap().body, body);
+}
+
+#[test]
+fn chunked_one_mebibyte_message_arrives_intact() {
+    let stack = Stack::start("relay-1mib");
+    let (mut alice, mut bob, mut bob2) = lounge(&stack);
+    let mut text = Vec::with_capacity(1 << 20);
+    let mut i: u32 = 0;
+    while text.len() < (1 << 20) {
+        text.extend_from_slice(format!("{i:07}|").as_bytes());
+        i = i.wrapping_mul(2_654_435_761).wrapping_add(1) % 10_000_000;
+    }
+    text.truncate(1 << 20);
+    let body = cpim_body(
+        &alice.cpim_from(),
+        &[&format!("<{LOUNGE}>")],
+        "text/plain",
+        &text,
+    );
+    let st = alice.m().send_chunked(&body, 200_000, true);
+    assert!(st.iter().all(|s| *s == Some(200)), "{st:?}");
+    for m in [&mut bob, &mut bob2] {
+        let got = m
+            .m()
+            .next_message(Duration::from_secs(10))
+            .expect("the message");
+        assert_eq!(got.end, Continuation::End);
+        assert!(got.body == body, "byte-identical reassembly");
+        assert!(got.heads.len() >= 16, "re-chunked into ≤ 64 KiB frames");
+        let mid = got.heads[0].message_id.clone();
+        assert!(got.heads.iter().all(|h| h.message_id == mid));
+        assert_eq!(
+            got.heads[0].byte_range.unwrap().total,
+            Some(body.len() as u64)
+        );
+    }
+}
+
+#[test]
+fn message_over_max_size_gets_413() {
+    let stack = Stack::start_with(
+        "relay-maxsize",
+        StackOptions {
+            extra_relay_args: vec!["--max-size".into(), "100000".into()],
+            ..Default::default()
+        },
+    );
+    let (mut alice, mut bob, _bob2) = lounge(&stack);
+    assert!(
+        alice.ok.body_text().contains("a=max-size:100000"),
+        "{}",
+        alice.ok.body_text()
+    );
+    let big = cpim_body(
+        &alice.cpim_from(),
+        &[&format!("<{LOUNGE}>")],
+        "text/plain",
+        &vec![b'x'; 150_000],
+    );
+    assert_eq!(alice.m().send_cpim(&big), Some(413));
+    // Unknown total: the relay notices while receiving.
+    let st = alice.m().send_chunked(&big, 60_000, false);
+    assert!(st.contains(&Some(413)), "{st:?}");
+    // Bob got no complete message: at most a beginning that ends in `#`.
+    for f in bob.m().drain(QUIET_PERIOD) {
+        if let Frame::Request { cont, .. } = f {
+            assert_ne!(cont, Continuation::End);
+        }
+    }
+    let (body, st) = alice.say(&format!("<{LOUNGE}>"), "small is fine");
+    assert_eq!(st, Some(200));
+    assert_eq!(bob.m().next_message(T).unwrap().body, body);
+}
+
+fn metric(stack_metrics: &str, name: &str) -> u64 {
+    let mut s = std::net::TcpStream::connect(stack_metrics).expect("metrics endpoint");
+    use std::io::{Read, Write};
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in metrics:\n{out}"))
+}
+
+#[test]
+fn slow_reader_is_cut_off_while_the_others_keep_chatting() {
+    let metrics_addr = format!("127.0.0.1:{}", support::free_port());
+    let stack = Stack::start_with(
+        "relay-slow",
+        StackOptions {
+            extra_relay_args: vec![
+                "--queue-bytes".into(),
+                "1048576".into(),
+                "--congestion-timeout".into(),
+                "1s".into(),
+                "--metrics".into(),
+                metrics_addr.clone(),
+            ],
+            ..Default::default()
+        },
+    );
+    let (mut alice, mut bob, mut bob2) = lounge(&stack);
+    // Bob stops reading. Alice keeps sending 256 KiB messages; bob-2 reads them all.
+    bob.m().auto_answer = false;
+    let room = format!("<{LOUNGE}>");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut sent = 0;
+    loop {
+        let text = vec![b'a' + (sent % 26) as u8; 256 * 1024];
+        let body = cpim_body(&alice.cpim_from(), &[&room], "text/plain", &text);
+        let st = alice.m().send_chunked(&body, 256 * 1024 + 200, true);
+        assert_eq!(st, vec![Some(200)], "message {sent}");
+        let got = bob2
+            .m()
+            .next_message(Duration::from_secs(10))
+            .expect("bob-2 keeps receiving");
+        assert!(got.body == body, "message {sent} intact for bob-2");
+        sent += 1;
+        if metric(
+            &metrics_addr,
+            "chat_alias_relay_congestion_disconnects_total",
+        ) >= 1
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slow reader was never cut off ({sent} messages)"
+        );
+    }
+    assert!(
+        metric(
+            &metrics_addr,
+            "chat_alias_relay_drops_total{reason=\"congestion\"}"
+        ) >= 1
+    );
+    // Bob's connection was closed by the relay: reading drains what was buffered, then EOF.
+    assert!(
+        bob.m().wait_closed(Duration::from_secs(20)),
+        "slow reader's connection closed"
+    );
+    // The room goes on.
+    let (body, st) = alice.say(&room, "still chatting");
+    assert_eq!(st, Some(200));
+    assert_eq!(bob2.m().next_message(T).unwrap().body, body);
+    assert_eq!(metric(&metrics_addr, "chat_alias_relay_bound_sessions"), 2);
+    assert_eq!(metric(&metrics_addr, "chat_alias_relay_participants"), 3);
+}
+
+#[test]
+fn bye_closes_the_msrp_connection_within_a_second() {
+    let stack = Stack::start("relay-bye");
+    let (mut alice, mut bob, _bob2) = lounge(&stack);
+    let r = leave(&mut bob.sip, &bob.inv, &bob.ok);
+    assert_eq!(r.code, 200);
+    let t0 = Instant::now();
+    assert!(
+        bob.m().wait_closed(Duration::from_secs(3)),
+        "MSRP connection closed after BYE"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_millis(1500),
+        "closed in {:?}",
+        t0.elapsed()
+    );
+    // Bob's session is gone: a new connection for it is 481.
+    let mut again = Client::connect(&bob.relay, &bob.own);
+    assert_eq!(again.bind(), Some(481));
+    let (_, st) = alice.say(&format!("<{}>", bob.uri), "are you there?");
+    assert_eq!(st, Some(404));
+}
+
+#[test]
+fn anonymous_identity_and_address_never_reach_other_participants() {
+    let stack = Stack::start("relay-leak");
+    let (mut alice, mut bob, mut bob2) = lounge(&stack);
+    let room = format!("<{LOUNGE}>");
+    // Bob talks to the room, privately to each, and in several chunks.
+    assert_eq!(bob.say(&room, "hello").1, Some(200));
+    assert_eq!(
+        bob.say(&format!("<{}>", alice.uri), "hi alice").1,
+        Some(200)
+    );
+    assert_eq!(bob.say(&format!("<{}>", bob2.uri), "hi twin").1, Some(200));
+    let big = cpim_body(
+        &bob.cpim_from(),
+        &[&room],
+        "text/plain",
+        &vec![b'z'; 150_000],
+    );
+    assert!(bob
+        .m()
+        .send_chunked(&big, 50_000, true)
+        .iter()
+        .all(|s| *s == Some(200)));
+    // Spoofs are refused and go nowhere.
+    let spoof = cpim_body(
+        "<sip:bob.secret@example.com>",
+        &[&room],
+        "text/plain",
+        b"leak?",
+    );
+    assert_eq!(bob.m().send_cpim(&spoof), Some(403));
+    assert_eq!(alice.say(&room, "hi all").1, Some(200));
+    // Let everything arrive.
+    let _ = alice.m().drain(Duration::from_millis(800));
+    let _ = bob2.m().drain(Duration::from_millis(200));
+    let needles = [
+        "bob.secret".to_string(),
+        bob.own_session.clone(),
+        format!(":{}/", bob.own_port),
+        bob.own.clone(),
+    ];
+    for (who, m) in [("alice", &mut alice), ("bob-2", &mut bob2)] {
+        let got = &m.m().received;
+        assert!(got.len() > 150_000, "{who} received the messages");
+        let text = String::from_utf8_lossy(got);
+        for n in &needles {
+            assert!(!text.contains(n.as_str()), "{who} received {n:?}");
+        }
+        assert!(text.contains("hello"), "{who} got bob's message");
+    }
+}
+
+#[test]
+fn nickname_changes_the_enforced_display_name() {
+    let stack = Stack::start("relay-nickname");
+    let (mut alice, mut bob, mut bob2) = lounge(&stack);
+    let room = format!("<{LOUNGE}>");
+    // Taken (RFC 8266 comparison and look-alikes): 425.
+    assert_eq!(bob.m().nickname("ALICE"), Some(425));
+    assert_eq!(bob.m().nickname("b0b-2"), Some(425));
+    // Malformed: 424.
+    assert_eq!(bob.m().nickname("   "), Some(424));
+    assert_eq!(bob.m().nickname("Robert"), Some(200));
+    assert_eq!(bob2.m().nickname("robert"), Some(425));
+    // The new name is the one the relay enforces.
+    bob.name = Some("Robert".into());
+    let (body, st) = bob.say(&room, "call me Robert");
+    assert_eq!(st, Some(200));
+    assert_eq!(alice.m().next_message(T).unwrap().body, body);
+    assert_eq!(bob2.m().next_message(T).unwrap().body, body);
+    let old = cpim_body(
+        &format!("\"bob\" <{}>", bob.uri),
+        &[&room],
+        "text/plain",
+        b"x",
+    );
+    assert_eq!(bob.m().send_cpim(&old), Some(403));
+}
+
+/// A small deterministic generator for the hostile-input test.
+struct XorShift(u64);
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn hostile_input_does_not_hurt_the_relay() {
+    let stack = Stack::start("relay-hostile");
+    let (mut alice, mut bob, _bob2) = lounge(&stack);
+    let addr = format!("127.0.0.1:{}", stack.msrp_port);
+    use std::io::Write;
+    // Garbage instead of MSRP: the connection is closed.
+    let mut c = Client::connect(&alice.relay, &alice.own);
+    c.send_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(c.wait_closed(T), "garbage closes the connection");
+    // A head larger than the limit: closed, never buffered.
+    let mut c = Client::connect(&alice.relay, &alice.own);
+    let mut huge = b"MSRP abcd1234 SEND\r\nX-Pad: ".to_vec();
+    huge.extend(std::iter::repeat_n(b'a', 64 * 1024));
+    let _ = c.try_send_raw(&huge);
+    assert!(c.wait_closed(T), "oversized head closes the connection");
+    // A malformed request on a bound connection: 400, and the connection goes on.
+    let raw = format!(
+        "MSRP bad00001 SEND\r\nTo-Path: {}\r\nFrom-Path: {}\r\nMessage-ID: abcd1234\r\nByte-Range: 9-1/x\r\n-------bad00001$\r\n",
+        bob.relay, bob.own
+    );
+    bob.m().send_raw(raw.as_bytes());
+    assert_eq!(bob.m().response("bad00001", T).map(|r| r.status), Some(400));
+    // Mutated valid frames, each on its own connection (unbound: they can only be refused).
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let (_, template) = Client::connect(&alice.relay, &alice.own).send_frame(
+        "abcdef123456",
+        1,
+        Some(40),
+        &cpim_body(
+            "<sip:x@y>",
+            &[&format!("<{LOUNGE}>")],
+            "text/plain",
+            b"0123456789",
+        ),
+        Continuation::End,
+        "message/cpim",
+        None,
+    );
+    for _ in 0..60 {
+        let mut f = template.clone();
+        for _ in 0..1 + rng.next() % 8 {
+            let i = (rng.next() % f.len() as u64) as usize;
+            f[i] = rng.next() as u8;
+        }
+        if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
+            let _ = s.write_all(&f);
+            let _ = s.write_all(&f[..(rng.next() % f.len() as u64) as usize]);
+        }
+    }
+    // The room still works.
+    let room = format!("<{LOUNGE}>");
+    let (body, st) = alice.say(&room, "still alive");
+    assert_eq!(st, Some(200));
+    assert_eq!(bob.m().next_message(T).unwrap().body, body);
+    assert!(
+        !stack.relay_log().contains("panicked"),
+        "{}",
+        stack.relay_log()
+    );
+}
