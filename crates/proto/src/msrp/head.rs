@@ -135,11 +135,15 @@ fn parse_path(name: &str, value: &str) -> Result<Vec<String>, String> {
     Ok(uris)
 }
 
+/// The largest Byte-Range value accepted (2^53, 8 PiB): far beyond any message, and small enough
+/// that offset arithmetic on it (plus bounded chunk lengths) can never overflow a u64.
+pub const MAX_BYTE_RANGE_VALUE: u64 = 1 << 53;
+
 fn parse_u64(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse().ok()
+    s.parse().ok().filter(|&v| v <= MAX_BYTE_RANGE_VALUE)
 }
 
 fn star_or_u64(s: &str) -> Option<Option<u64>> {
@@ -156,7 +160,7 @@ pub(crate) fn parse_byte_range(v: &str) -> Option<ByteRange> {
     let start = parse_u64(start)?;
     let end = star_or_u64(end)?;
     let total = star_or_u64(total)?;
-    if start == 0 {
+    if start == 0 || total.is_some_and(|t| start > t + 1) {
         return None;
     }
     if let Some(e) = end {
@@ -509,5 +513,26 @@ mod tests {
         assert_eq!(unquote(r#""a"b""#), None);
         assert_eq!(unquote("Alice"), None);
         assert_eq!(unquote("\""), None);
+    }
+}
+
+#[cfg(test)]
+mod byte_range_bounds {
+    use super::*;
+
+    #[test]
+    fn huge_or_inconsistent_ranges_are_refused() {
+        assert!(parse_byte_range("18446744073709551615-*/*").is_none());
+        assert!(parse_byte_range(&format!("{}-*/*", MAX_BYTE_RANGE_VALUE + 1)).is_none());
+        assert!(parse_byte_range(&format!("{MAX_BYTE_RANGE_VALUE}-*/*")).is_some());
+        assert!(
+            parse_byte_range("12-*/10").is_none(),
+            "start beyond the total"
+        );
+        assert!(
+            parse_byte_range("11-10/10").is_some(),
+            "empty range right after the end is legal"
+        );
+        assert!(parse_byte_range("1-0/0").is_some());
     }
 }

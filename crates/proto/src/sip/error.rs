@@ -36,6 +36,9 @@ pub enum SipError {
     BadTelNumber,
     /// A media type is not `type/subtype *(;name=value)`.
     BadMediaType,
+    /// More URI parameters or headers than [`crate::sip::MAX_URI_PARAMS`]: refused so that
+    /// comparing URIs stays cheap whatever a peer sends.
+    TooManyParams,
 }
 
 impl fmt::Display for SipError {
@@ -55,6 +58,7 @@ impl fmt::Display for SipError {
             SipError::BadParam => f.write_str("malformed parameter"),
             SipError::BadTelNumber => f.write_str("invalid telephone number"),
             SipError::BadMediaType => f.write_str("malformed media type"),
+            SipError::TooManyParams => f.write_str("too many URI parameters"),
         }
     }
 }

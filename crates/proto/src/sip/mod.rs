@@ -26,4 +26,4 @@ pub use media_type::{accept_allows, parse_media_type, MediaType};
 pub use name_addr::{format_name_addr, parse_name_addr, parse_name_addr_list, NameAddr};
 pub use privacy::{privacy_requests_id, privacy_values};
 pub use quote::{quote_display_name, try_quote_display_name};
-pub use uri::{parse_uri, Scheme, Uri};
+pub use uri::{parse_uri, Scheme, Uri, MAX_URI_PARAMS};

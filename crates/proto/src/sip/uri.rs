@@ -184,7 +184,14 @@ fn parse_hostport(s: &str) -> Result<(&str, Option<u16>), SipError> {
 }
 
 /// `name[=value]` pieces separated by `;`, as written.
+/// The most parameters (and, separately, headers) a URI may carry. Real URIs carry a handful;
+/// the cap keeps equivalence checks and lookups cheap on hostile input.
+pub const MAX_URI_PARAMS: usize = 32;
+
 fn parse_params(s: &str) -> Result<Vec<(String, Option<String>)>, SipError> {
+    if s.split(';').nth(MAX_URI_PARAMS).is_some() {
+        return Err(SipError::TooManyParams);
+    }
     s.split(';')
         .map(|p| match p.split_once('=') {
             Some((n, v)) if !n.is_empty() && !v.is_empty() => {
@@ -200,6 +207,9 @@ fn parse_params(s: &str) -> Result<Vec<(String, Option<String>)>, SipError> {
 fn parse_headers(s: &str) -> Result<Vec<(String, String)>, SipError> {
     if s.is_empty() {
         return Ok(Vec::new());
+    }
+    if s.split('&').nth(MAX_URI_PARAMS).is_some() {
+        return Err(SipError::TooManyParams);
     }
     s.split('&')
         .map(|h| {
@@ -630,5 +640,35 @@ mod tests {
             "sip:Bob@example.com:5060"
         );
         assert_eq!(u("sip:im.example.net").key(), "sip:im.example.net");
+    }
+}
+
+#[cfg(test)]
+mod param_cap_tests {
+    use super::*;
+
+    #[test]
+    fn parameter_and_header_counts_are_capped() {
+        let at_cap: String = (0..MAX_URI_PARAMS).map(|i| format!(";p{i}")).collect();
+        assert!(parse_uri(&format!("sip:g@example.net{at_cap}")).is_ok());
+        let over: String = (0..=MAX_URI_PARAMS).map(|i| format!(";p{i}")).collect();
+        assert_eq!(
+            parse_uri(&format!("sip:g@example.net{over}")),
+            Err(SipError::TooManyParams)
+        );
+        let hdrs: String = (0..=MAX_URI_PARAMS)
+            .map(|i| format!("h{i}=v"))
+            .collect::<Vec<_>>()
+            .join("&");
+        assert_eq!(
+            parse_uri(&format!("sip:g@example.net?{hdrs}")),
+            Err(SipError::TooManyParams)
+        );
+        // What a hostile peer sends in one datagram is refused, not compared quadratically.
+        let hostile: String = (0..8000).map(|i| format!(";p{i}")).collect();
+        assert_eq!(
+            parse_uri(&format!("sip:bookclub@im.example.net{hostile}")),
+            Err(SipError::TooManyParams)
+        );
     }
 }
