@@ -100,6 +100,22 @@ pub fn reload(m: &Module) -> Result<usize, String> {
     let loaded = GroupSet::load_dir(std::path::Path::new(&m.cfg.groups_dir));
     match loaded {
         Ok((set, docs)) => {
+            // A conference lives in one stripe: say so when a group could outgrow it.
+            let (_, per_stripe) = m.cfg.per_stripe();
+            for g in set
+                .iter()
+                .filter(|g| g.max_participants.is_some_and(|n| n > per_stripe))
+            {
+                ffi::log(
+                    Level::Warn,
+                    &format!(
+                        "group {} allows {} participants but one conference can hold at most {per_stripe} \
+                         (max_participants/table_stripes): raise max_participants",
+                        g.uri,
+                        g.max_participants.unwrap_or(0)
+                    ),
+                );
+            }
             m.shared
                 .publish_docs(&encode_documents(&docs))
                 .map_err(|e| format!("cannot publish groups: {e}"))?;
@@ -147,13 +163,16 @@ fn dialog_key(call_id: Option<&str>, from_tag: &str, to_tag: &str) -> u128 {
     (u128::from(half(1)) << 64) | u128::from(half(2))
 }
 
-fn random16() -> [u8; 16] {
+/// 16 bytes from the kernel's CSPRNG; None if it failed (then nothing guessable is handed out).
+fn random16() -> Option<[u8; 16]> {
     let mut b = [0u8; 16];
-    if getrandom::fill(&mut b).is_err() {
-        // The kernel's CSPRNG does not fail on Linux ≥ 3.17; never answer with a guessable id though.
-        ffi::log(Level::Error, "getrandom failed");
+    match getrandom::fill(&mut b) {
+        Ok(()) => Some(b),
+        Err(e) => {
+            ffi::log(Level::Error, &format!("getrandom failed: {e}"));
+            None
+        }
     }
-    b
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -219,7 +238,9 @@ fn admit_to_conference(
     dialog_key: u128,
     tx: &mut dyn Transaction,
 ) -> Result<(), Refusal> {
-    let session = hex(&random16());
+    let no_random = || unavailable(m, "no randomness", RefusalKind::Internal);
+    let session = hex(&random16().ok_or_else(no_random)?);
+    let answer_random = random16().ok_or_else(no_random)?;
     let stripe = alias_table::stripe_of(&adm.conference_key, m.shared.stripes());
     let (peer_path, accept_wrapped, chatroom) = join::peer_media(adm);
     let req = JoinRequest {
@@ -241,15 +262,23 @@ fn admit_to_conference(
         Ok(a) => (a, session, true),
         Err(JoinError::AlreadyJoinedDialog(a)) => {
             // The same dialog asked again after its transaction ended: same identity, no new place.
+            // Only for the same authenticated identity: Call-ID, tags and Via are visible on the
+            // path, and must not let anyone else take over the participant's alias and session.
             let existing = m.shared.with_stripe(stripe, |mem| {
-                Stripe::attach(mem).ok().and_then(|s| {
-                    s.participants(&adm.conference_key)
-                        .into_iter()
-                        .find(|pi| pi.uri == a.uri)
-                        .map(|pi| pi.session_id)
-                })
+                Stripe::attach(mem)
+                    .ok()
+                    .and_then(|s| s.participant(a.handle))
             });
-            (a, existing.unwrap_or(session), false)
+            match existing {
+                Some(pi) if pi.identity_uri == adm.identity => (a, pi.session_id, false),
+                _ => {
+                    return Err(Refusal::new(
+                        403,
+                        "Forbidden (dialog belongs to another identity)",
+                        RefusalKind::Policy,
+                    ))
+                }
+            }
         }
         Err(JoinError::TableFull) => {
             return Err(unavailable(m, "alias table full", RefusalKind::TableFull))
@@ -310,7 +339,7 @@ fn admit_to_conference(
         display_name: assigned.display_name.clone(),
         uri: assigned.uri.clone(),
     };
-    let answer = match join::answer(adm, &identity, &grant, random16()) {
+    let answer = match join::answer(adm, &identity, &grant, answer_random) {
         Ok(a) => a,
         Err(r) => {
             rollback(relay, "answer refused");
@@ -474,4 +503,55 @@ pub fn in_dialog(
             .and_then(|s| s.find_by_dialog(&conference_key, key))
             .is_some()
     })
+}
+
+/// An RFC 7701 NICKNAME decided by the alias table, the single source of truth for names (asked by
+/// the relay through the `chat_alias.nickname` RPC). `nickname` empty removes the display name.
+/// Errors carry the MSRP status the relay answers with: 404 unknown session or group, 424 invalid
+/// nickname, 425 in use.
+pub fn nickname(
+    m: &Module,
+    conference_uri: &str,
+    session: &str,
+    nickname: &str,
+) -> Result<Option<String>, (u16, String)> {
+    let Some(conference_key) = with_process(m, |p| {
+        p.groups.find(conference_uri).map(join::conference_key)
+    }) else {
+        return Err((404, format!("no group {conference_uri}")));
+    };
+    let name = if nickname.is_empty() {
+        None
+    } else {
+        chat_alias_proto::nickname::validate_display_name(
+            nickname,
+            m.cfg.max_display_name_chars as usize,
+        )
+        .map_err(|e| (424, format!("invalid nickname: {e}")))?;
+        Some(nickname)
+    };
+    let stripe = alias_table::stripe_of(&conference_key, m.shared.stripes());
+    let renamed = m
+        .shared
+        .with_stripe(stripe, |mem| match Stripe::attach(mem) {
+            Ok(mut s) => s.rename(&conference_key, session, name),
+            Err(_) => Err(alias_table::RenameError::UnknownSession),
+        });
+    match renamed {
+        Ok(info) => {
+            ffi::log(
+                Level::Info,
+                &format!(
+                    "session {session} in {conference_uri} now named {:?}",
+                    info.display_name
+                ),
+            );
+            Ok(info.display_name)
+        }
+        Err(alias_table::RenameError::UnknownSession) => {
+            Err((404, format!("no session {session} in {conference_uri}")))
+        }
+        Err(alias_table::RenameError::Taken) => Err((425, "nickname in use".into())),
+        Err(alias_table::RenameError::TooLong) => Err((424, "nickname too long".into())),
+    }
 }

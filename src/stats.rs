@@ -1,5 +1,6 @@
 //! The module's statistics counters (group `chat_alias`), in registration order.
 use chat_alias_focus::join::RefusalKind;
+use std::ffi::CStr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(i32)]
@@ -18,6 +19,7 @@ pub enum Counter {
     RefusedAlreadyJoined,
     RefusedBadOffer,
     RefusedNotAcceptable,
+    RefusedPrivacyUnavailable,
     RefusedTableFull,
     RefusedRelayUnavailable,
     RefusedInternal,
@@ -25,76 +27,122 @@ pub enum Counter {
     ReloadFailures,
 }
 
-/// (name, description) per counter, NUL-terminated for Kamailio, in `Counter` order.
-pub const COUNTERS: &[(&std::ffi::CStr, &std::ffi::CStr)] = &[
-    (c"joins", c"INVITEs answered 200 OK (participants admitted)"),
-    (
-        c"anonymous_joins",
-        c"admitted participants that asked for anonymity",
-    ),
-    (
-        c"modified_aliases",
-        c"admitted participants whose identity was made unique (multipart 200 OK)",
-    ),
-    (
-        c"leaves",
-        c"participants removed (BYE, dialog expiry or failure)",
-    ),
-    (
-        c"active_participants",
-        c"participants currently in a conference",
-    ),
-    (
-        c"refused_unknown_group",
-        c"INVITEs refused 404: no such group",
-    ),
-    (
-        c"refused_no_identity",
-        c"INVITEs refused 403: no authenticated identity",
-    ),
-    (
-        c"refused_bad_request",
-        c"INVITEs refused 400: malformed From or display name",
-    ),
-    (
-        c"refused_policy",
-        c"INVITEs refused 403: the group's join-handling is false",
-    ),
-    (
-        c"refused_anonymity",
-        c"INVITEs refused 403: allow-anonymity is false",
-    ),
-    (
-        c"refused_conference_full",
-        c"INVITEs refused 486: max-participant-count reached",
-    ),
-    (
-        c"refused_already_joined",
-        c"INVITEs refused 486: the identity is already a participant",
-    ),
-    (
-        c"refused_bad_offer",
-        c"INVITEs refused 488: no usable MSRP offer",
-    ),
-    (
-        c"refused_not_acceptable",
-        c"INVITEs refused 406: Accept excludes multipart/mixed",
-    ),
-    (
-        c"refused_table_full",
-        c"INVITEs refused 503: the alias table is full",
-    ),
-    (
-        c"refused_relay_unavailable",
-        c"INVITEs refused 503: the relay did not acknowledge the join",
-    ),
-    (c"refused_internal", c"INVITEs refused 500: internal error"),
-    (c"reloads", c"successful chat_alias.reload commands"),
-    (
-        c"reload_failures",
-        c"refused chat_alias.reload commands (old groups kept)",
-    ),
-];
+impl Counter {
+    /// Every counter, in registration order: `ALL[i] as usize == i` (checked at compile time).
+    pub const ALL: [Counter; 20] = [
+        Counter::Joins,
+        Counter::AnonymousJoins,
+        Counter::ModifiedAliases,
+        Counter::Leaves,
+        Counter::ActiveParticipants,
+        Counter::RefusedUnknownGroup,
+        Counter::RefusedNoIdentity,
+        Counter::RefusedBadRequest,
+        Counter::RefusedPolicy,
+        Counter::RefusedAnonymity,
+        Counter::RefusedConferenceFull,
+        Counter::RefusedAlreadyJoined,
+        Counter::RefusedBadOffer,
+        Counter::RefusedNotAcceptable,
+        Counter::RefusedPrivacyUnavailable,
+        Counter::RefusedTableFull,
+        Counter::RefusedRelayUnavailable,
+        Counter::RefusedInternal,
+        Counter::Reloads,
+        Counter::ReloadFailures,
+    ];
+
+    /// (name, description), NUL-terminated for Kamailio. The match is exhaustive: a new counter
+    /// cannot be added without its name.
+    pub fn describe(self) -> (&'static CStr, &'static CStr) {
+        match self {
+            Counter::Joins => (c"joins", c"INVITEs answered 200 OK (participants admitted)"),
+            Counter::AnonymousJoins => (
+                c"anonymous_joins",
+                c"admitted participants that asked for anonymity",
+            ),
+            Counter::ModifiedAliases => (
+                c"modified_aliases",
+                c"admitted participants whose identity was made unique (multipart 200 OK)",
+            ),
+            Counter::Leaves => (
+                c"leaves",
+                c"participants removed (BYE, dialog expiry or failure)",
+            ),
+            Counter::ActiveParticipants => (
+                c"active_participants",
+                c"participants currently in a conference",
+            ),
+            Counter::RefusedUnknownGroup => (
+                c"refused_unknown_group",
+                c"INVITEs refused 404: no such group",
+            ),
+            Counter::RefusedNoIdentity => (
+                c"refused_no_identity",
+                c"INVITEs refused 403: no authenticated identity",
+            ),
+            Counter::RefusedBadRequest => (
+                c"refused_bad_request",
+                c"INVITEs refused 400: malformed From or display name",
+            ),
+            Counter::RefusedPolicy => (
+                c"refused_policy",
+                c"INVITEs refused 403: the group's join-handling is false",
+            ),
+            Counter::RefusedAnonymity => (
+                c"refused_anonymity",
+                c"INVITEs refused 403: allow-anonymity is false",
+            ),
+            Counter::RefusedConferenceFull => (
+                c"refused_conference_full",
+                c"INVITEs refused 486: max-participant-count reached",
+            ),
+            Counter::RefusedAlreadyJoined => (
+                c"refused_already_joined",
+                c"INVITEs refused 486: the identity is already a participant",
+            ),
+            Counter::RefusedBadOffer => (
+                c"refused_bad_offer",
+                c"INVITEs refused 488: no usable MSRP offer",
+            ),
+            Counter::RefusedNotAcceptable => (
+                c"refused_not_acceptable",
+                c"INVITEs refused 406: Accept excludes multipart/mixed",
+            ),
+            Counter::RefusedPrivacyUnavailable => (
+                c"refused_privacy_unavailable",
+                c"INVITEs refused 500: Privacy critical asked for privacy the focus cannot provide",
+            ),
+            Counter::RefusedTableFull => (
+                c"refused_table_full",
+                c"INVITEs refused 503: the alias table is full",
+            ),
+            Counter::RefusedRelayUnavailable => (
+                c"refused_relay_unavailable",
+                c"INVITEs refused 503: the relay did not acknowledge the join",
+            ),
+            Counter::RefusedInternal => {
+                (c"refused_internal", c"INVITEs refused 500: internal error")
+            }
+            Counter::Reloads => (c"reloads", c"successful chat_alias.reload commands"),
+            Counter::ReloadFailures => (
+                c"reload_failures",
+                c"refused chat_alias.reload commands (old groups kept)",
+            ),
+        }
+    }
+}
+
+const _: () = {
+    let mut i = 0;
+    while i < Counter::ALL.len() {
+        assert!(
+            Counter::ALL[i] as usize == i,
+            "Counter::ALL must follow the discriminants"
+        );
+        i += 1;
+    }
+};
 
 pub fn refusal_counter(kind: RefusalKind) -> Counter {
     match kind {
@@ -107,6 +155,7 @@ pub fn refusal_counter(kind: RefusalKind) -> Counter {
         RefusalKind::AlreadyJoined => Counter::RefusedAlreadyJoined,
         RefusalKind::BadOffer => Counter::RefusedBadOffer,
         RefusalKind::NotAcceptable => Counter::RefusedNotAcceptable,
+        RefusalKind::PrivacyUnavailable => Counter::RefusedPrivacyUnavailable,
         RefusalKind::TableFull => Counter::RefusedTableFull,
         RefusalKind::RelayUnavailable => Counter::RefusedRelayUnavailable,
         RefusalKind::Internal => Counter::RefusedInternal,

@@ -6,7 +6,7 @@ use super::msg::SipMsg;
 use super::{guard, install_panic_hook, kemi, log, rpc, Level};
 use crate::config::Config;
 use crate::service::{self, Module, Outcome, MODULE};
-use crate::stats::COUNTERS;
+use crate::stats::Counter;
 use chat_alias_focus::join::InviteView;
 use std::cell::UnsafeCell;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
@@ -48,7 +48,7 @@ static P_RELAY_SOCKET: KCell<*mut c_char> = KCell(UnsafeCell::new(
 static P_RELAY_TIMEOUT_MS: KCell<c_int> = KCell(UnsafeCell::new(200));
 static P_RETRY_AFTER: KCell<c_int> = KCell(UnsafeCell::new(5));
 static P_MAX_DISPLAY_NAME: KCell<c_int> = KCell(UnsafeCell::new(64));
-static P_MAX_PARTICIPANTS: KCell<c_int> = KCell(UnsafeCell::new(4096));
+static P_MAX_PARTICIPANTS: KCell<c_int> = KCell(UnsafeCell::new(16384));
 static P_MAX_CONFERENCES: KCell<c_int> = KCell(UnsafeCell::new(1024));
 static P_TABLE_STRIPES: KCell<c_int> = KCell(UnsafeCell::new(16));
 
@@ -206,8 +206,14 @@ fn init() -> Result<(), String> {
     if have_dlg == 0 {
         return Err("cannot load the dialog API: loadmodule \"dialog.so\" (participants leave on dialog end)".into());
     }
-    let names: Vec<*const c_char> = COUNTERS.iter().map(|(n, _)| n.as_ptr()).collect();
-    let descrs: Vec<*const c_char> = COUNTERS.iter().map(|(_, d)| d.as_ptr()).collect();
+    let names: Vec<*const c_char> = Counter::ALL
+        .iter()
+        .map(|c| c.describe().0.as_ptr())
+        .collect();
+    let descrs: Vec<*const c_char> = Counter::ALL
+        .iter()
+        .map(|c| c.describe().1.as_ptr())
+        .collect();
     // SAFETY: the names and descriptions are 'static C strings; the arrays are read during the call.
     if unsafe {
         b::ca_counters_register(

@@ -22,7 +22,12 @@ static DOC_STATS: KCell<[*const c_char; 2]> = KCell(UnsafeCell::new([
     std::ptr::null(),
 ]));
 
-pub static RPC_METHODS: KCell<[b::rpc_export_t; 4]> = KCell(UnsafeCell::new([
+static DOC_NICKNAME: KCell<[*const c_char; 2]> = KCell(UnsafeCell::new([
+    c"Set (or remove, with an empty name) a participant's display name if unique: conference URI, MSRP session id, nickname (used by the relay for RFC 7701 NICKNAME)".as_ptr(),
+    std::ptr::null(),
+]));
+
+pub static RPC_METHODS: KCell<[b::rpc_export_t; 5]> = KCell(UnsafeCell::new([
     b::rpc_export_t {
         name: c"chat_alias.list".as_ptr(),
         function: Some(rpc_list),
@@ -39,6 +44,12 @@ pub static RPC_METHODS: KCell<[b::rpc_export_t; 4]> = KCell(UnsafeCell::new([
         name: c"chat_alias.stats".as_ptr(),
         function: Some(rpc_stats),
         doc_str: DOC_STATS.0.get().cast(),
+        flags: 0,
+    },
+    b::rpc_export_t {
+        name: c"chat_alias.nickname".as_ptr(),
+        function: Some(rpc_nickname),
+        doc_str: DOC_NICKNAME.0.get().cast(),
         flags: 0,
     },
     b::rpc_export_t {
@@ -73,6 +84,47 @@ impl Reply {
                 f(self.ctx, code, c"%s".as_ptr().cast_mut(), m.as_ptr());
             }
         }
+    }
+
+    /// Reads `N` string parameters; None (after a fault) when they are missing.
+    fn strings<const N: usize>(&self) -> Option<[String; N]> {
+        let mut ptrs: [*mut c_char; 3] = [null_mut(); 3];
+        // SAFETY: "s" stores one char* per format letter into the matching pointer; N <= 3.
+        let [p0, p1, p2] = &mut ptrs;
+        let n = unsafe {
+            let scan = (*self.rpc).scan?;
+            match N {
+                1 => scan(self.ctx, c"s".as_ptr().cast_mut(), p0 as *mut *mut c_char),
+                2 => scan(
+                    self.ctx,
+                    c"ss".as_ptr().cast_mut(),
+                    p0 as *mut *mut c_char,
+                    p1 as *mut *mut c_char,
+                ),
+                3 => scan(
+                    self.ctx,
+                    c"sss".as_ptr().cast_mut(),
+                    p0 as *mut *mut c_char,
+                    p1 as *mut *mut c_char,
+                    p2 as *mut *mut c_char,
+                ),
+                _ => return None,
+            }
+        };
+        if n < N as c_int {
+            self.fault(400, &format!("{N} parameters required"));
+            return None;
+        }
+        // SAFETY: the RPC layer returned NUL-terminated strings valid for this call.
+        Some(std::array::from_fn(|i| unsafe {
+            if ptrs[i].is_null() {
+                String::new()
+            } else {
+                std::ffi::CStr::from_ptr(ptrs[i])
+                    .to_string_lossy()
+                    .into_owned()
+            }
+        }))
     }
 
     fn text(&self, s: &str) {
@@ -192,5 +244,24 @@ unsafe extern "C" fn rpc_stats(rpc: *mut b::rpc_t, ctx: *mut c_void) {
             Field::Int(c"table_stripes", m.cfg.table_stripes.into()),
             Field::Int(c"groups", service::group_count(m) as i64),
         ]);
+    })
+}
+
+unsafe extern "C" fn rpc_nickname(rpc: *mut b::rpc_t, ctx: *mut c_void) {
+    guard("chat_alias.nickname", (), || {
+        let r = Reply { rpc, ctx };
+        let Some(m) = module() else {
+            return r.fault(500, "chat_alias not initialised");
+        };
+        let Some([conference, session, nick]) = r.strings::<3>() else {
+            return;
+        };
+        match service::nickname(m, &conference, &session, &nick) {
+            Ok(name) => r.record(&[
+                Field::Int(c"code", 200),
+                Field::Str(c"display_name", name.unwrap_or_default()),
+            ]),
+            Err((code, msg)) => r.fault(c_int::from(code), &msg),
+        }
     })
 }

@@ -21,6 +21,15 @@
 //! or, if taken, `sip:anonymousN@anonymous.invalid`, N = 2, 3, …. A candidate that is itself taken is
 //! skipped, never duplicated.
 //!
+//! # Renames (RFC 7701 NICKNAME, SPEC §6)
+//! [`Stripe::rename`] is how the relay's NICKNAME requests are decided: this table is the single
+//! source of truth for names in a conference. The participant is found by its MSRP session id through
+//! a session index (keyed like the others), so a rename costs the same as a join. A new name is
+//! refused when its clash key is held by *another* participant; the participant's own clash key is
+//! accepted again (re-spelled as written). A rename never gets a suffix. The old name is given back
+//! exactly as a leave gives it back: out of the clash index, one reference less on its base record
+//! (freed at zero), its suffix number released to that base, so `bob-2` becomes assignable again.
+//!
 //! # O(1) assignment
 //! Each (conference, clash key of a chosen name) has a **base record** holding the next never-used
 //! suffix and a LIFO list of released suffixes; each conference holds the same pair for anonymous URI
@@ -98,8 +107,8 @@ impl StripeConfig {
 
 /// Bytes one stripe needs for `cfg`; 0 for a configuration [`StripeConfig::validate`] refuses.
 ///
-/// Per participant slot: 688 (slot) + 48 (base record) + 4 × 16 (free-number records) + 4 indexes ×
-/// 2..4 buckets × 4 bytes = 832..864 bytes. Per conference record: 312 + 2..4 buckets × 4 = 320..328.
+/// Per participant slot: 696 (slot) + 48 (base record) + 4 × 16 (free-number records) + 5 indexes ×
+/// 2..4 buckets × 4 bytes = 848..888 bytes. Per conference record: 312 + 2..4 buckets × 4 = 320..328.
 /// Plus a 128-byte header.
 pub fn stripe_bytes(cfg: &StripeConfig) -> usize {
     Layout::new(cfg.max_conferences, cfg.max_participants).map_or(0, |l| l.total)
@@ -301,11 +310,35 @@ impl fmt::Display for JoinError {
 
 impl std::error::Error for JoinError {}
 
+/// Why a [`Stripe::rename`] was refused; nothing was changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RenameError {
+    /// No participant with that MSRP session id in that conference (or no such conference).
+    UnknownSession,
+    /// The name clashes with another participant's display name (RFC 7701: 425).
+    Taken,
+    /// The name is longer than a slot holds (256 bytes).
+    TooLong,
+}
+
+impl fmt::Display for RenameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RenameError::UnknownSession => write!(f, "no such session in the conference"),
+            RenameError::Taken => write!(f, "nickname in use"),
+            RenameError::TooLong => write!(f, "nickname too long for the alias table"),
+        }
+    }
+}
+
+impl std::error::Error for RenameError {}
+
 /// Hash domains, so that equal bytes in different roles never share a hash.
 const TAG_CLASH: u8 = 1;
 const TAG_URI: u8 = 2;
 const TAG_DIALOG: u8 = 3;
 const TAG_CONF: u8 = 4;
+const TAG_SESSION: u8 = 5;
 
 /// One stripe of the table, borrowed for the duration of one locked access.
 ///
@@ -596,6 +629,8 @@ impl<'m> Stripe<'m> {
         self.chain_insert(Index::Uri, uri_hash as u64, part::NEXT_URI, p);
         let dh = self.dialog_hash(c, req.dialog_key);
         self.chain_insert(Index::Dialog, dh, part::NEXT_DIALOG, p);
+        let sh = self.session_hash(c, req.session_id.as_bytes());
+        self.chain_insert(Index::Session, sh, part::NEXT_SESSION, p);
         // Counts.
         let n = self.cf(c, conf::COUNT).saturating_add(1);
         self.wcf(c, conf::COUNT, n);
@@ -625,15 +660,14 @@ impl<'m> Stripe<'m> {
         };
         let pflags = self.rf(Pool::Part, p, part::PFLAGS);
 
-        // Unlink from every index.
-        if pflags & part::PF_HAS_NAME != 0 {
-            let h = self.r128(Pool::Part, p, part::CLASH) as u64;
-            self.chain_remove(Index::Clash, h, part::NEXT_CLASH, p);
-        }
+        // Unlink from every index; give the name's suffix back to its base record.
+        self.unlink_name(p);
         let h = self.r128(Pool::Part, p, part::URI) as u64;
         self.chain_remove(Index::Uri, h, part::NEXT_URI, p);
         let dh = self.dialog_hash(c, self.r128(Pool::Part, p, part::DIALOG));
         self.chain_remove(Index::Dialog, dh, part::NEXT_DIALOG, p);
+        let sh = self.session_hash(c, self.rbytes(Pool::Part, p, part::SID, part::SID_LEN));
+        self.chain_remove(Index::Session, sh, part::NEXT_SESSION, p);
         // Member list.
         let prev = self.rf(Pool::Part, p, part::PREV);
         let next = self.rf(Pool::Part, p, LINK);
@@ -648,18 +682,6 @@ impl<'m> Stripe<'m> {
             self.wcf(c, conf::TAIL, prev);
         }
 
-        // Give the name's suffix back to its base record.
-        let b = self.rf(Pool::Part, p, part::BASE);
-        if self.lay.rec(Pool::Base, b).is_some() {
-            let refs = self.rf(Pool::Base, b, base::REFS).saturating_sub(1);
-            self.wf(Pool::Base, b, base::REFS, refs);
-            if refs == 0 {
-                self.free_base(b);
-            } else {
-                let suffix = self.rf(Pool::Part, p, part::SUFFIX);
-                self.release_number(Self::base_list(b), base::NEXT_SUFFIX, suffix, refs);
-            }
-        }
         // Give the anonymous URI number back to the conference.
         if pflags & part::PF_ANONYMOUS != 0 {
             let anon = self.cf(c, conf::ANON_COUNT).saturating_sub(1);
@@ -691,6 +713,114 @@ impl<'m> Stripe<'m> {
             self.free_conference(c);
         }
         Some(departed)
+    }
+
+    // ----------------------------------------------------------------------------------------------
+    // Rename (RFC 7701 NICKNAME)
+
+    /// Sets (`Some`) or removes (`None`) the display name of the participant whose MSRP session id is
+    /// `session_id` in `conference_key`. Uniqueness by the nickname clash key exactly as for joins,
+    /// but a rename never gets a suffix:
+    ///
+    /// - no such conference or session → [`RenameError::UnknownSession`] (checked first);
+    /// - a name longer than 256 bytes → [`RenameError::TooLong`] (the module validates characters and
+    ///   length before calling);
+    /// - the participant's own current clash key → accepted, stored as written;
+    /// - another participant's clash key → [`RenameError::Taken`];
+    /// - otherwise the old name is given back as [`Stripe::leave`] gives it back (clash index, base
+    ///   record reference, suffix number) and the new one is linked with no suffix.
+    ///
+    /// URI, URI number, handle, dialog key, session id and flags never change; `name_modified` is
+    /// false afterwards. Nothing is changed when an error is returned. O(1): the participant is found
+    /// through the session index. Session ids are unique per conference in practice (the module draws
+    /// 128 random bits); if a caller reused one, the most recent joiner with it is renamed.
+    pub fn rename(
+        &mut self,
+        conference_key: &str,
+        session_id: &str,
+        new_name: Option<&str>,
+    ) -> Result<ParticipantInfo, RenameError> {
+        let c = self
+            .find_conf(conference_key, self.conf_key_hash(conference_key))
+            .ok_or(RenameError::UnknownSession)?;
+        let p = self
+            .find_session(c, session_id)
+            .ok_or(RenameError::UnknownSession)?;
+        let Some(name) = new_name else {
+            self.unlink_name(p);
+            return Ok(self.info_of(p));
+        };
+        if name.len() > MAX_NAME {
+            return Err(RenameError::TooLong);
+        }
+        let h = self.clash_hash(c, name);
+        let holder = self.find_clash(c, h);
+        if holder.is_some_and(|q| q != p) {
+            return Err(RenameError::Taken);
+        }
+        if holder == Some(p) && self.rf(Pool::Part, p, part::SUFFIX) == 0 {
+            // Its own unmodified name again (the base record's key is `h` too): only the spelling
+            // changes.
+            self.wstr(Pool::Part, p, part::NAME, part::NAME_LEN, name);
+            return Ok(self.info_of(p));
+        }
+        // A base record for `h` will exist after unlinking the old name: the existing one (if it is
+        // the old name's own base with no other reference it is freed and allocated again, harmless
+        // since nobody else uses it), or a free one. On a consistent table there always is one: every
+        // named participant holds exactly one base reference and there are as many base records as
+        // slots, so with `p` unnamed at most `max_participants - 1` are in use.
+        let old_base = self.rf(Pool::Part, p, part::BASE);
+        let old_base_freed = self.lay.rec(Pool::Base, old_base).is_some()
+            && self.rf(Pool::Base, old_base, base::REFS) <= 1;
+        if self.find_base(c, h).is_none() && self.free_head(Pool::Base) == NIL && !old_base_freed {
+            return Err(RenameError::Taken); // unreachable on a consistent table; change nothing
+        }
+
+        self.unlink_name(p);
+        let b = match self.find_base(c, h) {
+            Some(b) => b,
+            None => match self.new_base(c, h) {
+                Some(b) => b,
+                None => return Ok(self.info_of(p)), // checked above: unreachable
+            },
+        };
+        let pflags = self.rf(Pool::Part, p, part::PFLAGS) | part::PF_HAS_NAME;
+        self.wstr(Pool::Part, p, part::NAME, part::NAME_LEN, name);
+        self.wf(Pool::Part, p, part::BASE, b);
+        self.wf(Pool::Part, p, part::SUFFIX, 0);
+        self.w128(Pool::Part, p, part::CLASH, h);
+        self.wf(Pool::Part, p, part::PFLAGS, pflags);
+        self.chain_insert(Index::Clash, h as u64, part::NEXT_CLASH, p);
+        let refs = self.rf(Pool::Base, b, base::REFS).saturating_add(1);
+        self.wf(Pool::Base, b, base::REFS, refs);
+        Ok(self.info_of(p))
+    }
+
+    /// Gives participant `p`'s display name back, leaving it nameless: out of the clash index, one
+    /// reference less on its base record (freed at zero, else the suffix number `p` held goes back to
+    /// the base's free list). Nothing to do for a nameless participant.
+    fn unlink_name(&mut self, p: u32) {
+        let pflags = self.rf(Pool::Part, p, part::PFLAGS);
+        if pflags & part::PF_HAS_NAME != 0 {
+            let h = self.r128(Pool::Part, p, part::CLASH) as u64;
+            self.chain_remove(Index::Clash, h, part::NEXT_CLASH, p);
+        }
+        let b = self.rf(Pool::Part, p, part::BASE);
+        if self.lay.rec(Pool::Base, b).is_some() {
+            let refs = self.rf(Pool::Base, b, base::REFS).saturating_sub(1);
+            self.wf(Pool::Base, b, base::REFS, refs);
+            if refs == 0 {
+                self.free_base(b);
+            } else {
+                let suffix = self.rf(Pool::Part, p, part::SUFFIX);
+                self.release_number(Self::base_list(b), base::NEXT_SUFFIX, suffix, refs);
+            }
+        }
+        self.wf(Pool::Part, p, part::PFLAGS, pflags & !part::PF_HAS_NAME);
+        self.wf(Pool::Part, p, part::BASE, NIL);
+        self.wf(Pool::Part, p, part::SUFFIX, 0);
+        self.w128(Pool::Part, p, part::CLASH, 0);
+        self.wstr(Pool::Part, p, part::NAME, part::NAME_LEN, "");
     }
 
     // ----------------------------------------------------------------------------------------------
@@ -1034,6 +1164,10 @@ impl<'m> Stripe<'m> {
         self.sip128(TAG_DIALOG, c, &dialog_key.to_le_bytes()) as u64
     }
 
+    fn session_hash(&self, c: u32, session_id: &[u8]) -> u64 {
+        self.sip128(TAG_SESSION, c, session_id) as u64
+    }
+
     fn conf_key_hash(&self, key: &str) -> u64 {
         self.sip128(TAG_CONF, 0, key.as_bytes()) as u64
     }
@@ -1101,6 +1235,26 @@ impl<'m> Stripe<'m> {
                 return Some(p);
             }
             p = self.rf(Pool::Part, p, part::NEXT_DIALOG);
+        }
+        None
+    }
+
+    /// The participant of conference `c` with MSRP session id `session_id` (compared exactly; the most
+    /// recent joiner if a caller reused an id).
+    fn find_session(&self, c: u32, session_id: &str) -> Option<u32> {
+        let at = self
+            .lay
+            .bucket(Index::Session, self.session_hash(c, session_id.as_bytes()));
+        let mut p = get_u32(self.mem, at).unwrap_or(NIL);
+        for _ in 0..self.lay.part_cap {
+            self.lay.rec(Pool::Part, p)?;
+            if self.rf(Pool::Part, p, part::CONF) == c
+                && self.rf(Pool::Part, p, STATE) == USED
+                && self.rbytes(Pool::Part, p, part::SID, part::SID_LEN) == session_id.as_bytes()
+            {
+                return Some(p);
+            }
+            p = self.rf(Pool::Part, p, part::NEXT_SESSION);
         }
         None
     }

@@ -52,6 +52,7 @@ pub enum RefusalKind {
     AlreadyJoined,
     BadOffer,
     NotAcceptable,
+    PrivacyUnavailable,
     TableFull,
     RelayUnavailable,
     Internal,
@@ -126,6 +127,22 @@ pub fn admit<'g>(
 
     let anonymous = invite.privacy.iter().any(|p| sip::privacy_requests_id(p))
         || from_uri.host_lower() == "anonymous.invalid";
+    // RFC 3323 §5.1: with `critical`, privacy the service cannot provide fails the request (500).
+    // The focus provides identity privacy (`id`, and `header`/`user` through the anonymous
+    // identity) for anonymous requests only, and never `session` privacy (no media anonymisation).
+    let privacy: Vec<String> = invite.privacy.iter().flat_map(|p| sip::privacy_values(p)).collect();
+    if privacy.iter().any(|v| v == "critical") {
+        let unmet = privacy
+            .iter()
+            .any(|v| v == "session" || (!anonymous && (v == "header" || v == "user")));
+        if unmet {
+            return Err(Refusal::new(
+                500,
+                "Server Internal Error (requested privacy cannot be provided)",
+                RefusalKind::PrivacyUnavailable,
+            ));
+        }
+    }
 
     let display_name = match from.display_name {
         Some(name) if !name.is_empty() => {
@@ -498,6 +515,21 @@ mod tests {
             refusal(admit(&g, &no_sdp, &LIMITS)),
             (488, RefusalKind::BadOffer)
         );
+    }
+
+    #[test]
+    fn critical_privacy_that_cannot_be_provided_is_500() {
+        let g = groups();
+        let bc = "sip:bookclub@im.example.net";
+        let named = "\"Bob\" <sip:bob@example.com>;tag=1";
+        let r = admit(&g, &invite(bc, named, "header;critical", "<sip:bob@example.com>"), &LIMITS);
+        assert_eq!(refusal(r), (500, RefusalKind::PrivacyUnavailable));
+        let r = admit(&g, &invite(bc, BOB_ANON, "id;session;critical", "<sip:bob@example.com>"), &LIMITS);
+        assert_eq!(refusal(r), (500, RefusalKind::PrivacyUnavailable));
+        // Provided: identity privacy for an anonymous request, even with header/user and critical.
+        assert!(admit(&g, &invite(bc, BOB_ANON, "id;header;user;critical", "<sip:bob@example.com>"), &LIMITS).is_ok());
+        // Without critical, unprovided privacy is not a reason to refuse.
+        assert!(admit(&g, &invite(bc, named, "header", "<sip:bob@example.com>"), &LIMITS).is_ok());
     }
 
     #[test]

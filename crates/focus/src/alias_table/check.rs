@@ -111,8 +111,9 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
                 }
             } else {
                 ensure!(
-                    s.rf(Pool::Part, p, part::BASE) == NIL,
-                    "nameless member has a base"
+                    s.rf(Pool::Part, p, part::BASE) == NIL
+                        && s.rf(Pool::Part, p, part::SUFFIX) == 0,
+                    "nameless member has a base or a suffix"
                 );
             }
             let h = s.uri_hash(c, &info.uri);
@@ -129,6 +130,16 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
             ensure!(
                 s.find_dialog(c, info.dialog_key) == Some(p),
                 "member {p}: not in dialog index"
+            );
+            // Session ids need not be unique, so the lookup may find another holder of the same id;
+            // that every member is in the index at all follows from the chain walk below.
+            let sid = s.rbytes(Pool::Part, p, part::SID, part::SID_LEN);
+            let found = std::str::from_utf8(sid)
+                .ok()
+                .and_then(|sid| s.find_session(c, sid));
+            ensure!(
+                found.is_some_and(|q| s.rbytes(Pool::Part, q, part::SID, part::SID_LEN) == sid),
+                "member {p}: session not found"
             );
             if info.anonymous {
                 anon += 1;
@@ -228,6 +239,7 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
             Index::Uri => (Pool::Part, part::NEXT_URI),
             Index::Dialog => (Pool::Part, part::NEXT_DIALOG),
             Index::Base => (Pool::Base, LINK),
+            Index::Session => (Pool::Part, part::NEXT_SESSION),
         };
         let mut total = 0u32;
         for at in (start..end).step_by(4) {
@@ -247,6 +259,10 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
                         s.r128(Pool::Part, i, part::DIALOG),
                     ),
                     Index::Base => s.r128(Pool::Base, i, base::HASH) as u64,
+                    Index::Session => s.session_hash(
+                        s.rf(Pool::Part, i, part::CONF),
+                        s.rbytes(Pool::Part, i, part::SID, part::SID_LEN),
+                    ),
                 };
                 ensure!(
                     lay.bucket(ix, h) == at,

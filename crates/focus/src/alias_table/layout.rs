@@ -9,6 +9,7 @@
 //! URI-hash buckets               part_buckets  × u32   (conference, URI hash)        → participant
 //! dialog buckets                 part_buckets  × u32   (conference, dialog key)      → participant
 //! base buckets                   part_buckets  × u32   (conference, base clash hash) → base record
+//! session buckets                part_buckets  × u32   (conference, MSRP session id) → participant
 //! conference records             max_conferences  × conf::SIZE
 //! participant slots              max_participants × part::SIZE
 //! base records                   max_participants × base::SIZE
@@ -27,7 +28,7 @@
 pub(crate) const NIL: u32 = u32::MAX;
 
 pub(crate) const MAGIC: [u8; 8] = *b"CHALIAS\x01";
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 /// Upper bound on `max_conferences` and `max_participants` per stripe: a slot index must fit the
 /// 24 bits it gets in a packed [`super::ParticipantHandle`].
@@ -114,7 +115,9 @@ pub(crate) mod part {
     pub const NAME: usize = 112; // [u8; 256]: the name as chosen (or "Anonymous")
     pub const IDENT: usize = 368; // [u8; 255] + 1 pad
     pub const SID: usize = 624; // [u8; 64]
-    pub const SIZE: usize = 688;
+    /// Next participant in the same session-index bucket.
+    pub const NEXT_SESSION: usize = 688;
+    pub const SIZE: usize = 696;
 
     pub const PF_ANONYMOUS: u32 = 1;
     pub const PF_HAS_NAME: u32 = 2;
@@ -175,14 +178,16 @@ pub(crate) enum Index {
     Uri,
     Dialog,
     Base,
+    Session,
 }
 
-pub(crate) const INDEXES: [Index; 5] = [
+pub(crate) const INDEXES: [Index; 6] = [
     Index::Conf,
     Index::Clash,
     Index::Uri,
     Index::Dialog,
     Index::Base,
+    Index::Session,
 ];
 
 /// Offsets and capacities of one stripe, a pure function of (max_conferences, max_participants).
@@ -194,7 +199,7 @@ pub(crate) struct Layout {
     pub num_cap: u32,
     pub conf_buckets: u32,
     pub part_buckets: u32,
-    bucket_off: [usize; 5],
+    bucket_off: [usize; 6],
     pool_off: [usize; 4],
     pub total: usize,
 }
@@ -234,7 +239,7 @@ impl Layout {
         let part_buckets = buckets_for(part_cap)?;
 
         let mut off = hdr::SIZE as u64;
-        let mut bucket_off = [0usize; 5];
+        let mut bucket_off = [0usize; 6];
         for (i, ix) in INDEXES.iter().enumerate() {
             bucket_off[i] = usize::try_from(off).ok()?;
             let n = if *ix == Index::Conf {
@@ -326,6 +331,7 @@ impl Layout {
             Index::Uri => 2,
             Index::Dialog => 3,
             Index::Base => 4,
+            Index::Session => 5,
         }
     }
 }
@@ -380,7 +386,8 @@ const _: () = {
     assert!(conf::KEY + MAX_KEY < conf::SIZE && conf::SIZE % 8 == 0);
     assert!(part::NAME + MAX_NAME <= part::IDENT);
     assert!(part::IDENT + MAX_KEY <= part::SID);
-    assert!(part::SID + MAX_SESSION <= part::SIZE && part::SIZE % 8 == 0);
+    assert!(part::SID + MAX_SESSION <= part::NEXT_SESSION);
+    assert!(part::NEXT_SESSION + 4 <= part::SIZE && part::SIZE % 8 == 0);
     assert!(base::HASH + 16 <= base::SIZE && base::SIZE % 8 == 0);
     assert!(num::VALUE + 4 <= num::SIZE && num::SIZE % 8 == 0);
     assert!(part::GEN_MASK < (1 << 28));

@@ -1,5 +1,5 @@
-//! Random join/leave sequences against a simple Vec-based reference model, and robustness of `attach`
-//! and of every operation on damaged bytes.
+//! Random join/leave/rename sequences against a simple Vec-based reference model, and robustness of
+//! `attach` and of every operation on damaged bytes.
 
 use proptest::prelude::*;
 
@@ -7,8 +7,12 @@ use super::*;
 
 const KEY: [u8; 16] = [7; 16];
 const CONFS: [&str; 3] = ["sip:a@x", "sip:b@x", "sip:c@x"];
-const NAMES: [&str; 11] = [
+const NAMES: [&str; 15] = [
     "bob",
+    "Alice",
+    "\u{0430}lice", // Cyrillic a: a look-alike of alice
+    "ALICE-2",
+    "zed",
     "Bob",
     "bob-2",
     "BOB-3",
@@ -40,6 +44,13 @@ enum Op {
     },
     Leave(usize),
     LeaveDeparted(usize),
+    /// Rename live participant `pick` (by its session id), addressed in its own conference or, with
+    /// `other_conf`, in the next one (where the same session id may or may not exist).
+    Rename {
+        pick: usize,
+        other_conf: bool,
+        name: Option<usize>,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -62,6 +73,12 @@ fn op() -> impl Strategy<Value = Op> {
             }),
         3 => any::<usize>().prop_map(Op::Leave),
         1 => any::<usize>().prop_map(Op::LeaveDeparted),
+        4 => (
+            any::<usize>(),
+            proptest::bool::weighted(0.15),
+            proptest::option::weighted(0.8, 0..NAMES.len()),
+        )
+            .prop_map(|(pick, other_conf, name)| Op::Rename { pick, other_conf, name }),
     ]
 }
 
@@ -70,6 +87,13 @@ struct Live {
     conf: usize,
     assigned: Assigned,
     dialog: u128,
+    session: String,
+    /// Clash key of the chosen (or renamed-to) name: one base record per (conference, this).
+    base: Option<String>,
+}
+
+fn session_of(dialog: u8) -> String {
+    format!("sid{dialog}")
 }
 
 fn ck(name: &str) -> String {
@@ -103,7 +127,7 @@ fn run_model(max_conferences: u32, max_participants: u32, ops: &[Op]) -> Result<
                     display_name: name.map(|i| NAMES[i]),
                     identity_uri: IDENTS[ident],
                     dialog_key: u128::from(dialog) << 64 | 0xD1A1,
-                    session_id: "sid",
+                    session_id: &session_of(dialog),
                     flags: dialog as u32,
                 };
                 let here: Vec<&Live> = live.iter().filter(|l| l.conf == conf).collect();
@@ -181,6 +205,8 @@ fn run_model(max_conferences: u32, max_participants: u32, ops: &[Op]) -> Result<
                     conf,
                     assigned: a,
                     dialog: r.dialog_key,
+                    session: session_of(dialog),
+                    base: chosen.map(ck),
                 });
             }
             Op::Leave(pick) => {
@@ -195,7 +221,7 @@ fn run_model(max_conferences: u32, max_participants: u32, ops: &[Op]) -> Result<
                         conference_key: CONFS[l.conf].to_owned(),
                         display_name: l.assigned.display_name.clone(),
                         uri: l.assigned.uri.clone(),
-                        session_id: "sid".into(),
+                        session_id: l.session.clone(),
                     })
                 );
                 departed.push(l.assigned.handle);
@@ -208,10 +234,79 @@ fn run_model(max_conferences: u32, max_participants: u32, ops: &[Op]) -> Result<
                 prop_assert_eq!(t.leave(departed[pick % departed.len()]), None);
                 prop_assert_eq!(t.usage(), before);
             }
+            Op::Rename {
+                pick,
+                other_conf,
+                name,
+            } => {
+                let new = name.map(|i| NAMES[i]);
+                let (conf, session) = match live.get(pick % live.len().max(1)) {
+                    Some(l) if other_conf => ((l.conf + 1) % CONFS.len(), l.session.clone()),
+                    Some(l) => (l.conf, l.session.clone()),
+                    None => (pick % CONFS.len(), session_of(0)),
+                };
+                let before = (t.usage(), t.participants(CONFS[conf]));
+                let got = t.rename(CONFS[conf], &session, new);
+                let Some(i) = live
+                    .iter()
+                    .position(|l| l.conf == conf && l.session == session)
+                else {
+                    prop_assert_eq!(got, Err(RenameError::UnknownSession));
+                    prop_assert_eq!((t.usage(), t.participants(CONFS[conf])), before);
+                    continue;
+                };
+                // The participant's own current name never counts against it.
+                let others: Vec<String> = live
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, l)| j != i && l.conf == conf)
+                    .filter_map(|(_, l)| l.assigned.display_name.as_deref().map(ck))
+                    .collect();
+                if new.is_some_and(|n| others.contains(&ck(n))) {
+                    prop_assert_eq!(got, Err(RenameError::Taken));
+                    prop_assert_eq!((t.usage(), t.participants(CONFS[conf])), before);
+                    continue;
+                }
+                let info = got.map_err(|e| {
+                    TestCaseError::fail(format!("rename to {new:?} refused: {e:?}"))
+                })?;
+                let l = &mut live[i];
+                prop_assert_eq!(info.display_name.as_deref(), new);
+                prop_assert!(!info.name_modified);
+                prop_assert_eq!(info.handle, l.assigned.handle);
+                prop_assert_eq!(&info.uri, &l.assigned.uri);
+                prop_assert_eq!(info.uri_number, l.assigned.uri_number);
+                prop_assert_eq!(info.dialog_key, l.dialog);
+                prop_assert_eq!(&info.session_id, &l.session);
+                prop_assert_eq!(t.participant(l.assigned.handle), Some(info.clone()));
+                l.assigned.display_name = info.display_name;
+                l.assigned.name_modified = false;
+                l.base = new.map(ck);
+                prop_assert_eq!(
+                    t.find_by_dialog(CONFS[conf], l.dialog),
+                    Some(l.assigned.clone())
+                );
+            }
         }
         // After every step: the table agrees with itself and with the model.
         t.check().map_err(TestCaseError::fail)?;
-        prop_assert_eq!(t.usage().participants.used as usize, live.len());
+        let u = t.usage();
+        prop_assert_eq!(u.participants.used as usize, live.len());
+        let mut bases: Vec<(usize, &str)> = live
+            .iter()
+            .filter_map(|l| l.base.as_deref().map(|b| (l.conf, b)))
+            .collect();
+        bases.sort();
+        bases.dedup();
+        prop_assert_eq!(u.base_records.used as usize, bases.len(), "base records");
+        prop_assert!(u.number_records.used <= 4 * max_participants);
+        for l in &live {
+            let p = t.participant(l.assigned.handle);
+            prop_assert_eq!(
+                p.as_ref().map(|p| &p.display_name),
+                Some(&l.assigned.display_name)
+            );
+        }
         for (i, key) in CONFS.iter().enumerate() {
             let listed = t.participants(key);
             let model: Vec<&Live> = live.iter().filter(|l| l.conf == i).collect();
@@ -245,10 +340,11 @@ fn run_model(max_conferences: u32, max_participants: u32, ops: &[Op]) -> Result<
     let u = t.usage();
     prop_assert!(u.is_empty(), "{:?}", u);
     t.check().map_err(TestCaseError::fail)?;
-    let (s, e) = Layout::new(max_conferences, max_participants)
-        .unwrap()
-        .bucket_range(Index::Conf);
-    prop_assert!(mem[s..e].iter().all(|&b| b == 0xFF));
+    let lay = Layout::new(max_conferences, max_participants).unwrap();
+    for ix in layout::INDEXES {
+        let (s, e) = lay.bucket_range(ix);
+        prop_assert!(mem[s..e].iter().all(|&b| b == 0xFF), "{:?} buckets", ix);
+    }
     Ok(())
 }
 
@@ -290,7 +386,7 @@ proptest! {
                     display_name: Some(name),
                     identity_uri: IDENTS[i],
                     dialog_key: i as u128,
-                    session_id: "sid",
+                    session_id: &session_of(i as u8),
                     flags: 0,
                 });
             }
@@ -320,9 +416,16 @@ proptest! {
                             display_name: name.map(|i| NAMES[i]),
                             identity_uri: IDENTS[ident],
                             dialog_key: u128::from(dialog),
-                            session_id: "sid",
+                            session_id: &session_of(dialog),
                             flags: 0,
                         });
+                    }
+                    Op::Rename { pick, other_conf, name } => {
+                        let _ = t.rename(
+                            CONFS[(pick + usize::from(other_conf)) % CONFS.len()],
+                            &session_of((pick % 24) as u8),
+                            name.map(|i| NAMES[i]),
+                        );
                     }
                     Op::Leave(x) | Op::LeaveDeparted(x) => {
                         let _ = t.leave(ParticipantHandle {
