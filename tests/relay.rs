@@ -519,19 +519,27 @@ fn anonymous_identity_and_address_never_reach_other_participants() {
     }
 }
 
+/// RFC 7701 NICKNAME goes through the focus: the module's alias table is the one source of truth
+/// for names in a conference (the relay asks `chat_alias.nickname` over jsonrpcs).
 #[test]
-fn nickname_changes_the_enforced_display_name() {
+fn nickname_is_decided_by_the_focus_and_enforced_by_the_relay() {
     let stack = Stack::start("relay-nickname");
     let (mut alice, mut bob, mut bob2) = lounge(&stack);
     let room = format!("<{LOUNGE}>");
-    // Taken (RFC 8266 comparison and look-alikes): 425.
-    assert_eq!(bob.m().nickname("ALICE"), Some(425));
+    // Taken in the focus's table (RFC 8266 comparison and look-alikes): 425.
+    assert_eq!(
+        bob.m().nickname("ALICE"),
+        Some(425),
+        "{}",
+        stack.relay_log()
+    );
     assert_eq!(bob.m().nickname("b0b-2"), Some(425));
-    // Malformed: 424.
+    // Invalid by the focus's rules: 424.
     assert_eq!(bob.m().nickname("   "), Some(424));
+    // A free name: 200; from then on it is taken for the others.
     assert_eq!(bob.m().nickname("Robert"), Some(200));
     assert_eq!(bob2.m().nickname("robert"), Some(425));
-    // The new name is the one the relay enforces.
+    // The new name is the one the relay enforces in CPIM From; the old one is refused.
     bob.name = Some("Robert".into());
     let (body, st) = bob.say(&room, "call me Robert");
     assert_eq!(st, Some(200));
@@ -544,6 +552,44 @@ fn nickname_changes_the_enforced_display_name() {
         b"x",
     );
     assert_eq!(bob.m().send_cpim(&old), Some(403));
+    // The module's table knows the accepted name: a later SIP join choosing it gets a suffix.
+    let carol = enter_sip(
+        &stack,
+        LOUNGE,
+        "sip:carol@example.org",
+        Some("Robert"),
+        true,
+    );
+    assert_eq!(
+        carol.name.as_deref(),
+        Some("Robert-2"),
+        "{}",
+        carol.ok.raw_text()
+    );
+    // Nor can bob take the name the focus just gave carol.
+    assert_eq!(bob.m().nickname("robert-2"), Some(425));
+    // `Use-Nickname: ""` removes the name: bob speaks without one...
+    assert_eq!(bob.m().nickname(""), Some(200));
+    let named = cpim_body(
+        &format!("\"Robert\" <{}>", bob.uri),
+        &[&room],
+        "text/plain",
+        b"x",
+    );
+    assert_eq!(bob.m().send_cpim(&named), Some(403));
+    bob.name = None;
+    let (body, st) = bob.say(&room, "no name now");
+    assert_eq!(st, Some(200));
+    assert_eq!(alice.m().next_message(T).unwrap().body, body);
+    assert_eq!(bob2.m().next_message(T).unwrap().body, body);
+    // ...and the name is free again in the module's table.
+    let dave = enter_sip(&stack, LOUNGE, "sip:dave@example.org", Some("Robert"), true);
+    assert_eq!(
+        dave.name.as_deref(),
+        Some("Robert"),
+        "{}",
+        dave.ok.raw_text()
+    );
 }
 
 /// A small deterministic generator for the hostile-input test.

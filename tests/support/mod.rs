@@ -102,6 +102,7 @@ impl Stack {
         }
         let relay_sock = run_dir.join("relay.sock");
         let ctl_sock = run_dir.join("kamailio_ctl");
+        let rpc_sock = run_dir.join("kamailio_rpc.sock");
         let mut stack = Stack {
             name: name.to_string(),
             sip_port,
@@ -120,6 +121,7 @@ impl Stack {
                     "--listen",
                     &format!("127.0.0.1:{msrp_port}"),
                 ])
+                .args(["--focus-rpc", rpc_sock.to_str().unwrap()])
                 .args(&opts.extra_relay_args)
                 .stdout(Stdio::from(
                     std::fs::File::create(run_dir.join("relay.log")).unwrap(),
@@ -167,6 +169,7 @@ impl Stack {
             "CTL_SOCKET",
             format!("\"unix:{}\"", ctl_sock.display()),
         ));
+        args.extend(define("RPC_SOCKET", format!("\"{}\"", rpc_sock.display())));
         args.extend(define("DIALOG_TIMEOUT", opts.dialog_timeout.to_string()));
         args.extend(define(
             "RELAY_TIMEOUT_MS",

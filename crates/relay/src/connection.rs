@@ -61,18 +61,21 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
 fn process(shared: &Shared, id: ConnId, peer: SocketAddr, decoder: &mut Decoder) -> bool {
     let now = Instant::now();
     let mut sw = shared.switch.lock();
-    loop {
+    let ok = loop {
         match decoder.poll() {
             Ok(Some(ev)) => sw.handle_event(now, id, ev),
-            Ok(None) => return true,
+            Ok(None) => break true,
             Err(MsrpError::Malformed {
                 transaction_id,
                 reason,
             }) => sw.handle_malformed(id, transaction_id.as_deref(), &reason),
             Err(e) => {
                 tracing::info!(conn = id, %peer, error = %e, "closing MSRP connection");
-                return false;
+                break false;
             }
         }
-    }
+    };
+    // NICKNAME questions for the focus.
+    shared.dispatch(&mut sw);
+    ok
 }

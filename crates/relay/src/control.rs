@@ -137,6 +137,8 @@ mod tests {
             congestion_timeout: Duration::from_secs(30),
             queue_bytes: 1 << 22,
             nicknames: true,
+            focus: false,
+            focus_timeout: Duration::from_secs(1),
         };
         let metrics = Metrics::new();
         Shared {
@@ -146,6 +148,7 @@ mod tests {
             advertise_port: 2855,
             max_size: 1 << 24,
             queue_bytes: 1 << 22,
+            focus: None,
             next_conn: Default::default(),
         }
     }

@@ -1,6 +1,7 @@
 //! chat-alias-relay: the MSRP switch of Chat Alias (RFC 4975, RFC 6135, RFC 7701 behaviour).
 //!
 //! - `control`: the focus's joins and leaves over a Unix socket (docs/control-protocol.md);
+//! - `focus`: NICKNAME questions to the focus (Kamailio's jsonrpcs datagram socket);
 //! - `switch`: the room logic (binding, routing, re-chunking, congestion), sans-IO;
 //! - `connection` / `outbox`: the tokio drivers of one MSRP connection;
 //! - `metrics`: counters and the Prometheus endpoint.
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 mod connection;
 mod control;
+mod focus;
 mod metrics;
 mod outbox;
 mod registry;
@@ -85,6 +87,13 @@ struct Args {
     /// Answer NICKNAME requests (RFC 7701 §7); with `false` they get 501.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     nicknames: bool,
+    /// Kamailio's jsonrpcs Unix datagram socket: NICKNAME requests are decided by the focus
+    /// (`chat_alias.nickname`). Without it, NICKNAME gets 403.
+    #[arg(long, value_name = "PATH")]
+    focus_rpc: Option<PathBuf>,
+    /// How long the focus has to answer a NICKNAME question (then 500).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    focus_timeout: Duration,
 }
 
 /// State shared by the listeners.
@@ -95,6 +104,8 @@ pub struct Shared {
     pub advertise_port: u16,
     pub max_size: u64,
     pub queue_bytes: usize,
+    /// Questions for the focus link (None: no `--focus-rpc`).
+    pub focus: Option<tokio::sync::mpsc::UnboundedSender<switch::NicknameAsk>>,
     next_conn: AtomicU64,
 }
 
@@ -107,6 +118,29 @@ impl Shared {
     /// connection's writer flushes what is queued for at most half a second).
     pub fn on_leave(&self, session: &str) -> Option<registry::Participant> {
         self.switch.lock().leave(session)
+    }
+
+    /// Carries out the switch's actions: questions go to the focus link (which never blocks; a
+    /// question that cannot be handed over is answered as failed at once).
+    pub fn dispatch(&self, sw: &mut Switch<Outbox>) {
+        while let Some(action) = sw.poll_action() {
+            match action {
+                switch::Action::AskFocus(ask) => {
+                    let id = ask.id;
+                    let sent = match &self.focus {
+                        Some(tx) => tx.send(ask).is_ok(),
+                        None => false,
+                    };
+                    if !sent {
+                        sw.handle_focus_answer(
+                            std::time::Instant::now(),
+                            id,
+                            switch::FocusOutcome::Failed("no focus link".into()),
+                        );
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -187,7 +221,11 @@ async fn run(args: Args) -> Result<(), String> {
         congestion_timeout: args.congestion_timeout,
         queue_bytes: args.queue_bytes,
         nicknames: args.nicknames,
+        focus: args.focus_rpc.is_some(),
+        focus_timeout: args.focus_timeout,
     };
+    let reply_path = focus::reply_path(&args.control);
+    let (focus_tx, focus_rx) = tokio::sync::mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         switch: Mutex::new(Switch::new(cfg, switch::os_ids(), metrics.clone())),
         metrics: metrics.clone(),
@@ -195,9 +233,18 @@ async fn run(args: Args) -> Result<(), String> {
         advertise_port: args.listen.port(),
         max_size: args.max_size,
         queue_bytes: args.queue_bytes,
+        focus: args.focus_rpc.as_ref().map(|_| focus_tx),
         next_conn: AtomicU64::new(1),
     });
-    tracing::info!(control = %args.control.display(), msrp = %args.listen, metrics = ?args.metrics, max_size = args.max_size, "relay ready");
+    let focus_task = args.focus_rpc.clone().map(|path| {
+        tokio::spawn(focus::run(
+            focus_rx,
+            path,
+            reply_path.clone(),
+            shared.clone(),
+        ))
+    });
+    tracing::info!(control = %args.control.display(), msrp = %args.listen, metrics = ?args.metrics, focus_rpc = ?args.focus_rpc, max_size = args.max_size, "relay ready");
     let control_task = tokio::spawn(control::serve(control_listener, shared.clone()));
     let accept_shared = shared.clone();
     let accept_task = tokio::spawn(async move {
@@ -251,6 +298,16 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(t) = metrics_task {
         t.abort();
     }
+    if let Some(t) = focus_task {
+        t.abort();
+        let _ = t.await;
+        if std::fs::symlink_metadata(&reply_path).is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_socket()
+        }) {
+            let _ = std::fs::remove_file(&reply_path);
+        }
+    }
     let _ = std::fs::remove_file(&args.control);
     tracing::info!("relay stopped");
     Ok(())
@@ -268,10 +325,9 @@ async fn timers(shared: Arc<Shared>) {
             .poll_timeout()
             .map_or(cap, |t| t.min(cap));
         tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
-        shared
-            .switch
-            .lock()
-            .handle_timeout(std::time::Instant::now());
+        let mut sw = shared.switch.lock();
+        sw.handle_timeout(std::time::Instant::now());
+        shared.dispatch(&mut sw);
     }
 }
 

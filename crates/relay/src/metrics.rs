@@ -58,6 +58,10 @@ pub struct Metrics {
     pub queued_bytes: AtomicUsize,
     /// Connections closed because their recipient stayed congested.
     pub congestion_disconnects: AtomicU64,
+    /// NICKNAME questions sent to the focus.
+    pub focus_requests: AtomicU64,
+    /// NICKNAME questions answered 500: timeout, focus unreachable, unusable or unexpected answer.
+    pub focus_failures: AtomicU64,
     drops: Mutex<BTreeMap<DropReason, u64>>,
     refusals: Mutex<BTreeMap<u16, u64>>,
 }
@@ -192,6 +196,18 @@ impl Metrics {
             "counter",
             "Connections closed because they stayed congested.",
             c(&self.congestion_disconnects),
+        );
+        one(
+            "chat_alias_relay_focus_requests_total",
+            "counter",
+            "NICKNAME questions sent to the focus.",
+            c(&self.focus_requests),
+        );
+        one(
+            "chat_alias_relay_focus_failures_total",
+            "counter",
+            "NICKNAME questions answered 500 (focus timeout, unreachable, unusable answer).",
+            c(&self.focus_failures),
         );
         let _ = writeln!(
             s,

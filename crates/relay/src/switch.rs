@@ -5,9 +5,17 @@
 //! quinn-proto model:
 //! - getters: [`Switch::gauges`], [`Switch::in_flight`], [`Switch::session_of`];
 //! - inputs: [`Switch::handle_open`], [`Switch::handle_event`], [`Switch::handle_malformed`],
-//!   [`Switch::handle_closed`], [`Switch::handle_timeout`] — each takes `now`;
+//!   [`Switch::handle_closed`], [`Switch::handle_timeout`], [`Switch::handle_focus_answer`] — each
+//!   takes `now`;
 //! - commands: [`Switch::join`], [`Switch::leave`], [`Switch::close_all`];
-//! - output: [`Switch::poll_timeout`] (the next deadline; the driver sleeps until then).
+//! - outputs: [`Switch::poll_timeout`] (the next deadline; the driver sleeps until then) and
+//!   [`Switch::poll_action`] (questions for the focus: the driver sends them and feeds the answers
+//!   back through [`Switch::handle_focus_answer`]).
+//!
+//! NICKNAME (RFC 7701 §7) is decided by the focus, whose alias table is the one source of truth
+//! for names in a conference: the switch checks what needs no focus, asks
+//! ([`Action::AskFocus`]), and answers the request when the focus does (or after
+//! [`Config::focus_timeout`], with 500).
 //!
 //! Frames go out through each connection's [`Outlet`] as they are produced rather than being
 //! returned as a list: whether a data frame fits the recipient's queue decides, at that moment,
@@ -34,6 +42,13 @@ pub const CHUNK: usize = 64 * 1024;
 pub const MAX_CPIM_PREFIX: usize = cpim::MAX_HEADER_BLOCK;
 /// Messages one connection may have in flight at once (each holds up to ~2 chunks of memory).
 pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 16;
+/// Longest Use-Nickname value (octets) passed to the focus (RFC 7701 §7: 1023 octets).
+pub const MAX_NICKNAME_OCTETS: usize = 1023;
+/// NICKNAME requests of one connection that may wait for the focus at once; more get 500.
+pub const MAX_FOCUS_ASKS_PER_CONNECTION: usize = 4;
+/// How long a question that timed out is remembered: a late 200 still changes the name the relay
+/// enforces, because the focus's table changed (the participant was already answered 500).
+pub const LATE_ANSWER_WINDOW: Duration = Duration::from_secs(30);
 
 pub type ConnId = u64;
 
@@ -93,6 +108,10 @@ pub struct Config {
     pub queue_bytes: usize,
     /// Whether NICKNAME requests are served (RFC 7701 §7); otherwise they get 501.
     pub nicknames: bool,
+    /// Whether a focus decides NICKNAME requests (`--focus-rpc`); without one they get 403.
+    pub focus: bool,
+    /// How long the focus has to answer a NICKNAME question; then the request gets 500.
+    pub focus_timeout: Duration,
 }
 
 impl Config {
@@ -140,6 +159,12 @@ struct Rx {
 enum RxWhat {
     /// Answer 200 at the end-line (bodiless SEND, binding).
     Accept,
+    /// A NICKNAME checked locally: the focus is asked at the end-line.
+    AskFocus {
+        session: String,
+        conference: String,
+        nickname: String,
+    },
     /// Already answered (with an error) or never answered: the body is discarded.
     Done,
     /// A chunk of a message; `next` is the offset of its next body byte.
@@ -202,6 +227,61 @@ struct Conn<O> {
     congested_since: Option<Instant>,
 }
 
+/// Identifies a question to the focus (the JSON-RPC `id`).
+pub type AskId = u64;
+
+/// Something the driver must do for the switch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Ask the focus to decide a NICKNAME; feed its answer to [`Switch::handle_focus_answer`].
+    AskFocus(NicknameAsk),
+}
+
+/// A NICKNAME the focus must decide (`chat_alias.nickname`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NicknameAsk {
+    pub id: AskId,
+    pub conn: ConnId,
+    /// The NICKNAME's MSRP transaction id (for the logs).
+    pub transaction_id: String,
+    pub session: String,
+    /// The conference URI the focus registered the session in.
+    pub conference: String,
+    /// The requested name; empty removes the display name.
+    pub nickname: String,
+}
+
+/// What the focus said about a [`NicknameAsk`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FocusOutcome {
+    /// Accepted: the display name the focus recorded for the session (None: no display name).
+    Named(Option<String>),
+    /// Refused with this code (403 not allowed, 424 invalid, 425 in use, 404 unknown session…).
+    Refused { code: u16, message: String },
+    /// No usable answer: the focus is unreachable, the request could not be sent, or the answer
+    /// made no sense.
+    Failed(String),
+}
+
+/// A question waiting for the focus.
+#[derive(Debug)]
+struct Asked {
+    conn: ConnId,
+    session: String,
+    /// How to answer the NICKNAME; None once it was answered 500 on the timeout (the record then
+    /// waits [`LATE_ANSWER_WINDOW`] for a late answer that changes the enforced name).
+    answer: Option<PendingAnswer>,
+    deadline: Instant,
+}
+
+#[derive(Debug)]
+struct PendingAnswer {
+    tid: String,
+    reply: Reply,
+    to: String,
+    from: String,
+}
+
 /// Randomness for transaction and message ids (seedable in tests).
 pub type Ids = Box<dyn FnMut() -> [u8; 12] + Send>;
 
@@ -223,6 +303,10 @@ pub struct Switch<O> {
     /// Session → the connection it is bound to.
     bound: HashMap<String, ConnId>,
     messages: HashMap<MsgKey, Message>,
+    /// Questions to the focus, by id.
+    asked: HashMap<AskId, Asked>,
+    next_ask: AskId,
+    actions: std::collections::VecDeque<Action>,
     ids: Ids,
     metrics: Arc<Metrics>,
 }
@@ -246,6 +330,9 @@ impl<O: Outlet> Switch<O> {
             conns: HashMap::new(),
             bound: HashMap::new(),
             messages: HashMap::new(),
+            asked: HashMap::new(),
+            next_ask: 1,
+            actions: std::collections::VecDeque::new(),
             ids,
             metrics,
         }
@@ -415,7 +502,69 @@ impl<O: Outlet> Switch<O> {
             .messages
             .values()
             .map(|m| m.last_chunk + self.cfg.chunk_timeout);
-        conns.chain(msgs).min()
+        let asked = self.asked.values().map(|a| a.deadline);
+        conns.chain(msgs).chain(asked).min()
+    }
+
+    /// The next thing the driver must do (ask the focus), if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Questions to the focus not answered yet (neither by the focus nor by the timeout).
+    pub fn focus_pending(&self) -> usize {
+        self.asked.values().filter(|a| a.answer.is_some()).count()
+    }
+
+    /// The focus's answer to question `id` (or the driver's verdict that none will come).
+    ///
+    /// A 200 changes the display name the relay enforces in CPIM From to the one the focus
+    /// recorded — even when the NICKNAME can no longer be answered (connection gone, or already
+    /// answered 500 on the timeout): the focus's table changed, and the relay must agree with it.
+    /// 403, 424 and 425 are passed on; anything else (404 unknown session, other codes, no
+    /// usable answer) is logged and answered 500. Answers for a connection that is gone are
+    /// dropped, as are answers to unknown or forgotten questions.
+    /// (`_now`: answers need no clock; the parameter keeps the inputs uniform.)
+    pub fn handle_focus_answer(&mut self, _now: Instant, id: AskId, outcome: FocusOutcome) {
+        let Some(a) = self.asked.remove(&id) else {
+            tracing::info!(id, outcome = ?outcome, "focus answer to an unknown or expired question; ignored");
+            return;
+        };
+        let code = match outcome {
+            FocusOutcome::Named(name) => {
+                if self.registry.set_display_name(&a.session, name.clone()) {
+                    tracing::info!(session = %a.session, nickname = ?name, "nickname set by the focus");
+                } else {
+                    tracing::info!(session = %a.session, "nickname set by the focus for a session that left");
+                }
+                200
+            }
+            FocusOutcome::Refused { code, message } => match code {
+                403 | 424 | 425 => code,
+                _ => {
+                    Metrics::add(&self.metrics.focus_failures, 1);
+                    tracing::warn!(session = %a.session, code, message = %message, "the focus refused a NICKNAME with an unexpected code; answering 500");
+                    500
+                }
+            },
+            FocusOutcome::Failed(why) => {
+                Metrics::add(&self.metrics.focus_failures, 1);
+                tracing::warn!(session = %a.session, why = %why, "no usable answer from the focus; answering 500");
+                500
+            }
+        };
+        let Some(ans) = a.answer else {
+            tracing::warn!(session = %a.session, code, "late focus answer (the NICKNAME was already answered 500)");
+            return;
+        };
+        if !self.conns.contains_key(&a.conn) {
+            tracing::debug!(conn = a.conn, session = %a.session, code, "focus answer for a connection that is gone; dropped");
+            return;
+        }
+        if code != 200 {
+            tracing::info!(conn = a.conn, tid = %ans.tid, code, "NICKNAME refused");
+        }
+        self.respond(a.conn, &ans.tid, ans.reply, &ans.to, &ans.from, code);
     }
 
     /// Runs the timers due at `now`: unbound connections past the bind timeout are closed,
@@ -456,6 +605,28 @@ impl<O: Outlet> Switch<O> {
         for key in stalled {
             tracing::info!(conn = key.0, message_id = %key.1, "message stalled; aborting");
             self.end_message_abnormally(&key, DropReason::ChunkTimeout);
+        }
+        let due: Vec<AskId> = self
+            .asked
+            .iter()
+            .filter(|(_, a)| now >= a.deadline)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in due {
+            let Some(a) = self.asked.get_mut(&id) else {
+                continue;
+            };
+            let Some(ans) = a.answer.take() else {
+                self.asked.remove(&id);
+                continue;
+            };
+            a.deadline = now + LATE_ANSWER_WINDOW;
+            let (conn, session) = (a.conn, a.session.clone());
+            Metrics::add(&self.metrics.focus_failures, 1);
+            tracing::warn!(conn, session = %session, id, "the focus did not answer a NICKNAME in time; answering 500");
+            if self.conns.contains_key(&conn) {
+                self.respond(conn, &ans.tid, ans.reply, &ans.to, &ans.from, 500);
+            }
         }
     }
 
@@ -567,6 +738,9 @@ impl<O: Outlet> Switch<O> {
     fn on_request(&mut self, now: Instant, conn: ConnId, head: RequestHead) {
         let reply = if head.method == Method::Report {
             Reply::Never
+        } else if head.method == Method::Nickname {
+            // RFC 7701 §7: NICKNAME knows no Failure-Report; it is always answered.
+            Reply::All
         } else {
             match head.failure_report {
                 None | Some(ReportMode::Yes) => Reply::All,
@@ -934,6 +1108,44 @@ impl<O: Outlet> Switch<O> {
             RxWhat::Accept => {
                 return self.respond(conn, &tid, reply, &resp_to, &resp_from, 200);
             }
+            RxWhat::AskFocus {
+                session,
+                conference,
+                nickname,
+            } => {
+                if cont == Continuation::Abort {
+                    // The sender cancelled its request: nothing is asked nor answered.
+                    tracing::info!(conn, tid = %tid, "NICKNAME aborted by its sender");
+                    return;
+                }
+                let id = self.next_ask;
+                self.next_ask += 1;
+                self.asked.insert(
+                    id,
+                    Asked {
+                        conn,
+                        session: session.clone(),
+                        answer: Some(PendingAnswer {
+                            tid: tid.clone(),
+                            reply,
+                            to: resp_to,
+                            from: resp_from,
+                        }),
+                        deadline: now + self.cfg.focus_timeout,
+                    },
+                );
+                Metrics::add(&self.metrics.focus_requests, 1);
+                tracing::debug!(conn, tid = %tid, id, session = %session, "asking the focus for a nickname");
+                self.actions.push_back(Action::AskFocus(NicknameAsk {
+                    id,
+                    conn,
+                    transaction_id: tid,
+                    session,
+                    conference,
+                    nickname,
+                }));
+                return;
+            }
             RxWhat::Chunk { key, .. } => key,
         };
         let Some(m) = self.messages.get_mut(&key) else {
@@ -1077,7 +1289,10 @@ impl<O: Outlet> Switch<O> {
         Decision::Deliver(copies)
     }
 
-    /// NICKNAME (RFC 7701 §7).
+    /// NICKNAME (RFC 7701 §7): what needs no focus is checked here (403 nicknames not
+    /// negotiated or no focus, 424 missing, malformed or over-long Use-Nickname); the rest — the
+    /// name's validity by the group's rules and whether it is free — is the focus's decision,
+    /// asked at the request's end-line.
     fn on_nickname(&mut self, conn: ConnId, head: &RequestHead) {
         let Some(session) = self.session_of(conn).map(str::to_string) else {
             return self.refuse_current(conn, refuse(481, "not bound"));
@@ -1092,35 +1307,35 @@ impl<O: Outlet> Switch<O> {
         if !advertised {
             return self.refuse_current(conn, refuse(403, "nicknames not negotiated"));
         }
+        if !self.cfg.focus {
+            return self.refuse_current(conn, refuse(403, "nicknames need the focus"));
+        }
+        let conference = p.conference.clone();
         let Some(nick) = head.use_nickname.clone() else {
             return self.refuse_current(conn, refuse(424, "missing or malformed Use-Nickname"));
         };
-        let conference = p.conference.clone();
-        let nick = if nick.is_empty() {
-            None
-        } else {
-            if nick.len() > 1023 || nickname::validate_display_name(&nick, 64).is_err() {
-                return self.refuse_current(conn, refuse(424, "invalid nickname"));
-            }
-            let key = nickname::clash_key(&nick);
-            let taken = self
-                .registry
-                .in_conference(&conference)
-                .into_iter()
-                .filter(|o| o.session != session)
-                .any(|o| {
-                    o.display_name
-                        .as_deref()
-                        .is_some_and(|d| nickname::clash_key(d) == key)
-                });
-            if taken {
-                return self.refuse_current(conn, refuse(425, "nickname in use"));
-            }
-            Some(nick)
-        };
-        tracing::info!(conn, session = %session, nickname = ?nick, "nickname set");
-        self.registry.set_display_name(&session, nick);
-        self.set_rx(conn, RxWhat::Accept);
+        if nick.len() > MAX_NICKNAME_OCTETS {
+            return self.refuse_current(conn, refuse(424, "nickname over 1023 octets"));
+        }
+        if nick.chars().any(char::is_control) {
+            return self.refuse_current(conn, refuse(424, "control character in nickname"));
+        }
+        let waiting = self
+            .asked
+            .values()
+            .filter(|a| a.conn == conn && a.answer.is_some())
+            .count();
+        if waiting >= MAX_FOCUS_ASKS_PER_CONNECTION {
+            return self.refuse_current(conn, refuse(500, "too many NICKNAME requests pending"));
+        }
+        self.set_rx(
+            conn,
+            RxWhat::AskFocus {
+                session,
+                conference,
+                nickname: nick,
+            },
+        );
     }
 }
 

@@ -122,6 +122,8 @@ fn cfg() -> Config {
         congestion_timeout: Duration::from_secs(30),
         queue_bytes: 4 * 1024 * 1024,
         nicknames: true,
+        focus: true,
+        focus_timeout: Duration::from_secs(1),
     }
 }
 
@@ -1127,6 +1129,16 @@ fn leave_closes_the_connection_and_stops_delivery() {
 // ---- nickname ----
 
 fn nickname_req(tid: &str, sid: &str, nick: Option<&str>) -> Vec<u8> {
+    nickname_req_with(tid, sid, nick, None, Continuation::End)
+}
+
+fn nickname_req_with(
+    tid: &str,
+    sid: &str,
+    nick: Option<&str>,
+    failure: Option<ReportMode>,
+    cont: Continuation,
+) -> Vec<u8> {
     let mut r = RequestHead::new(
         tid,
         Method::Nickname,
@@ -1134,51 +1146,365 @@ fn nickname_req(tid: &str, sid: &str, nick: Option<&str>) -> Vec<u8> {
         vec![peer_path(sid)],
     );
     r.use_nickname = nick.map(str::to_string);
+    r.failure_report = failure;
     let mut out = Vec::new();
     encode::request_head(&r, &mut out);
-    encode::end_line(tid, Continuation::End, false, &mut out);
+    encode::end_line(tid, cont, false, &mut out);
     out
 }
 
-#[test]
-fn nickname_rules() {
-    let (mut h, [a, b, _]) = lounge();
-    h.feed(2, &nickname_req("nk01", &b, Some("ALICE")));
-    assert_eq!(h.take(2)[0].status(), Some(425));
-    h.feed(2, &nickname_req("nk02", &b, Some("b0b-2")));
-    assert_eq!(h.take(2)[0].status(), Some(425), "confusable with bob-2");
-    h.feed(2, &nickname_req("nk03", &b, None));
-    assert_eq!(h.take(2)[0].status(), Some(424));
-    h.feed(2, &nickname_req("nk04", &b, Some("   ")));
-    assert_eq!(h.take(2)[0].status(), Some(424));
-    h.feed(2, &nickname_req("nk05", &b, Some("Robert")));
-    assert_eq!(h.take(2)[0].status(), Some(200));
-    assert_eq!(
-        h.sw.registry.get(&b).unwrap().display_name.as_deref(),
-        Some("Robert")
-    );
-    // The enforced name changed.
-    let old = cpim_msg(
-        "\"bob\" <sip:anonymous@anonymous.invalid>",
-        &[&format!("<{CONF}>")],
-        "text/plain",
-        "x",
-    );
-    h.feed(2, &Chunk::whole("nk06", &old).bytes(&b));
-    assert_eq!(h.take(2)[0].status(), Some(403));
-    let new = cpim_msg(
-        "\"robert\" <sip:anonymous@anonymous.invalid>",
-        &[&format!("<{CONF}>")],
-        "text/plain",
-        "x",
-    );
-    h.feed(2, &Chunk::whole("nk07", &new).bytes(&b));
-    assert_eq!(h.take(2)[0].status(), Some(200));
-    // Without the nickname token: 403.
-    h.set(&a, |p| p.chatroom = vec![]);
+impl H {
+    /// Sends a NICKNAME on `conn`; returns the question the switch put to the focus (None: it
+    /// asked nothing) and asserts that nothing was answered yet when it asked.
+    fn ask(
+        &mut self,
+        conn: ConnId,
+        sid: &str,
+        tid: &str,
+        nick: Option<&str>,
+    ) -> Option<NicknameAsk> {
+        self.feed(conn, &nickname_req(tid, sid, nick));
+        let asked = self.sw.poll_action().map(|a| match a {
+            Action::AskFocus(q) => q,
+        });
+        assert_eq!(self.sw.poll_action(), None, "one question per NICKNAME");
+        if asked.is_some() {
+            let got = self.take(conn);
+            assert!(got.is_empty(), "answered before the focus did: {got:?}");
+        }
+        asked
+    }
+
+    /// The status of the one response `conn` got.
+    fn status_of(&mut self, conn: ConnId) -> u16 {
+        let got = self.take(conn);
+        assert_eq!(got.len(), 1, "{got:?}");
+        got[0].status().expect("a response")
+    }
+
+    fn display_name(&self, sid: &str) -> Option<String> {
+        self.sw.registry.get(sid).unwrap().display_name.clone()
+    }
+}
+
+fn says(h: &mut H, conn: ConnId, sid: &str, tid: &str, from: &str) -> u16 {
+    let body = cpim_msg(from, &[&format!("<{CONF}>")], "text/plain", "x");
+    h.feed(conn, &Chunk::whole(tid, &body).bytes(sid));
+    let st = h.status_of(conn);
     h.take(1);
-    h.feed(1, &nickname_req("nk08", &a, Some("Zed")));
-    assert_eq!(h.take(1)[0].status(), Some(403));
+    h.take(3);
+    st
+}
+
+#[test]
+fn nickname_is_asked_to_the_focus_and_its_200_changes_the_enforced_name() {
+    let (mut h, [_, b, _]) = lounge();
+    let q = h.ask(2, &b, "nk01", Some("Robert")).expect("asked");
+    assert_eq!(
+        q,
+        NicknameAsk {
+            id: q.id,
+            conn: 2,
+            transaction_id: "nk01".into(),
+            session: b.clone(),
+            conference: CONF.into(),
+            nickname: "Robert".into(),
+        }
+    );
+    // The name is not the relay's to decide: nothing changed yet.
+    assert_eq!(h.display_name(&b).as_deref(), Some("bob"));
+    assert_eq!(h.sw.focus_pending(), 1);
+    assert_eq!(h.sw.poll_timeout(), Some(h.now + Duration::from_secs(1)));
+    // The focus recorded the name as it spells it.
+    h.sw.handle_focus_answer(h.now, q.id, FocusOutcome::Named(Some("Robert".into())));
+    let got = h.take(2);
+    assert_eq!(got.len(), 1);
+    let Got::Resp(r) = &got[0] else {
+        panic!("{got:?}")
+    };
+    assert_eq!(r.status, 200);
+    assert_eq!(r.transaction_id, "nk01");
+    assert_eq!(r.to_path, vec![peer_path(&b)]);
+    assert_eq!(r.from_path, vec![relay_path(&b)]);
+    assert_eq!(h.display_name(&b).as_deref(), Some("Robert"));
+    assert_eq!(h.sw.focus_pending(), 0);
+    assert!(h.take(1).is_empty() && h.take(3).is_empty());
+    // The enforced name changed (RFC 8266 comparison).
+    let anon = "sip:anonymous@anonymous.invalid";
+    assert_eq!(
+        says(&mut h, 2, &b, "nk02", &format!("\"bob\" <{anon}>")),
+        403
+    );
+    assert_eq!(
+        says(&mut h, 2, &b, "nk03", &format!("\"robert\" <{anon}>")),
+        200
+    );
+    // A second answer to the same question is ignored.
+    h.sw.handle_focus_answer(h.now, q.id, FocusOutcome::Named(Some("Other".into())));
+    assert!(h.take(2).is_empty());
+    assert_eq!(h.display_name(&b).as_deref(), Some("Robert"));
+}
+
+#[test]
+fn empty_use_nickname_asks_the_focus_to_remove_the_name() {
+    let (mut h, [_, b, _]) = lounge();
+    let q = h.ask(2, &b, "nk01", Some("")).expect("asked");
+    assert_eq!(q.nickname, "");
+    h.sw.handle_focus_answer(h.now, q.id, FocusOutcome::Named(None));
+    assert_eq!(h.status_of(2), 200);
+    assert_eq!(h.display_name(&b), None);
+    let anon = "sip:anonymous@anonymous.invalid";
+    assert_eq!(
+        says(&mut h, 2, &b, "nk02", &format!("\"bob\" <{anon}>")),
+        403
+    );
+    assert_eq!(says(&mut h, 2, &b, "nk03", &format!("<{anon}>")), 200);
+}
+
+#[test]
+fn focus_refusals_become_msrp_codes() {
+    let (mut h, [_, b, _]) = lounge();
+    let cases: Vec<(FocusOutcome, u16)> = vec![
+        (
+            FocusOutcome::Refused {
+                code: 425,
+                message: "nickname in use".into(),
+            },
+            425,
+        ),
+        (
+            FocusOutcome::Refused {
+                code: 424,
+                message: "invalid nickname".into(),
+            },
+            424,
+        ),
+        (
+            FocusOutcome::Refused {
+                code: 403,
+                message: "not allowed".into(),
+            },
+            403,
+        ),
+        // The focus does not know the session: the relay and the focus disagree; 500.
+        (
+            FocusOutcome::Refused {
+                code: 404,
+                message: "no session".into(),
+            },
+            500,
+        ),
+        (
+            FocusOutcome::Refused {
+                code: 500,
+                message: "Method Not Found".into(),
+            },
+            500,
+        ),
+        (FocusOutcome::Failed("unreachable".into()), 500),
+    ];
+    let failures_before = h
+        .metrics
+        .focus_failures
+        .load(std::sync::atomic::Ordering::Relaxed);
+    for (i, (outcome, code)) in cases.into_iter().enumerate() {
+        let tid = format!("nkr{i:02}");
+        let q = h.ask(2, &b, &tid, Some("ALICE")).expect("asked");
+        h.sw.handle_focus_answer(h.now, q.id, outcome);
+        let got = h.take(2);
+        assert_eq!(got.len(), 1, "{got:?}");
+        let Got::Resp(r) = &got[0] else {
+            panic!("{got:?}")
+        };
+        assert_eq!((r.status, r.transaction_id.as_str()), (code, tid.as_str()));
+        assert_eq!(h.display_name(&b).as_deref(), Some("bob"), "unchanged");
+    }
+    assert_eq!(
+        h.metrics
+            .focus_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+            - failures_before,
+        3
+    );
+    assert_eq!(h.metrics.refusals(425), 1);
+}
+
+#[test]
+fn local_checks_answer_without_the_focus() {
+    let (mut h, [a, b, _]) = lounge();
+    // Missing Use-Nickname: 424.
+    assert_eq!(h.ask(2, &b, "nk01", None), None);
+    assert_eq!(h.status_of(2), 424);
+    // Over 1023 octets (the 1023 octets themselves go to the focus).
+    let long = "é".repeat(512);
+    assert_eq!(long.len(), 1024);
+    assert_eq!(h.ask(2, &b, "nk02", Some(&long)), None);
+    assert_eq!(h.status_of(2), 424);
+    let q = h
+        .ask(2, &b, "nk03", Some(&"x".repeat(1023)))
+        .expect("asked");
+    h.sw.handle_focus_answer(
+        h.now,
+        q.id,
+        FocusOutcome::Refused {
+            code: 424,
+            message: "too long".into(),
+        },
+    );
+    assert_eq!(h.status_of(2), 424);
+    // Control characters (the codec lets TAB and C1 controls through): 424.
+    assert_eq!(h.ask(2, &b, "nk04", Some("ro\tbert")), None);
+    assert_eq!(h.status_of(2), 424);
+    assert_eq!(h.ask(2, &b, "nk04b", Some("ro\u{85}bert")), None);
+    assert_eq!(h.status_of(2), 424);
+    // Blank names are the focus's call (its rules, its 424).
+    assert!(h.ask(2, &b, "nk05", Some("   ")).is_some());
+    // Without the nickname chatroom token: 403, nothing asked.
+    h.set(&a, |p| p.chatroom = vec!["private-messages".into()]);
+    assert_eq!(h.ask(1, &a, "nk06", Some("Zed")), None);
+    assert_eq!(h.status_of(1), 403);
+    // `nicknames` (the plural token) is accepted too.
+    h.set(&a, |p| p.chatroom = vec!["nicknames".into()]);
+    assert!(h.ask(1, &a, "nk07", Some("Zed")).is_some());
+}
+
+#[test]
+fn without_a_focus_nickname_is_403_and_with_nicknames_off_501() {
+    let (mut h, [_, b, _]) = lounge_with(Config {
+        focus: false,
+        ..cfg()
+    });
+    assert_eq!(h.ask(2, &b, "nk01", Some("Robert")), None);
+    assert_eq!(h.status_of(2), 403);
+    assert_eq!(h.display_name(&b).as_deref(), Some("bob"));
+    let (mut h, [_, b, _]) = lounge_with(Config {
+        nicknames: false,
+        ..cfg()
+    });
+    assert_eq!(h.ask(2, &b, "nk01", Some("Robert")), None);
+    assert_eq!(h.status_of(2), 501);
+}
+
+#[test]
+fn nickname_is_answered_even_with_failure_report_no_and_not_when_aborted() {
+    let (mut h, [_, b, _]) = lounge();
+    h.feed(
+        2,
+        &nickname_req_with(
+            "nk01",
+            &b,
+            Some("Robert"),
+            Some(ReportMode::No),
+            Continuation::End,
+        ),
+    );
+    let Some(Action::AskFocus(q)) = h.sw.poll_action() else {
+        panic!("not asked")
+    };
+    h.sw.handle_focus_answer(
+        h.now,
+        q.id,
+        FocusOutcome::Refused {
+            code: 425,
+            message: "in use".into(),
+        },
+    );
+    assert_eq!(h.status_of(2), 425);
+    // A NICKNAME its sender aborts is neither asked nor answered.
+    h.feed(
+        2,
+        &nickname_req_with("nk02", &b, Some("Robert"), None, Continuation::Abort),
+    );
+    assert_eq!(h.sw.poll_action(), None);
+    assert!(h.take(2).is_empty());
+}
+
+#[test]
+fn focus_timeout_answers_500_and_a_late_200_still_renames() {
+    let (mut h, [_, b, _]) = lounge();
+    let t0 = h.now;
+    let q = h.ask(2, &b, "nk01", Some("Robert")).expect("asked");
+    h.sw.handle_timeout(t0 + Duration::from_millis(999));
+    assert!(h.take(2).is_empty());
+    h.sw.handle_timeout(t0 + Duration::from_secs(1));
+    assert_eq!(h.status_of(2), 500);
+    assert_eq!(h.sw.focus_pending(), 0);
+    assert_eq!(h.display_name(&b).as_deref(), Some("bob"));
+    // The focus's table changed after all: the relay follows it (the participant, told 500,
+    // is told nothing more).
+    h.sw.handle_focus_answer(
+        t0 + Duration::from_secs(2),
+        q.id,
+        FocusOutcome::Named(Some("Robert".into())),
+    );
+    assert!(h.take(2).is_empty());
+    assert_eq!(h.display_name(&b).as_deref(), Some("Robert"));
+    // A late refusal changes nothing; after the late window the question is forgotten.
+    let q2 = h.ask(2, &b, "nk02", Some("Bobby")).expect("asked");
+    let t1 = t0 + Duration::from_secs(3);
+    h.sw.handle_timeout(t1);
+    assert_eq!(h.status_of(2), 500);
+    assert_eq!(h.sw.poll_timeout(), Some(t1 + LATE_ANSWER_WINDOW));
+    h.sw.handle_timeout(t1 + LATE_ANSWER_WINDOW);
+    assert_eq!(h.sw.poll_timeout(), None);
+    h.sw.handle_focus_answer(
+        t1 + LATE_ANSWER_WINDOW,
+        q2.id,
+        FocusOutcome::Named(Some("Bobby".into())),
+    );
+    assert!(h.take(2).is_empty());
+    assert_eq!(h.display_name(&b).as_deref(), Some("Robert"));
+}
+
+#[test]
+fn answers_for_a_connection_that_is_gone_are_dropped() {
+    let (mut h, [_, b, c]) = lounge();
+    let q = h.ask(2, &b, "nk01", Some("Robert")).expect("asked");
+    let q3 = h.ask(3, &c, "nk02", Some("Carol")).expect("asked");
+    h.sw.handle_closed(2);
+    h.sw.handle_focus_answer(h.now, q.id, FocusOutcome::Named(Some("Robert".into())));
+    assert!(
+        h.take(2).is_empty(),
+        "nothing is sent on a closed connection"
+    );
+    // The participant is still registered (it may reconnect): it speaks under the name the
+    // focus's table now holds.
+    assert_eq!(h.display_name(&b).as_deref(), Some("Robert"));
+    // A participant that left: the answer is dropped, nothing breaks.
+    h.sw.leave(&c);
+    h.sw.handle_focus_answer(h.now, q3.id, FocusOutcome::Named(Some("Carol".into())));
+    assert!(h.take(3).is_empty());
+    // Unknown ids are ignored.
+    h.sw.handle_focus_answer(h.now, 999_999, FocusOutcome::Named(Some("X".into())));
+    assert_eq!(h.sw.focus_pending(), 0);
+    // A timeout for a gone connection answers nobody.
+    let (mut h, [_, b, _]) = lounge();
+    h.ask(2, &b, "nk03", Some("Robert")).expect("asked");
+    h.sw.handle_closed(2);
+    h.sw.handle_timeout(h.now + Duration::from_secs(1));
+    assert!(h.take(2).is_empty());
+}
+
+#[test]
+fn questions_waiting_per_connection_are_bounded() {
+    let (mut h, [_, b, _]) = lounge();
+    let mut ids = Vec::new();
+    for i in 0..MAX_FOCUS_ASKS_PER_CONNECTION {
+        ids.push(
+            h.ask(2, &b, &format!("nkq{i:02}"), Some("Robert"))
+                .expect("asked")
+                .id,
+        );
+    }
+    assert_eq!(h.ask(2, &b, "nkmore", Some("Robert")), None);
+    assert_eq!(h.status_of(2), 500);
+    // Ids are distinct; answering one makes room again.
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), MAX_FOCUS_ASKS_PER_CONNECTION);
+    h.sw.handle_focus_answer(h.now, ids[0], FocusOutcome::Named(Some("Robert".into())));
+    assert_eq!(h.status_of(2), 200);
+    assert!(h.ask(2, &b, "nkagain", Some("Robert")).is_some());
 }
 
 #[test]
