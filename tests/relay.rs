@@ -265,6 +265,27 @@ fn refusals_403_415_and_failure_report_no() {
         b"x",
     );
     assert_eq!(bob.m().send_cpim(&named), Some(403));
+    // His own name is compared by RFC 8266 (case, width): accepted; look-alikes are other
+    // names (digit zero, Cyrillic o, a bidi override): 403.
+    for (name, code) in [
+        ("BOB", 200),
+        ("\u{FF22}\u{FF2F}\u{FF22}", 200),
+        ("B0b", 403),
+        ("b\u{043E}b", 403),
+        ("\u{202E}bob", 403),
+    ] {
+        let body = cpim_body(
+            &format!("\"{name}\" <{}>", bob.uri),
+            &[&room],
+            "text/plain",
+            b"x",
+        );
+        assert_eq!(bob.m().send_cpim(&body), Some(code), "{name:?}");
+        if code == 200 {
+            assert_eq!(alice.m().next_message(T).unwrap().body, body);
+            assert_eq!(bob2.m().next_message(T).unwrap().body, body);
+        }
+    }
     // Several To: 403.
     let two = cpim_body(
         &bob.cpim_from(),
@@ -663,4 +684,178 @@ fn hostile_input_does_not_hurt_the_relay() {
         "{}",
         stack.relay_log()
     );
+}
+
+/// The default a=max-size (granted to the module, put in the SDP answer) admits 16 MiB of
+/// content inside its CPIM wrapper; one byte over the limit is 413.
+#[test]
+fn default_max_size_admits_a_16_mib_content_in_its_cpim_wrapper() {
+    const DEFAULT_MAX_SIZE: u64 = 16 * 1024 * 1024 + 64 * 1024;
+    let stack = Stack::start_with(
+        "relay-16mib",
+        StackOptions {
+            // Not a congestion test: let the readers lag behind the sender.
+            extra_relay_args: vec!["--queue-bytes".into(), "67108864".into()],
+            ..Default::default()
+        },
+    );
+    let (mut alice, mut bob, _bob2) = lounge(&stack);
+    assert!(
+        alice
+            .ok
+            .body_text()
+            .contains(&format!("a=max-size:{DEFAULT_MAX_SIZE}\r\n")),
+        "{}",
+        alice.ok.body_text()
+    );
+    let text: Vec<u8> = (0..16 * 1024 * 1024u32)
+        .map(|i| b'a' + (i % 23) as u8)
+        .collect();
+    let body = cpim_body(
+        &alice.cpim_from(),
+        &[&format!("<{LOUNGE}>")],
+        "text/plain",
+        &text,
+    );
+    assert!(body.len() as u64 > 16 * 1024 * 1024);
+    let mut reader = bob.msrp.take().expect("connected");
+    let read = std::thread::spawn(move || reader.next_message(Duration::from_secs(60)));
+    let st = alice.m().send_chunked(&body, 1 << 20, true);
+    assert!(st.iter().all(|s| *s == Some(200)), "{st:?}");
+    let got = read.join().unwrap().expect("the 16 MiB message");
+    assert_eq!(got.end, Continuation::End);
+    assert!(got.body == body, "byte-identical");
+    // One byte over the default: 413 on the first chunk.
+    let (tid, frame) = alice.m().send_frame(
+        &new_id(),
+        1,
+        Some(DEFAULT_MAX_SIZE + 1),
+        &body[..1000],
+        Continuation::More,
+        "message/cpim",
+        None,
+    );
+    alice.m().send_raw(&frame);
+    assert_eq!(alice.m().response(&tid, T).map(|r| r.status), Some(413));
+}
+
+/// A private message to a participant who joined (registered at the relay) but is not connected
+/// over MSRP is 404, not a 200 for a message that goes nowhere.
+#[test]
+fn private_message_to_a_participant_not_connected_is_404() {
+    let stack = Stack::start("relay-unbound-pm");
+    let (mut alice, mut bob, mut bob2) = lounge(&stack);
+    let mut carol = enter_sip(&stack, LOUNGE, "sip:carol@example.org", Some("carol"), true);
+    let to_carol = format!("<{}>", carol.uri);
+    let (_, st) = bob.say(&to_carol, "are you there?");
+    assert_eq!(st, Some(404), "{}", stack.relay_log());
+    nothing_for(alice.m());
+    nothing_for(bob2.m());
+    // Once she connects, it is delivered.
+    let mut c = Client::connect(&carol.relay, &carol.own);
+    assert_eq!(c.bind(), Some(200));
+    carol.msrp = Some(c);
+    let (body, st) = bob.say(&to_carol, "hi carol");
+    assert_eq!(st, Some(200));
+    assert_eq!(carol.m().next_message(T).unwrap().body, body);
+    // Her connection drops (she stays in the conference): 404 again.
+    drop(carol.msrp.take());
+    let deadline = Instant::now() + T;
+    loop {
+        let (_, st) = bob.say(&to_carol, "still there?");
+        if st == Some(404) {
+            break;
+        }
+        assert_eq!(st, Some(200));
+        assert!(
+            Instant::now() < deadline,
+            "the relay never noticed the drop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `--max-unbound` and `--max-connections`: connections beyond are accepted and closed at once
+/// (counted in the metrics); bound participants carry on.
+#[test]
+fn connections_beyond_the_limits_are_refused() {
+    let metrics_addr = format!("127.0.0.1:{}", support::free_port());
+    let stack = Stack::start_with(
+        "relay-conn-limits",
+        StackOptions {
+            extra_relay_args: vec![
+                "--max-connections".into(),
+                "5".into(),
+                "--max-unbound".into(),
+                "1".into(),
+                "--metrics".into(),
+                metrics_addr.clone(),
+            ],
+            ..Default::default()
+        },
+    );
+    let (mut alice, mut bob, mut bob2) = lounge(&stack);
+    let addr = format!("127.0.0.1:{}", stack.msrp_port);
+    let wait_connections = |n: u64| {
+        let deadline = Instant::now() + T;
+        while metric(&metrics_addr, "chat_alias_relay_connections") != n {
+            assert!(Instant::now() < deadline, "never {n} connections");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    /// Whether the relay closes the connection at once (EOF or reset, nothing sent).
+    fn refused(s: &mut std::net::TcpStream) -> bool {
+        use std::io::Read;
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut b = [0u8; 16];
+        match s.read(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
+    }
+    wait_connections(3);
+    // One unbound connection is admitted; a second is refused.
+    let idle = std::net::TcpStream::connect(&addr).unwrap();
+    wait_connections(4);
+    let mut extra = std::net::TcpStream::connect(&addr).unwrap();
+    let t0 = Instant::now();
+    assert!(refused(&mut extra), "second unbound connection refused");
+    assert!(t0.elapsed() < Duration::from_secs(1), "closed at once");
+    assert_eq!(
+        metric(
+            &metrics_addr,
+            "chat_alias_relay_connections_refused_total{reason=\"max_unbound\"}"
+        ),
+        1
+    );
+    // The unbound place frees when the idle connection goes; a participant binds there.
+    drop(idle);
+    wait_connections(3);
+    let carol = enter(&stack, LOUNGE, "sip:carol@example.org", Some("carol"), true);
+    // Five open (four bound, one unbound): the total cap refuses the next.
+    let _idle = std::net::TcpStream::connect(&addr).unwrap();
+    wait_connections(5);
+    let mut extra = std::net::TcpStream::connect(&addr).unwrap();
+    assert!(
+        refused(&mut extra),
+        "connection over --max-connections refused"
+    );
+    assert_eq!(
+        metric(
+            &metrics_addr,
+            "chat_alias_relay_connections_refused_total{reason=\"max_connections\"}"
+        ),
+        1
+    );
+    // The participants carry on.
+    let (body, st) = alice.say(&format!("<{LOUNGE}>"), "still room for us");
+    assert_eq!(st, Some(200));
+    assert_eq!(bob.m().next_message(T).unwrap().body, body);
+    assert_eq!(bob2.m().next_message(T).unwrap().body, body);
+    assert_eq!(metric(&metrics_addr, "chat_alias_relay_bound_sessions"), 4);
+    drop(carol);
 }

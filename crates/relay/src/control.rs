@@ -121,36 +121,10 @@ fn _assert_registry_is_send(r: Registry) -> impl Send {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Metrics;
-    use crate::switch::{self, Switch};
     use chat_alias_proto::control::Join;
-    use parking_lot::Mutex;
-    use std::time::Duration;
 
     fn shared() -> Shared {
-        let cfg = switch::Config {
-            host: "192.0.2.10".into(),
-            port: 2855,
-            max_size: 1 << 24,
-            bind_timeout: Duration::from_secs(5),
-            chunk_timeout: Duration::from_secs(540),
-            congestion_timeout: Duration::from_secs(30),
-            queue_bytes: 1 << 22,
-            nicknames: true,
-            focus: false,
-            focus_timeout: Duration::from_secs(1),
-        };
-        let metrics = Metrics::new();
-        Shared {
-            switch: Mutex::new(Switch::new(cfg, switch::os_ids(), metrics.clone())),
-            metrics,
-            advertise_host: "192.0.2.10".into(),
-            advertise_port: 2855,
-            max_size: 1 << 24,
-            queue_bytes: 1 << 22,
-            focus: None,
-            next_conn: Default::default(),
-        }
+        crate::test_support::shared(crate::test_support::config())
     }
 
     fn join(id: u64, session: &str, version: u32) -> Request {

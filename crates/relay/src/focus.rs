@@ -354,6 +354,8 @@ mod tests {
             nicknames: true,
             focus: true,
             focus_timeout: Duration::from_secs(5),
+            max_connections: 4096,
+            max_unbound: 256,
         };
         let metrics = Metrics::new();
         let (tx, rx) = mpsc::unbounded_channel();

@@ -5,6 +5,7 @@
 //! - `switch`: the room logic (binding, routing, re-chunking, congestion), sans-IO;
 //! - `connection` / `outbox`: the tokio drivers of one MSRP connection;
 //! - `metrics`: counters and the Prometheus endpoint.
+#![forbid(unsafe_code)]
 use clap::Parser;
 use parking_lot::Mutex;
 use std::net::SocketAddr;
@@ -25,7 +26,21 @@ use metrics::Metrics;
 use outbox::Outbox;
 use switch::Switch;
 
-/// Parses `500ms`, `5s`, `2m`, `1.5` (seconds).
+/// The default `--max-size` (and `a=max-size` in the SDP answer): 16 MiB + 64 KiB.
+///
+/// The contract is that messages of at least 16 MiB are admitted. The limit applies to the SEND
+/// body, i.e. the whole `message/cpim` wrapper: the CPIM header block and the encapsulated MIME
+/// header block (each at most 16 KiB, [`switch::MAX_CPIM_PREFIX`]) come on top of the content.
+/// 64 KiB of headroom covers both blocks and their blank lines, so a 16 MiB content fits.
+pub const DEFAULT_MAX_SIZE: u64 = 16 * 1024 * 1024 + 64 * 1024;
+const _: () =
+    assert!(DEFAULT_MAX_SIZE >= 16 * 1024 * 1024 + 2 * switch::MAX_CPIM_PREFIX as u64 + 8);
+
+/// The longest duration a flag accepts. Every timer is `Instant + duration`; a bound keeps that
+/// addition from overflowing (a panic) whatever the command line says.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// Parses `500ms`, `5s`, `2m`, `1.5` (seconds); at most [`MAX_DURATION`] (one day).
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
@@ -42,6 +57,12 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("bad duration {s:?}"));
+    }
+    if secs > MAX_DURATION.as_secs_f64() {
+        return Err(format!(
+            "duration {s:?} too long (at most {}s, one day)",
+            MAX_DURATION.as_secs()
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -62,9 +83,17 @@ struct Args {
     /// Host put in the SDP answer and in a=path (default: the listening IP).
     #[arg(long)]
     advertise: Option<String>,
-    /// Largest message accepted (a=max-size), in bytes; larger ones get 413.
-    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    /// Largest message accepted (a=max-size), in bytes, CPIM wrapper included; larger ones get
+    /// 413. The default is 16 MiB of content plus 64 KiB for the CPIM and MIME headers.
+    #[arg(long, default_value_t = DEFAULT_MAX_SIZE)]
     max_size: u64,
+    /// Open MSRP connections at most; more are accepted and closed at once.
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
+    /// MSRP connections that have bound no session yet, at most; more are accepted and closed at
+    /// once.
+    #[arg(long, default_value_t = 256)]
+    max_unbound: usize,
     /// A connection that binds no session within this time is closed.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     bind_timeout: Duration,
@@ -180,6 +209,39 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// The switch's configuration and the shared state, from the command line.
+fn build_shared(
+    args: &Args,
+    advertise_host: String,
+    focus: Option<tokio::sync::mpsc::UnboundedSender<switch::NicknameAsk>>,
+) -> Shared {
+    let metrics = Metrics::new();
+    let cfg = switch::Config {
+        host: uri_host(&advertise_host),
+        port: args.listen.port(),
+        max_size: args.max_size,
+        bind_timeout: args.bind_timeout,
+        chunk_timeout: args.chunk_timeout,
+        congestion_timeout: args.congestion_timeout,
+        queue_bytes: args.queue_bytes,
+        nicknames: args.nicknames,
+        focus: focus.is_some(),
+        focus_timeout: args.focus_timeout,
+        max_connections: args.max_connections,
+        max_unbound: args.max_unbound,
+    };
+    Shared {
+        switch: Mutex::new(Switch::new(cfg, switch::os_ids(), metrics.clone())),
+        metrics,
+        advertise_host,
+        advertise_port: args.listen.port(),
+        max_size: args.max_size,
+        queue_bytes: args.queue_bytes,
+        focus,
+        next_conn: AtomicU64::new(1),
+    }
+}
+
 async fn run(args: Args) -> Result<(), String> {
     let msrp = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -211,31 +273,13 @@ async fn run(args: Args) -> Result<(), String> {
         .advertise
         .clone()
         .unwrap_or_else(|| args.listen.ip().to_string());
-    let metrics = Metrics::new();
-    let cfg = switch::Config {
-        host: uri_host(&advertise_host),
-        port: args.listen.port(),
-        max_size: args.max_size,
-        bind_timeout: args.bind_timeout,
-        chunk_timeout: args.chunk_timeout,
-        congestion_timeout: args.congestion_timeout,
-        queue_bytes: args.queue_bytes,
-        nicknames: args.nicknames,
-        focus: args.focus_rpc.is_some(),
-        focus_timeout: args.focus_timeout,
-    };
     let reply_path = focus::reply_path(&args.control);
     let (focus_tx, focus_rx) = tokio::sync::mpsc::unbounded_channel();
-    let shared = Arc::new(Shared {
-        switch: Mutex::new(Switch::new(cfg, switch::os_ids(), metrics.clone())),
-        metrics: metrics.clone(),
+    let shared = Arc::new(build_shared(
+        &args,
         advertise_host,
-        advertise_port: args.listen.port(),
-        max_size: args.max_size,
-        queue_bytes: args.queue_bytes,
-        focus: args.focus_rpc.as_ref().map(|_| focus_tx),
-        next_conn: AtomicU64::new(1),
-    });
+        args.focus_rpc.as_ref().map(|_| focus_tx),
+    ));
     let focus_task = args.focus_rpc.clone().map(|path| {
         tokio::spawn(focus::run(
             focus_rx,
@@ -244,15 +288,14 @@ async fn run(args: Args) -> Result<(), String> {
             shared.clone(),
         ))
     });
-    tracing::info!(control = %args.control.display(), msrp = %args.listen, metrics = ?args.metrics, focus_rpc = ?args.focus_rpc, max_size = args.max_size, "relay ready");
+    tracing::info!(control = %args.control.display(), msrp = %args.listen, metrics = ?args.metrics, focus_rpc = ?args.focus_rpc, max_size = args.max_size, max_connections = args.max_connections, max_unbound = args.max_unbound, "relay ready");
     let control_task = tokio::spawn(control::serve(control_listener, shared.clone()));
     let accept_shared = shared.clone();
     let accept_task = tokio::spawn(async move {
         loop {
             match msrp.accept().await {
                 Ok((s, peer)) => {
-                    Metrics::add(&accept_shared.metrics.connections_accepted, 1);
-                    tokio::spawn(connection::serve(s, peer, accept_shared.clone()));
+                    connection::accept(&accept_shared, s, peer);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "MSRP accept failed");
@@ -340,5 +383,118 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod test_support {
+    use super::*;
+
+    /// A switch configuration for unit tests (the defaults of the command line, on a test host).
+    pub fn config() -> switch::Config {
+        switch::Config {
+            host: "192.0.2.10".into(),
+            port: 2855,
+            max_size: 1 << 24,
+            bind_timeout: Duration::from_secs(5),
+            chunk_timeout: Duration::from_secs(540),
+            congestion_timeout: Duration::from_secs(30),
+            queue_bytes: 1 << 22,
+            nicknames: true,
+            focus: false,
+            focus_timeout: Duration::from_secs(1),
+            max_connections: 4096,
+            max_unbound: 256,
+        }
+    }
+
+    pub fn shared(cfg: switch::Config) -> Shared {
+        let metrics = Metrics::new();
+        Shared {
+            advertise_host: cfg.host.clone(),
+            advertise_port: cfg.port,
+            max_size: cfg.max_size,
+            queue_bytes: cfg.queue_bytes,
+            switch: Mutex::new(Switch::new(cfg, switch::os_ids(), metrics.clone())),
+            metrics,
+            focus: None,
+            next_conn: AtomicU64::new(1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_alias_proto::control::{self as proto_control, Join, Request};
+
+    fn args(extra: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("chat-alias-relay").chain(extra.iter().copied()))
+    }
+
+    /// Finding: the default a=max-size admits a 16 MiB content inside its CPIM wrapper, and the
+    /// grant the module puts in the SDP answer carries it.
+    #[test]
+    fn default_max_size_is_16_mib_plus_the_cpim_headroom_and_is_granted() {
+        let a = args(&[]).unwrap();
+        assert_eq!(a.max_size, 16 * 1024 * 1024 + 64 * 1024);
+        assert_eq!(a.max_size, DEFAULT_MAX_SIZE);
+        assert_eq!((a.max_connections, a.max_unbound), (4096, 256));
+        let shared = build_shared(&a, "192.0.2.10".into(), None);
+        assert_eq!(shared.switch.lock().config().max_size, DEFAULT_MAX_SIZE);
+        let r = control::handle(
+            &shared,
+            Request::Join(Join {
+                id: 1,
+                version: proto_control::VERSION,
+                session: "0123456789abcdef0123".into(),
+                conference: "sip:lounge@im.example.net".into(),
+                uri: "sip:anonymous@anonymous.invalid".into(),
+                display_name: None,
+                anonymous: true,
+                peer_path: vec!["msrp://192.0.2.1:7654/abc;tcp".into()],
+                accept_wrapped_types: vec![],
+                chatroom: vec![],
+                private_messages_allowed: false,
+            }),
+        );
+        assert_eq!(r.grant.unwrap().max_size, DEFAULT_MAX_SIZE);
+        let a = args(&["--max-size", "100000"]).unwrap();
+        assert_eq!(a.max_size, 100_000);
+    }
+
+    /// Finding: durations too large for `Instant + Duration` are refused at parse time.
+    #[test]
+    fn durations_are_bounded_at_parse_time() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("24h"), Ok(MAX_DURATION));
+        assert_eq!(parse_duration("86400"), Ok(MAX_DURATION));
+        for big in [
+            "86401",
+            "24.1h",
+            "1441m",
+            "18446744073709551615",
+            "99999999999999999999999999h",
+            "1e300",
+        ] {
+            let e = parse_duration(big).unwrap_err();
+            assert!(e.contains(big), "{e}");
+        }
+        assert!(parse_duration("86401").unwrap_err().contains("too long"));
+        for flag in [
+            "--bind-timeout",
+            "--chunk-timeout",
+            "--congestion-timeout",
+            "--drain-timeout",
+            "--focus-timeout",
+        ] {
+            let e = args(&[flag, "18446744073709551615s"]).unwrap_err();
+            assert!(e.to_string().contains("too long"), "{flag}: {e}");
+            assert!(args(&[flag, "1d"]).is_err(), "{flag}");
+            assert!(args(&[flag, "2h"]).is_ok(), "{flag}");
+        }
+        // Every timer of the switch can be armed with the longest value.
+        let now = std::time::Instant::now();
+        assert!(now.checked_add(MAX_DURATION).is_some());
     }
 }

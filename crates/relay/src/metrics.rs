@@ -44,6 +44,10 @@ impl DropReason {
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub connections_accepted: AtomicU64,
+    /// Connections closed at accept because `--max-connections` were open.
+    pub refused_max_connections: AtomicU64,
+    /// Connections closed at accept because `--max-unbound` had bound no session yet.
+    pub refused_max_unbound: AtomicU64,
     /// Messages whose first chunk arrived from a sender.
     pub messages_in: AtomicU64,
     /// Copies delivered in full (their last frame queued) to a recipient.
@@ -70,6 +74,8 @@ pub struct Metrics {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Gauges {
     pub connections: usize,
+    /// Open connections that have bound no session yet.
+    pub unbound: usize,
     pub participants: usize,
     pub conferences: usize,
     pub bound_sessions: usize,
@@ -124,6 +130,12 @@ impl Metrics {
             "counter",
             "MSRP connections accepted since start.",
             c(&self.connections_accepted),
+        );
+        one(
+            "chat_alias_relay_unbound_connections",
+            "gauge",
+            "Open MSRP connections that have bound no session yet.",
+            g.unbound as u64,
         );
         one(
             "chat_alias_relay_participants",
@@ -211,6 +223,12 @@ impl Metrics {
         );
         let _ = writeln!(
             s,
+            "# HELP chat_alias_relay_connections_refused_total MSRP connections closed at accept, by the limit reached.\n# TYPE chat_alias_relay_connections_refused_total counter\nchat_alias_relay_connections_refused_total{{reason=\"max_connections\"}} {}\nchat_alias_relay_connections_refused_total{{reason=\"max_unbound\"}} {}",
+            c(&self.refused_max_connections),
+            c(&self.refused_max_unbound)
+        );
+        let _ = writeln!(
+            s,
             "# HELP chat_alias_relay_drops_total Messages or copies not delivered in full, by reason.\n# TYPE chat_alias_relay_drops_total counter"
         );
         let drops = self.drops.lock().clone();
@@ -295,10 +313,19 @@ mod tests {
         m.dropped(DropReason::Congestion);
         m.refusal(403);
         m.refusal(403);
+        Metrics::add(&m.refused_max_unbound, 4);
         let text = m.render(&Gauges {
             participants: 2,
+            unbound: 5,
             ..Default::default()
         });
+        assert!(
+            text.contains("chat_alias_relay_connections_refused_total{reason=\"max_unbound\"} 4\n")
+        );
+        assert!(text.contains(
+            "chat_alias_relay_connections_refused_total{reason=\"max_connections\"} 0\n"
+        ));
+        assert!(text.contains("chat_alias_relay_unbound_connections 5\n"));
         assert!(text.contains("chat_alias_relay_messages_in_total 3\n"));
         assert!(text.contains("chat_alias_relay_participants 2\n"));
         assert!(text.contains("chat_alias_relay_drops_total{reason=\"congestion\"} 1\n"));

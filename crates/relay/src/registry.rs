@@ -45,21 +45,33 @@ pub fn valid_session_id(s: &str) -> bool {
 }
 
 impl Registry {
-    /// Registers (or refreshes, for the same session) a participant.
+    /// Registers a participant, or refreshes one already registered under the same session.
+    ///
+    /// Only the first join sets who the session is: its conference, URI, display name (later
+    /// changed by NICKNAME only), anonymity and the peer path it must bind from. A refresh (the
+    /// focus repeating a join, e.g. for a retransmitted INVITE) updates the capabilities alone
+    /// (`a=accept-wrapped-types`, `a=chatroom` tokens, the group's private-message permission):
+    /// a replayed or forged join must not redirect a session to another peer path or identity.
     pub fn join(&mut self, p: Participant) -> Result<(), String> {
         if !valid_session_id(&p.session) {
             return Err("invalid session id".into());
         }
-        if let Some(old) = self.sessions.get(&p.session) {
+        if let Some(old) = self.sessions.get_mut(&p.session) {
             if old.conference != p.conference {
                 return Err("session id already used in another conference".into());
             }
-        } else {
-            self.conferences
-                .entry(p.conference.clone())
-                .or_default()
-                .push(p.session.clone());
+            if old.peer_path != p.peer_path || old.uri != p.uri || old.anonymous != p.anonymous {
+                tracing::warn!(session = %p.session, "join refresh with another identity or peer path; keeping the original");
+            }
+            old.accept_wrapped_types = p.accept_wrapped_types;
+            old.chatroom = p.chatroom;
+            old.private_messages_allowed = p.private_messages_allowed;
+            return Ok(());
         }
+        self.conferences
+            .entry(p.conference.clone())
+            .or_default()
+            .push(p.session.clone());
         self.sessions.insert(p.session.clone(), p);
         Ok(())
     }
@@ -167,5 +179,37 @@ mod tests {
         r.join(p("aaaaaaaaaaaaaaaa1", "g")).unwrap();
         assert_eq!(r.len(), 1);
         assert!(r.others("aaaaaaaaaaaaaaaa1").is_empty());
+    }
+
+    #[test]
+    fn a_refresh_keeps_the_identity_and_peer_path_of_the_first_join() {
+        let mut r = Registry::default();
+        let sid = "aaaaaaaaaaaaaaaa1";
+        let mut first = p(sid, "g");
+        first.peer_path = vec!["msrp://192.0.2.1:7654/mine;tcp".into()];
+        first.display_name = Some("bob".into());
+        r.join(first).unwrap();
+        // The name changes by NICKNAME only.
+        assert!(r.set_display_name(sid, Some("Robert".into())));
+        // A replayed join tries to redirect the session and change who it is.
+        let mut replay = p(sid, "g");
+        replay.peer_path = vec!["msrp://203.0.113.9:1/attacker;tcp".into()];
+        replay.uri = "sip:alice@example.com".into();
+        replay.display_name = Some("Alice".into());
+        replay.anonymous = false;
+        replay.accept_wrapped_types = vec!["text/plain".into()];
+        replay.chatroom = vec!["nickname".into()];
+        replay.private_messages_allowed = true;
+        r.join(replay).unwrap();
+        let got = r.get(sid).unwrap();
+        assert_eq!(got.peer_path, vec!["msrp://192.0.2.1:7654/mine;tcp"]);
+        assert_eq!(got.uri, format!("sip:{sid}@anonymous.invalid"));
+        assert_eq!(got.display_name.as_deref(), Some("Robert"));
+        assert!(got.anonymous);
+        // Capabilities are refreshed.
+        assert_eq!(got.accept_wrapped_types, vec!["text/plain"]);
+        assert_eq!(got.chatroom, vec!["nickname"]);
+        assert!(got.private_messages_allowed);
+        assert_eq!(r.in_conference("g").len(), 1);
     }
 }

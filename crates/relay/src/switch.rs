@@ -22,6 +22,10 @@
 //! whether the rest of the message still goes to that recipient (congestion), so the answer is
 //! needed synchronously. Tests use an in-memory outlet.
 //!
+//! Messages in flight are indexed by connection: each `Conn` lists the messages it sends and
+//! those it holds a copy of, so a SEND (the per-connection limit) and a connection drop touch only
+//! their own messages, never every message in flight.
+//!
 //! Forwarding never buffers a whole message: each copy is re-chunked into frames of at most
 //! [`CHUNK`] body bytes; the last piece is held back until the sender's end-line says whether it
 //! ends (`$`) or aborts (`#`) the message.
@@ -30,8 +34,10 @@ use crate::registry::{Participant, Registry};
 use chat_alias_proto::msrp::{
     self, encode, ByteRange, Continuation, Event, Method, MsrpUri, ReportMode, RequestHead, Status,
 };
-use chat_alias_proto::{cpim, nickname, sip};
-use std::collections::HashMap;
+use chat_alias_proto::{cpim, sip};
+use precis_profiles::precis_core::profile::PrecisFastInvocation;
+use precis_profiles::Nickname;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -65,6 +71,24 @@ pub enum FrameClass {
 pub enum Pushed {
     Queued,
     Dropped,
+}
+
+/// Why a new connection is refused at accept ([`Switch::admit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ConnLimit {
+    /// `--max-connections` connections are open.
+    Connections,
+    /// `--max-unbound` connections have bound no session yet.
+    Unbound,
+}
+
+impl ConnLimit {
+    pub fn label(self) -> &'static str {
+        match self {
+            ConnLimit::Connections => "max_connections",
+            ConnLimit::Unbound => "max_unbound",
+        }
+    }
 }
 
 /// Why the switch closes a connection.
@@ -112,6 +136,11 @@ pub struct Config {
     pub focus: bool,
     /// How long the focus has to answer a NICKNAME question; then the request gets 500.
     pub focus_timeout: Duration,
+    /// Open MSRP connections at most (`--max-connections`); more are refused at accept.
+    pub max_connections: usize,
+    /// Connections that have bound no session yet, at most (`--max-unbound`); more are refused
+    /// at accept.
+    pub max_unbound: usize,
 }
 
 impl Config {
@@ -225,6 +254,11 @@ struct Conn<O> {
     binding: Option<Binding>,
     rx: Option<Rx>,
     congested_since: Option<Instant>,
+    /// Message-IDs of the records this connection is sending (in flight or refused): the index
+    /// that spares a scan of every message in flight on each SEND and on a connection drop.
+    sending: HashSet<String>,
+    /// Messages that hold a copy for this connection (some copies may have stopped since).
+    receiving: HashSet<MsgKey>,
 }
 
 /// Identifies a question to the focus (the JSON-RPC `id`).
@@ -347,6 +381,7 @@ impl<O: Outlet> Switch<O> {
     pub fn gauges(&self) -> Gauges {
         Gauges {
             connections: self.conns.len(),
+            unbound: self.unbound(),
             participants: self.registry.len(),
             conferences: self.registry.conference_count(),
             bound_sessions: self.bound.len(),
@@ -376,6 +411,24 @@ impl<O: Outlet> Switch<O> {
     /// Since when a connection is congested.
     pub fn congested_since(&self, conn: ConnId) -> Option<Instant> {
         self.conns.get(&conn)?.congested_since
+    }
+
+    /// Open connections that have bound no session yet. (Every bound session has exactly one
+    /// connection, and a connection binds at most one session.)
+    pub fn unbound(&self) -> usize {
+        self.conns.len().saturating_sub(self.bound.len())
+    }
+
+    /// Whether one more connection may be opened ([`Switch::handle_open`]): refused when
+    /// [`Config::max_connections`] are open or [`Config::max_unbound`] have bound nothing yet.
+    pub fn admit(&self) -> Result<(), ConnLimit> {
+        if self.conns.len() >= self.cfg.max_connections {
+            Err(ConnLimit::Connections)
+        } else if self.unbound() >= self.cfg.max_unbound {
+            Err(ConnLimit::Unbound)
+        } else {
+            Ok(())
+        }
     }
 
     // ---- commands ----
@@ -419,6 +472,8 @@ impl<O: Outlet> Switch<O> {
                 binding: None,
                 rx: None,
                 congested_since: None,
+                sending: HashSet::new(),
+                receiving: HashSet::new(),
             },
         );
     }
@@ -647,16 +702,13 @@ impl<O: Outlet> Switch<O> {
                 tracing::info!(session = %b.session, conn, "session unbound");
             }
         }
-        let sent: Vec<MsgKey> = self
-            .messages
-            .keys()
-            .filter(|k| k.0 == conn)
-            .cloned()
-            .collect();
-        for key in sent {
-            self.end_message_abnormally(&key, DropReason::SenderGone);
+        for mid in c.sending {
+            self.end_message_abnormally(&(conn, mid), DropReason::SenderGone);
         }
-        for m in self.messages.values_mut() {
+        for key in c.receiving {
+            let Some(m) = self.messages.get_mut(&key) else {
+                continue;
+            };
             for copy in m.copies.iter_mut().filter(|c| c.conn == conn && c.live) {
                 copy.live = false;
                 self.metrics.dropped(DropReason::RecipientGone);
@@ -664,9 +716,36 @@ impl<O: Outlet> Switch<O> {
         }
     }
 
+    /// Records a message in flight (and in its sender's index).
+    fn insert_message(&mut self, key: MsgKey, m: Message) {
+        if let Some(c) = self.conns.get_mut(&key.0) {
+            c.sending.insert(key.1.clone());
+        }
+        self.messages.insert(key, m);
+    }
+
+    /// Forgets a message, and takes it out of its sender's and its recipients' indexes.
+    fn remove_message(&mut self, key: &MsgKey) -> Option<Message> {
+        let m = self.messages.remove(key)?;
+        if let Some(c) = self.conns.get_mut(&key.0) {
+            c.sending.remove(&key.1);
+        }
+        for copy in &m.copies {
+            if let Some(c) = self.conns.get_mut(&copy.conn) {
+                c.receiving.remove(key);
+            }
+        }
+        Some(m)
+    }
+
+    /// Messages `conn` has in flight (its refused-message records included).
+    fn sending_count(&self, conn: ConnId) -> usize {
+        self.conns.get(&conn).map_or(0, |c| c.sending.len())
+    }
+
     /// Stops a message: recipients that got part of it get a `#` frame; the record goes.
     fn end_message_abnormally(&mut self, key: &MsgKey, why: DropReason) {
-        let Some(mut m) = self.messages.remove(key) else {
+        let Some(mut m) = self.remove_message(key) else {
             return;
         };
         if m.state == MsgState::Distributing {
@@ -859,17 +938,32 @@ impl<O: Outlet> Switch<O> {
             self.set_rx(conn, RxWhat::Chunk { key, next: 0 });
             return;
         }
+        let continues = self.messages.contains_key(&key);
+        let max_size = self.cfg.max_size;
+        // The chunk's bytes are `start ..= start + len - 1`: with a body its first byte is
+        // `start`; without one, `start` is just past the bytes sent so far (at most max-size + 1).
+        let first_byte = if head.content_type.is_some() {
+            range.start
+        } else {
+            range.start.saturating_sub(1)
+        };
         let early = match &head.content_type {
             Some(ct) if !sip::parse_media_type(ct).is_ok_and(|m| m.is("message", "cpim")) => {
                 Some(refuse(415, "SEND body is not message/cpim"))
             }
-            _ if range.total.is_some_and(|t| t > self.cfg.max_size) => {
+            _ if range.total.is_some_and(|t| t > max_size) => {
                 Some(refuse(413, "message larger than max-size"))
+            }
+            _ if range.end.is_some_and(|e| e > max_size) => {
+                Some(refuse(413, "chunk ends beyond max-size"))
+            }
+            _ if continues && first_byte > max_size => {
+                Some(refuse(413, "chunk starts beyond max-size"))
             }
             _ => None,
         };
         if let Some(r) = early {
-            if self.messages.contains_key(&key) {
+            if continues {
                 self.refuse_message(conn, &key, r);
             } else {
                 self.metrics.dropped(if r.code == 413 {
@@ -885,8 +979,17 @@ impl<O: Outlet> Switch<O> {
         if let Some(m) = self.messages.get_mut(&key) {
             m.last_chunk = now;
             m.success_report |= head.success_report == Some(true);
-            if range.total.is_some() {
-                m.total = range.total;
+            if let Some(t) = range.total {
+                if t < m.highest {
+                    // Bytes beyond the new total were received (and may have been sent on under
+                    // the old one): the sender contradicts itself.
+                    return self.refuse_message(
+                        conn,
+                        &key,
+                        refuse(400, "declared total below the bytes already received"),
+                    );
+                }
+                m.total = Some(t);
             }
             self.set_rx(
                 conn,
@@ -909,11 +1012,11 @@ impl<O: Outlet> Switch<O> {
             Some(s) => s.to_string(),
             None => return self.refuse_current(conn, refuse(481, "not bound")),
         };
-        if self.messages.keys().filter(|k| k.0 == conn).count() >= MAX_IN_FLIGHT_PER_CONNECTION {
+        if self.sending_count(conn) >= MAX_IN_FLIGHT_PER_CONNECTION {
             return self.refuse_current(conn, refuse(403, "too many messages in flight"));
         }
         Metrics::add(&self.metrics.messages_in, 1);
-        self.messages.insert(
+        self.insert_message(
             key.clone(),
             Message {
                 sender_session,
@@ -939,13 +1042,13 @@ impl<O: Outlet> Switch<O> {
         let Some(mid) = head.message_id.clone() else {
             return;
         };
-        if self.messages.keys().filter(|k| k.0 == conn).count() >= MAX_IN_FLIGHT_PER_CONNECTION {
+        if self.sending_count(conn) >= MAX_IN_FLIGHT_PER_CONNECTION {
             return;
         }
         let Some(session) = self.session_of(conn).map(str::to_string) else {
             return;
         };
-        self.messages.insert(
+        self.insert_message(
             (conn, mid.clone()),
             Message {
                 sender_session: session,
@@ -1013,7 +1116,8 @@ impl<O: Outlet> Switch<O> {
         };
         let key = key.clone();
         let offset = *next;
-        *next += bytes.len() as u64;
+        let len = bytes.len() as u64;
+        *next = next.saturating_add(len);
         let max_size = self.cfg.max_size;
         let Some(m) = self.messages.get_mut(&key) else {
             return;
@@ -1022,13 +1126,21 @@ impl<O: Outlet> Switch<O> {
         if matches!(m.state, MsgState::Refused(_)) || bytes.is_empty() {
             return;
         }
-        let end = offset + bytes.len() as u64 - 1;
+        // The offset of this piece's last byte (saturating: a value that large is refused).
+        let end = offset.saturating_add(len - 1);
+        if m.total.is_some_and(|t| end > t) {
+            return self.refuse_message(
+                conn,
+                &key,
+                refuse(400, "more bytes than the declared total"),
+            );
+        }
         if end > max_size {
             return self.refuse_message(conn, &key, refuse(413, "message larger than max-size"));
         }
         m.highest = m.highest.max(end);
         let mut congested = Vec::new();
-        if offset != m.pending_start + m.pending.len() as u64 {
+        if offset != m.pending_start.saturating_add(m.pending.len() as u64) {
             // Not contiguous with what is held (a retransmitted or out-of-order chunk).
             if m.state == MsgState::AwaitingCpim {
                 return self.refuse_message(
@@ -1055,6 +1167,11 @@ impl<O: Outlet> Switch<O> {
                 Decision::Wait => return,
                 Decision::Refuse(r) => return self.refuse_message(conn, &key, r),
                 Decision::Deliver(copies) => {
+                    for copy in &copies {
+                        if let Some(c) = self.conns.get_mut(&copy.conn) {
+                            c.receiving.insert(key.clone());
+                        }
+                    }
                     if let Some(m) = self.messages.get_mut(&key) {
                         tracing::debug!(conn, message_id = %key.1, recipients = copies.len(), "message routed");
                         m.copies = copies;
@@ -1155,19 +1272,19 @@ impl<O: Outlet> Switch<O> {
         match (m.state, cont) {
             (MsgState::Refused(_), Continuation::More) => {}
             (MsgState::Refused(_), _) => {
-                self.messages.remove(&key);
+                self.remove_message(&key);
             }
             (MsgState::AwaitingCpim, Continuation::More) => {
                 self.respond(conn, &tid, reply, &resp_to, &resp_from, 200);
             }
             (MsgState::AwaitingCpim, Continuation::End) => {
-                self.messages.remove(&key);
+                self.remove_message(&key);
                 self.metrics.dropped(DropReason::Refused);
                 tracing::info!(conn, tid = %tid, "message ended before its CPIM headers were complete");
                 self.respond(conn, &tid, reply, &resp_to, &resp_from, 400);
             }
             (MsgState::AwaitingCpim, Continuation::Abort) => {
-                self.messages.remove(&key);
+                self.remove_message(&key);
                 self.respond(conn, &tid, reply, &resp_to, &resp_from, 200);
             }
             (MsgState::Distributing, Continuation::More) => {
@@ -1185,7 +1302,7 @@ impl<O: Outlet> Switch<O> {
                     &self.metrics,
                     &mut congested,
                 );
-                let m = self.messages.remove(&key);
+                let m = self.remove_message(&key);
                 self.mark_congested(now, congested);
                 self.respond(conn, &tid, reply, &resp_to, &resp_from, 200);
                 if let (Some(m), Continuation::End) = (m, fin) {
@@ -1257,10 +1374,23 @@ impl<O: Outlet> Switch<O> {
         let Some(sender) = self.registry.get(&m.sender_session) else {
             return Decision::Refuse(refuse(481, "sender no longer registered"));
         };
-        let route = match route(&self.registry, sender, &h, &inner_ct) {
+        let (route, private) = match route(&self.registry, sender, &h, &inner_ct) {
             Ok(r) => r,
             Err(r) => return Decision::Refuse(r),
         };
+        if private {
+            // A private message to a participant who is registered but has no connection now
+            // cannot be delivered: say so rather than answer 200 and drop it.
+            let reachable = route.iter().all(|p| {
+                self.bound
+                    .get(&p.session)
+                    .and_then(|c| self.conns.get(c))
+                    .is_some_and(|c| c.binding.is_some())
+            });
+            if !reachable {
+                return Decision::Refuse(refuse(404, "recipient not connected"));
+            }
+        }
         let mut copies = Vec::new();
         for p in route {
             let Some(&rconn) = self.bound.get(&p.session) else {
@@ -1366,15 +1496,25 @@ pub fn accepts(accept: &[String], t: &sip::MediaType) -> bool {
     })
 }
 
+/// Whether the display name of a CPIM From (`claimed`) is the sender's enforced name (`own`):
+/// the RFC 8266 Nickname comparison (case, width, spaces, NFKC) and nothing more. Look-alikes
+/// (`B0b`, Cyrillic `bоb`, bidi overrides) are *different* names here: the focus keeps them
+/// apart when it assigns names, and the relay must not let one participant speak under
+/// another's look-alike. A name PRECIS refuses compares equal only to itself, byte for byte.
+pub fn same_display_name(claimed: &str, own: &str) -> bool {
+    claimed == own || Nickname::compare(claimed, own).unwrap_or(false)
+}
+
 /// Routing of a message whose CPIM headers are in: checks the sender's CPIM From, then decides
 /// between a regular message (every other participant that accepts the inner type) and a
-/// private one (RFC 7701 §6.1, §6.2; checks in the RFC's order).
+/// private one (RFC 7701 §6.1, §6.2; checks in the RFC's order). Returns the recipients and
+/// whether the message is private.
 fn route<'a>(
     reg: &'a Registry,
     sender: &Participant,
     h: &cpim::CpimHeaders<'_>,
     inner: &sip::MediaType,
-) -> Result<Vec<&'a Participant>, Refusal> {
+) -> Result<(Vec<&'a Participant>, bool), Refusal> {
     let from = h.from.as_ref().ok_or(refuse(403, "CPIM From missing"))?;
     let from_uri = sip::parse_uri(&from.uri).map_err(|_| refuse(403, "bad CPIM From URI"))?;
     let own =
@@ -1386,7 +1526,7 @@ fn route<'a>(
         let ok = sender
             .display_name
             .as_deref()
-            .is_some_and(|own| nickname::same_nickname(dn, own));
+            .is_some_and(|own| same_display_name(dn, own));
         if !ok {
             return Err(refuse(403, "CPIM From display name is not the sender's"));
         }
@@ -1400,10 +1540,11 @@ fn route<'a>(
     let room = reg.in_conference(&sender.conference);
     let is_conference = sip::parse_uri(&sender.conference).is_ok_and(|c| c.equivalent(&to_uri));
     if is_conference {
-        return Ok(room
+        let others = room
             .into_iter()
             .filter(|p| p.session != sender.session && accepts(&p.accept_wrapped_types, inner))
-            .collect());
+            .collect();
+        return Ok((others, false));
     }
     let target = room
         .into_iter()
@@ -1419,7 +1560,7 @@ fn route<'a>(
     if !accepts(&target.accept_wrapped_types, inner) {
         return Err(refuse(415, "recipient does not accept this content type"));
     }
-    Ok(vec![target])
+    Ok((vec![target], true))
 }
 
 /// Builds one SEND frame of a copy.
@@ -1442,7 +1583,7 @@ fn data_frame(
     // An empty frame (an abort, or an empty last piece) is `n-(n-1)/total`, like `1-0/0`.
     head.byte_range = Some(ByteRange {
         start,
-        end: Some(start + body.len() as u64 - 1),
+        end: Some(start.saturating_add(body.len() as u64).saturating_sub(1)),
         total,
     });
     if !body.is_empty() {
@@ -1470,8 +1611,13 @@ fn flush<O: Outlet>(
         return;
     }
     let start = m.pending_start;
+    // Without a declared total, the last frame states it: every byte received (a retransmitted
+    // piece may have moved `start` back; the total still covers what the copies were sent).
     let total = m.total.or(match cont {
-        Continuation::End => Some(start + n as u64 - 1),
+        Continuation::End => Some(
+            m.highest
+                .max(start.saturating_add(n as u64).saturating_sub(1)),
+        ),
         _ => None,
     });
     for copy in m.copies.iter_mut().filter(|c| c.live) {
@@ -1492,7 +1638,7 @@ fn flush<O: Outlet>(
         match c.outlet.push(frame, FrameClass::Data) {
             Pushed::Queued => {
                 copy.sent_any = true;
-                copy.next = start + n as u64;
+                copy.next = start.saturating_add(n as u64);
                 Metrics::add(&metrics.bytes_out, n as u64);
                 if cont == Continuation::End {
                     Metrics::add(&metrics.messages_out, 1);
@@ -1511,7 +1657,7 @@ fn flush<O: Outlet>(
         }
     }
     m.pending.drain(..n);
-    m.pending_start += n as u64;
+    m.pending_start = m.pending_start.saturating_add(n as u64);
 }
 
 /// Sends `#` to every live copy that got part of the message, and stops them all.

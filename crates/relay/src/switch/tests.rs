@@ -124,6 +124,8 @@ fn cfg() -> Config {
         nicknames: true,
         focus: true,
         focus_timeout: Duration::from_secs(1),
+        max_connections: 4096,
+        max_unbound: 256,
     }
 }
 
@@ -1585,4 +1587,672 @@ fn refused_messages_answer_every_chunk_alike_and_are_forgotten_at_their_end() {
     let st: Vec<_> = h.take(1).iter().filter_map(Got::status).collect();
     assert_eq!(st.last(), Some(&403));
     assert_eq!(h.sw.in_flight(), MAX_IN_FLIGHT_PER_CONNECTION);
+}
+
+// ---- review findings ----
+
+/// A SEND chunk with an explicit Byte-Range (`end`/`total` None: `*`), as bytes on the wire.
+#[allow(clippy::too_many_arguments)]
+fn ranged(
+    tid: &str,
+    mid: &str,
+    sid: &str,
+    start: u64,
+    end: Option<u64>,
+    total: Option<u64>,
+    body: &[u8],
+    cont: Continuation,
+) -> Vec<u8> {
+    let mut h = RequestHead::new(
+        tid,
+        Method::Send,
+        vec![relay_path(sid)],
+        vec![peer_path(sid)],
+    );
+    h.message_id = Some(mid.into());
+    h.byte_range = Some(ByteRange { start, end, total });
+    if !body.is_empty() {
+        h.content_type = Some("message/cpim".into());
+    }
+    let mut out = Vec::new();
+    encode::request_head(&h, &mut out);
+    out.extend_from_slice(body);
+    encode::end_line(tid, cont, !body.is_empty(), &mut out);
+    out
+}
+
+/// The same, handed to the switch as events (bypassing the codec's own Byte-Range checks).
+fn ranged_events(h: &mut H, conn: ConnId, sid: &str, tid: &str, start: u64, body: &[u8]) {
+    let mut head = RequestHead::new(
+        tid,
+        Method::Send,
+        vec![relay_path(sid)],
+        vec![peer_path(sid)],
+    );
+    head.message_id = Some("mhuge".into());
+    head.byte_range = Some(ByteRange {
+        start,
+        end: None,
+        total: None,
+    });
+    head.content_type = Some("message/cpim".into());
+    h.sw.handle_event(h.now, conn, Event::Request(head));
+    h.sw.handle_event(h.now, conn, Event::Body(body.to_vec()));
+    h.sw.handle_event(
+        h.now,
+        conn,
+        Event::End {
+            transaction_id: tid.into(),
+            continuation: Continuation::More,
+            body_len: body.len() as u64,
+        },
+    );
+}
+
+/// Every SEND frame the switch wrote: its Byte-Range is consistent (end ≥ start - 1, end ≤ total).
+fn assert_ranges_consistent(got: &[Got]) {
+    for g in got {
+        if let Got::Req { head, body, .. } = g {
+            let r = head.byte_range.expect("Byte-Range on every SEND");
+            let end = r.end.expect("the relay always writes the end");
+            assert_eq!(end + 1, r.start + body.len() as u64, "{r:?}");
+            if let Some(t) = r.total {
+                assert!(end <= t, "Byte-Range end beyond total: {r:?}");
+            }
+        }
+    }
+}
+
+/// Finding 1: a later chunk whose start (or declared end) is beyond max-size gets 413 and stops
+/// the message (`#` to recipients that got its beginning); offsets near the codec's cap and
+/// beyond it (fed past the codec) never overflow.
+#[test]
+fn chunks_starting_or_ending_beyond_max_size_get_413() {
+    let (mut h, [a, ..]) = lounge_with(Config {
+        max_size: 100_000,
+        ..cfg()
+    });
+    let body = big_body(70_000);
+    h.feed(
+        1,
+        &ranged(
+            "bs01",
+            "mbs001",
+            &a,
+            1,
+            Some(70_000),
+            None,
+            &body,
+            Continuation::More,
+        ),
+    );
+    let got = h.take(1);
+    assert_eq!(got[0].status(), Some(200), "{got:?}");
+    assert_eq!(h.take(2).len(), 1, "the first 64 KiB went out");
+    // A later chunk that starts beyond max-size (at the codec's largest value).
+    // The codec's largest Byte-Range value (proto's MAX_BYTE_RANGE_VALUE, not exported).
+    let cap: u64 = 1 << 53;
+    h.feed(
+        1,
+        &ranged(
+            "bs02",
+            "mbs001",
+            &a,
+            cap,
+            None,
+            None,
+            b"x",
+            Continuation::More,
+        ),
+    );
+    assert_eq!(h.take(1)[0].status(), Some(413));
+    let got = h.take(2);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].req().2, Continuation::Abort);
+    assert_eq!(got[0].req().0.byte_range.unwrap().start, 65_537);
+    assert_ranges_consistent(&got);
+    let got = h.take(3);
+    assert_eq!(got.len(), 2, "conn 3 got the beginning and its `#` too");
+    assert_eq!(got[1].req().2, Continuation::Abort);
+    // Its last chunk gets 413 as well, then the record is gone.
+    h.feed(
+        1,
+        &ranged(
+            "bs03",
+            "mbs001",
+            &a,
+            cap,
+            Some(cap - 1),
+            Some(cap - 1),
+            b"",
+            Continuation::End,
+        ),
+    );
+    assert_eq!(h.take(1)[0].status(), Some(413));
+    assert_eq!(h.sw.in_flight(), 0);
+
+    // A declared end beyond max-size, total unknown: 413 before any byte goes out.
+    h.feed(
+        1,
+        &ranged(
+            "be01",
+            "mbe001",
+            &a,
+            1,
+            Some(100_001),
+            None,
+            &body,
+            Continuation::End,
+        ),
+    );
+    assert_eq!(h.take(1)[0].status(), Some(413));
+    assert!(h.take(2).is_empty());
+    // A message of exactly max-size bytes ends with a bodiless chunk just past them: fine.
+    let full = big_body(100_000);
+    for piece in ranged(
+        "bl01",
+        "mbl001",
+        &a,
+        1,
+        Some(100_000),
+        None,
+        &full,
+        Continuation::More,
+    )
+    .chunks(7919)
+    {
+        h.feed(1, piece);
+    }
+    h.feed(
+        1,
+        &ranged(
+            "bl02",
+            "mbl001",
+            &a,
+            100_001,
+            Some(100_000),
+            None,
+            b"",
+            Continuation::End,
+        ),
+    );
+    let st: Vec<_> = h.take(1).iter().filter_map(Got::status).collect();
+    assert_eq!(st, vec![200, 200]);
+    let got = h.take(2);
+    assert_eq!(got.last().unwrap().req().2, Continuation::End);
+    let re: Vec<u8> = got.iter().flat_map(|g| g.req().1.to_vec()).collect();
+    assert_eq!(re, full);
+    assert_ranges_consistent(&got);
+    h.take(3);
+    // One further is not.
+    let small = big_body(1000);
+    h.feed(
+        1,
+        &ranged(
+            "bl03",
+            "mbl002",
+            &a,
+            1,
+            Some(1000),
+            None,
+            &small,
+            Continuation::More,
+        ),
+    );
+    h.feed(
+        1,
+        &ranged(
+            "bl04",
+            "mbl002",
+            &a,
+            100_002,
+            Some(100_001),
+            None,
+            b"",
+            Continuation::End,
+        ),
+    );
+    let st: Vec<_> = h.take(1).iter().filter_map(Got::status).collect();
+    assert_eq!(st, vec![200, 413]);
+    assert!(h.take(2).is_empty(), "nothing of it had gone out: no `#`");
+    assert_eq!(h.sw.in_flight(), 0);
+    assert_eq!(h.metrics.drops(DropReason::MaxSize), 3);
+
+    // Past the codec, offsets at u64::MAX neither panic nor wrap.
+    let (mut h, [a, ..]) = lounge();
+    ranged_events(&mut h, 1, &a, "hu01", 1, &small);
+    ranged_events(&mut h, 1, &a, "hu02", u64::MAX, b"0123456789");
+    let st: Vec<_> = h.take(1).iter().filter_map(Got::status).collect();
+    assert_eq!(st, vec![200, 413]);
+    let (mut h, [a, ..]) = lounge_with(Config {
+        max_size: u64::MAX,
+        ..cfg()
+    });
+    ranged_events(&mut h, 1, &a, "hu01", 1, &small);
+    ranged_events(&mut h, 1, &a, "hu02", u64::MAX - 3, b"0123456789");
+    ranged_events(&mut h, 1, &a, "hu03", u64::MAX, &big_body(CHUNK + 10));
+    h.sw.handle_closed(1);
+    assert_eq!(h.sw.in_flight(), 0);
+}
+
+/// Finding 1: more bytes than the sender's declared total → 400, distribution stops, recipients
+/// that got the beginning get `#`, and no frame ever carries an end beyond its total.
+#[test]
+fn bytes_beyond_the_declared_total_get_400() {
+    let (mut h, [a, ..]) = lounge();
+    let body = big_body(100_000);
+    // Declares 80 000 bytes, sends 100 000 (end `*`, so the codec cannot tell), in socket-sized
+    // pieces: the first 64 KiB go out before the excess shows.
+    let bytes = ranged(
+        "tt01",
+        "mtt001",
+        &a,
+        1,
+        None,
+        Some(80_000),
+        &body,
+        Continuation::End,
+    );
+    for piece in bytes.chunks(7919) {
+        h.feed(1, piece);
+    }
+    let st: Vec<_> = h.take(1).iter().filter_map(Got::status).collect();
+    assert_eq!(st, vec![400]);
+    for conn in [2, 3] {
+        let got = h.take(conn);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].req().1.len(), CHUNK);
+        assert_eq!(got[0].req().0.byte_range.unwrap().total, Some(80_000));
+        assert_eq!(got[1].req().2, Continuation::Abort);
+        assert!(got.iter().all(|g| g.req().2 != Continuation::End));
+        assert_ranges_consistent(&got);
+    }
+    assert_eq!(h.sw.in_flight(), 0);
+    assert_eq!(h.metrics.drops(DropReason::Refused), 1);
+
+    // A later chunk lowering the total under what was received: 400 as well.
+    h.feed(
+        1,
+        &ranged(
+            "tl01",
+            "mtl001",
+            &a,
+            1,
+            Some(70_000),
+            None,
+            &body[..70_000],
+            Continuation::More,
+        ),
+    );
+    assert_eq!(h.take(1)[0].status(), Some(200));
+    h.feed(
+        1,
+        &ranged(
+            "tl02",
+            "mtl001",
+            &a,
+            1,
+            Some(10),
+            Some(50_000),
+            &body[..10],
+            Continuation::More,
+        ),
+    );
+    assert_eq!(h.take(1)[0].status(), Some(400));
+    let got = h.take(2);
+    assert_eq!(got.last().unwrap().req().2, Continuation::Abort);
+    assert_ranges_consistent(&got);
+    h.take(3);
+    // Later chunks of it get 400 too; the end-line forgets it.
+    h.feed(
+        1,
+        &ranged(
+            "tl03",
+            "mtl001",
+            &a,
+            70_001,
+            Some(70_000),
+            None,
+            b"",
+            Continuation::End,
+        ),
+    );
+    assert_eq!(h.take(1)[0].status(), Some(400));
+    assert_eq!(h.sw.in_flight(), 0);
+
+    // A total that is honest (bytes == total) goes through unchanged.
+    let got = chunked(&mut h, &a, "tok1", &body, &[30_000, 0], true);
+    assert_eq!(got.last().unwrap().req().2, Continuation::End);
+    assert_ranges_consistent(&got);
+}
+
+/// Finding 5: the CPIM From display name is compared by RFC 8266 (case, width, spaces, NFKC),
+/// not by the confusable skeleton: look-alikes are other names.
+#[test]
+fn cpim_display_name_is_the_rfc_8266_nickname_comparison_not_the_skeleton() {
+    let (mut h, [_, b, _]) = lounge();
+    let anon = "sip:anonymous@anonymous.invalid";
+    for (i, ok) in ["bob", "Bob", "BOB", "ＢＯＢ", "  bob  "]
+        .iter()
+        .enumerate()
+    {
+        let tid = format!("dn{i:02}");
+        assert_eq!(
+            says(&mut h, 2, &b, &tid, &format!("\"{ok}\" <{anon}>")),
+            200,
+            "{ok:?}"
+        );
+    }
+    for (i, bad) in [
+        "B0b",
+        "b0b",
+        "b\u{043E}b",
+        "\u{202E}bob",
+        "bob\u{200B}",
+        "rob",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let tid = format!("dx{i:02}");
+        assert_eq!(
+            says(&mut h, 2, &b, &tid, &format!("\"{bad}\" <{anon}>")),
+            403,
+            "{bad:?}"
+        );
+    }
+    assert!(same_display_name("Richard \u{2163}", "richard iv"));
+    assert!(!same_display_name("\u{3C3}", "\u{3C2}"));
+    // A name PRECIS refuses is equal to itself only, byte for byte.
+    h.set(&b, |p| p.display_name = Some("x\u{200B}y".into()));
+    h.sw.registry
+        .set_display_name(&b, Some("x\u{200B}y".into()));
+    assert_eq!(
+        says(&mut h, 2, &b, "dz01", &format!("\"x\u{200B}y\" <{anon}>")),
+        200
+    );
+    assert_eq!(
+        says(&mut h, 2, &b, "dz02", &format!("\"X\u{200B}y\" <{anon}>")),
+        403
+    );
+    assert_eq!(
+        says(&mut h, 2, &b, "dz03", &format!("\"xy\" <{anon}>")),
+        403
+    );
+}
+
+/// Finding 6: a repeated join keeps the first join's peer path and identity: it cannot redirect
+/// the session to another peer or let it speak as someone else.
+#[test]
+fn a_replayed_join_cannot_redirect_a_session() {
+    let mut h = H::new();
+    let a = h.join(
+        "alice",
+        CONF,
+        "sip:anonymous@anonymous.invalid",
+        Some("ann"),
+    );
+    let attacker = "msrp://203.0.113.9:4000/evil;tcp";
+    h.sw.join(Participant {
+        session: a.clone(),
+        conference: CONF.into(),
+        uri: "sip:alice@example.com".into(),
+        display_name: Some("Alice".into()),
+        anonymous: false,
+        peer_path: vec![attacker.into()],
+        accept_wrapped_types: vec![],
+        chatroom: vec![],
+        private_messages_allowed: true,
+    })
+    .unwrap();
+    assert_eq!(h.sw.gauges().participants, 1);
+    // Binding from the replayed path: 403.
+    h.open(1);
+    let mut req = RequestHead::new(
+        "rp01",
+        Method::Send,
+        vec![relay_path(&a)],
+        vec![attacker.into()],
+    );
+    req.message_id = Some("mrp01".into());
+    let mut bytes = Vec::new();
+    encode::request_head(&req, &mut bytes);
+    encode::end_line("rp01", Continuation::End, false, &mut bytes);
+    h.feed(1, &bytes);
+    assert_eq!(h.take(1)[0].status(), Some(403));
+    assert_eq!(h.sw.session_of(1), None);
+    // The original peer binds; it speaks under its first identity only.
+    h.feed(1, &bodiless("rp02", &a));
+    assert_eq!(h.take(1)[0].status(), Some(200));
+    let b = h.join("bob", CONF, "sip:anonymous2@anonymous.invalid", None);
+    h.bind(2, &b);
+    let body = cpim_msg(
+        "\"Alice\" <sip:alice@example.com>",
+        &[&format!("<{CONF}>")],
+        "text/plain",
+        "I am alice",
+    );
+    h.feed(1, &Chunk::whole("rp03", &body).bytes(&a));
+    assert_eq!(h.take(1)[0].status(), Some(403));
+    let body = cpim_msg(
+        "\"ann\" <sip:anonymous@anonymous.invalid>",
+        &[&format!("<{CONF}>")],
+        "text/plain",
+        "hi",
+    );
+    h.feed(1, &Chunk::whole("rp04", &body).bytes(&a));
+    assert_eq!(h.take(1)[0].status(), Some(200));
+    assert_eq!(h.take(2).len(), 1);
+}
+
+/// Finding 7: a private message to a participant who is registered but not connected is 404
+/// (not 200 and dropped); once connected it is delivered; after a disconnect, 404 again.
+#[test]
+fn private_message_to_a_registered_but_unconnected_participant_is_404() {
+    let (mut h, [_, b, _]) = lounge();
+    let d = h.join(
+        "dave",
+        CONF,
+        "sip:anonymous3@anonymous.invalid",
+        Some("dave"),
+    );
+    let psst = cpim_msg(
+        "<sip:anonymous@anonymous.invalid>",
+        &["<sip:anonymous3@anonymous.invalid>"],
+        "text/plain",
+        "psst",
+    );
+    h.feed(2, &Chunk::whole("pu01", &psst).bytes(&b));
+    assert_eq!(h.take(2)[0].status(), Some(404));
+    assert!(h.take(1).is_empty() && h.take(3).is_empty());
+    h.bind(4, &d);
+    h.feed(2, &Chunk::whole("pu02", &psst).bytes(&b));
+    assert_eq!(h.take(2)[0].status(), Some(200));
+    assert_eq!(h.take(4)[0].req().1, &psst[..]);
+    h.sw.handle_closed(4);
+    h.feed(2, &Chunk::whole("pu03", &psst).bytes(&b));
+    assert_eq!(h.take(2)[0].status(), Some(404));
+    // Messages to the room still go to whoever is connected.
+    let room = cpim_msg(
+        "<sip:anonymous@anonymous.invalid>",
+        &[&format!("<{CONF}>")],
+        "text/plain",
+        "all",
+    );
+    h.feed(2, &Chunk::whole("pu04", &room).bytes(&b));
+    assert_eq!(h.take(2)[0].status(), Some(200));
+    assert_eq!(h.take(1).len(), 1);
+    assert_eq!(h.metrics.refusals(404), 2);
+}
+
+/// Finding 3 (sans-IO part): the switch admits connections up to the total and unbound caps;
+/// binding frees an unbound place, a close frees both.
+#[test]
+fn admit_caps_total_and_unbound_connections() {
+    let mut h = H::with(Config {
+        max_connections: 3,
+        max_unbound: 2,
+        ..cfg()
+    });
+    let a = h.join("alice", CONF, "sip:alice@example.com", None);
+    assert_eq!(h.sw.admit(), Ok(()));
+    h.open(1);
+    h.open(2);
+    assert_eq!(h.sw.unbound(), 2);
+    assert_eq!(h.sw.admit(), Err(ConnLimit::Unbound));
+    h.feed(1, &bodiless("ad01", &a));
+    assert_eq!(h.sw.unbound(), 1);
+    assert_eq!(h.sw.admit(), Ok(()));
+    h.open(3);
+    assert_eq!(h.sw.admit(), Err(ConnLimit::Connections));
+    h.sw.handle_closed(1);
+    assert_eq!((h.sw.unbound(), h.sw.admit()), (2, Err(ConnLimit::Unbound)));
+    h.sw.handle_closed(2);
+    assert_eq!(h.sw.admit(), Ok(()));
+    assert_eq!(h.sw.gauges().unbound, 1);
+}
+
+impl H {
+    /// The in-flight indexes agree with the messages: every record is in its sender's index, every
+    /// copy's recipient indexes it, and nothing else is indexed.
+    fn check_indexes(&self) {
+        let sending: usize = self.sw.conns.values().map(|c| c.sending.len()).sum();
+        assert_eq!(sending, self.sw.messages.len());
+        for (key, m) in &self.sw.messages {
+            assert!(self.sw.conns[&key.0].sending.contains(&key.1), "{key:?}");
+            for copy in &m.copies {
+                if let Some(c) = self.sw.conns.get(&copy.conn) {
+                    assert!(c.receiving.contains(key), "{key:?} → {}", copy.conn);
+                }
+            }
+        }
+        for (id, c) in &self.sw.conns {
+            for key in &c.receiving {
+                let m = &self.sw.messages[key];
+                assert!(m.copies.iter().any(|cp| cp.conn == *id), "{key:?}");
+            }
+        }
+    }
+}
+
+/// Finding 10: messages in flight are indexed by sender and by recipient (SEND handling and a
+/// connection drop touch only their own messages); the indexes follow every way a message ends.
+#[test]
+fn in_flight_indexes_by_sender_and_recipient_stay_exact() {
+    let (mut h, [a, b, _]) = lounge();
+    let body = big_body(70_000);
+    let more = |tid: &'static str| Chunk {
+        cont: Continuation::More,
+        total: None,
+        ..Chunk::whole(tid, &[])
+    };
+    // Sixteen in flight from alice: the per-connection limit holds…
+    let tids: Vec<String> = (0..MAX_IN_FLIGHT_PER_CONNECTION)
+        .map(|i| format!("ix{i:04}"))
+        .collect();
+    for tid in &tids {
+        let c = Chunk {
+            body: &body,
+            tid,
+            mid: tid,
+            ..more("")
+        };
+        h.feed(1, &c.bytes(&a));
+    }
+    h.check_indexes();
+    assert_eq!(h.sw.conns[&1].sending.len(), MAX_IN_FLIGHT_PER_CONNECTION);
+    assert_eq!(h.sw.conns[&2].receiving.len(), MAX_IN_FLIGHT_PER_CONNECTION);
+    h.take(1);
+    h.feed(
+        1,
+        &Chunk {
+            body: &body,
+            ..more("ixmore")
+        }
+        .bytes(&a),
+    );
+    assert_eq!(h.take(1)[0].status(), Some(403));
+    // …and is per connection: bob may still send.
+    let bobs = cpim_msg(
+        "<sip:anonymous@anonymous.invalid>",
+        &[&format!("<{CONF}>")],
+        "text/plain",
+        "mine",
+    );
+    h.feed(
+        2,
+        &Chunk {
+            body: &bobs,
+            ..more("ixbob")
+        }
+        .bytes(&b),
+    );
+    assert_eq!(h.take(2).iter().filter_map(Got::status).next(), Some(200));
+    h.check_indexes();
+    // Ending them (end-line, abort, refusal) frees the places.
+    for (i, tid) in tids.iter().enumerate() {
+        let cont = if i % 2 == 0 {
+            Continuation::End
+        } else {
+            Continuation::Abort
+        };
+        let end = ranged(
+            &format!("e{tid}"),
+            tid,
+            &a,
+            70_001,
+            Some(70_000),
+            None,
+            b"",
+            cont,
+        );
+        h.feed(1, &end);
+    }
+    h.check_indexes();
+    assert!(h.sw.conns[&1].sending.is_empty());
+    assert_eq!(h.sw.conns[&3].receiving.len(), 1, "bob's message only");
+    // A recipient that goes stops its copies only; the message goes on to the others.
+    h.take(3);
+    h.sw.handle_closed(3);
+    h.check_indexes();
+    assert_eq!(h.metrics.drops(DropReason::RecipientGone), 1);
+    let end = ranged(
+        "ixbobend",
+        "ixbob",
+        &b,
+        bobs.len() as u64 + 1,
+        Some(bobs.len() as u64),
+        None,
+        b"",
+        Continuation::End,
+    );
+    h.feed(2, &end);
+    assert_eq!(h.take(1).last().unwrap().req().2, Continuation::End);
+    assert!(h.sw.conns[&2].sending.is_empty());
+    assert!(h.sw.conns[&1].receiving.is_empty());
+    // A sender that goes aborts exactly its messages.
+    for tid in ["ixa1", "ixa2"] {
+        h.feed(
+            1,
+            &Chunk {
+                body: &body,
+                tid,
+                mid: tid,
+                ..more("")
+            }
+            .bytes(&a),
+        );
+    }
+    h.check_indexes();
+    h.take(2);
+    h.sw.handle_closed(1);
+    h.check_indexes();
+    assert_eq!(h.sw.in_flight(), 0);
+    let aborts = h
+        .take(2)
+        .iter()
+        .filter(|g| g.req().2 == Continuation::Abort)
+        .count();
+    assert_eq!(aborts, 2);
+    assert!(h.sw.conns[&2].receiving.is_empty());
 }
