@@ -696,3 +696,39 @@ fn a_bye_with_a_wrong_to_tag_does_not_end_the_participation() {
     assert_eq!(rr.code, 200);
     assert!(listed_names(&stack).is_empty());
 }
+
+/// The ACK of a join's 200 OK reaches tm, which stops retransmitting the 200 (RFC 3261 §13.3.1.4):
+/// after the ACK no further 200 arrives, while without an ACK tm keeps retransmitting it.
+#[test]
+fn the_ack_stops_the_200_retransmissions() {
+    let stack = Stack::start("ack-stops-2xx");
+    let mut c = stack.client(Transport::Udp);
+    let inv = Invite::anonymous(LOUNGE, "sip:acker@example.com", Some("acker"));
+    let r = join(&mut c, &inv); // sends the ACK
+    assert_eq!(r.code, 200);
+    let mut late = 0;
+    while let Some(x) = c.recv(Duration::from_millis(2500)) {
+        if x.code == 200 {
+            late += 1;
+        }
+    }
+    assert_eq!(late, 0, "200 OK retransmitted after the ACK");
+
+    // Control: without the ACK, the 200 is retransmitted (T1 = 500 ms).
+    let mut d = stack.client(Transport::Udp);
+    let inv2 = Invite::anonymous(LOUNGE, "sip:noack@example.com", Some("noack"));
+    d.send(inv2.render(&d).as_bytes());
+    let mut seen = 0;
+    let deadline = std::time::Instant::now() + Duration::from_millis(2500);
+    while std::time::Instant::now() < deadline {
+        if let Some(x) = d.recv(Duration::from_millis(300)) {
+            if x.code == 200 {
+                seen += 1;
+            }
+        }
+    }
+    assert!(
+        seen >= 2,
+        "without an ACK the 200 is retransmitted ({seen})"
+    );
+}

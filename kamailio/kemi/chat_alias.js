@@ -100,6 +100,8 @@ function ksr_route_withindlg()
 	// identity before the 200 below is sent.
 	KSR.dialog.dlg_manage();
 	if (KSR.is_ACK()) {
+		// Let tm match the ACK to the 200 OK it sent, which stops the 2xx retransmissions.
+		KSR.tm.t_check_trans();
 		return;
 	}
 	if (KSR.is_BYE()) {
