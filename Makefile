@@ -4,7 +4,7 @@ CARGO ?= cargo
 RELEASE_DIR := target/release
 MODULE_SO := $(RELEASE_DIR)/chat_alias.so
 
-.PHONY: all deps build run test check-symbols check-config bench fmt lint clean
+.PHONY: all deps build run test check-symbols check-config bench demo fmt lint clean
 
 all: build
 
@@ -30,6 +30,18 @@ test: build check-symbols check-config
 
 run: build
 	@bash scripts/run-stack.sh
+
+# A scripted conversation of three chat-alias-client processes in sip:lounge@im.example.net (alice,
+# and two anonymous "bob"s: the second is told it is bob-2). Uses the stack of `make run` if one
+# answers on CHAT_ALIAS_SIP_PORT (default 5060), else starts its own on free ports.
+demo: build
+	@bash scripts/demo.sh
+
+# Criterion micro-benchmarks (alias table, group policy, parsers), then the SIP load benchmark with
+# sipp against a real Kamailio + relay on loopback (scripts/bench.sh). Figures: docs/benchmarks.md.
+bench: build
+	$(CARGO) bench -p chat-alias-focus -p chat-alias-proto --bench focus --bench proto
+	bash scripts/bench.sh
 
 fmt:
 	$(CARGO) fmt --all

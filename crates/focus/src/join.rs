@@ -130,7 +130,11 @@ pub fn admit<'g>(
     // RFC 3323 §5.1: with `critical`, privacy the service cannot provide fails the request (500).
     // The focus provides identity privacy (`id`, and `header`/`user` through the anonymous
     // identity) for anonymous requests only, and never `session` privacy (no media anonymisation).
-    let privacy: Vec<String> = invite.privacy.iter().flat_map(|p| sip::privacy_values(p)).collect();
+    let privacy: Vec<String> = invite
+        .privacy
+        .iter()
+        .flat_map(|p| sip::privacy_values(p))
+        .collect();
     if privacy.iter().any(|v| v == "critical") {
         let unmet = privacy
             .iter()
@@ -522,14 +526,37 @@ mod tests {
         let g = groups();
         let bc = "sip:bookclub@im.example.net";
         let named = "\"Bob\" <sip:bob@example.com>;tag=1";
-        let r = admit(&g, &invite(bc, named, "header;critical", "<sip:bob@example.com>"), &LIMITS);
+        let r = admit(
+            &g,
+            &invite(bc, named, "header;critical", "<sip:bob@example.com>"),
+            &LIMITS,
+        );
         assert_eq!(refusal(r), (500, RefusalKind::PrivacyUnavailable));
-        let r = admit(&g, &invite(bc, BOB_ANON, "id;session;critical", "<sip:bob@example.com>"), &LIMITS);
+        let r = admit(
+            &g,
+            &invite(bc, BOB_ANON, "id;session;critical", "<sip:bob@example.com>"),
+            &LIMITS,
+        );
         assert_eq!(refusal(r), (500, RefusalKind::PrivacyUnavailable));
         // Provided: identity privacy for an anonymous request, even with header/user and critical.
-        assert!(admit(&g, &invite(bc, BOB_ANON, "id;header;user;critical", "<sip:bob@example.com>"), &LIMITS).is_ok());
+        assert!(admit(
+            &g,
+            &invite(
+                bc,
+                BOB_ANON,
+                "id;header;user;critical",
+                "<sip:bob@example.com>"
+            ),
+            &LIMITS
+        )
+        .is_ok());
         // Without critical, unprovided privacy is not a reason to refuse.
-        assert!(admit(&g, &invite(bc, named, "header", "<sip:bob@example.com>"), &LIMITS).is_ok());
+        assert!(admit(
+            &g,
+            &invite(bc, named, "header", "<sip:bob@example.com>"),
+            &LIMITS
+        )
+        .is_ok());
     }
 
     #[test]
