@@ -54,6 +54,8 @@ cat <<TXT
 chat-alias: Kamailio with chat_alias on sip:127.0.0.1:$sip_port (UDP+TCP), relay MSRP on 127.0.0.1:$msrp_port
 chat-alias: groups from $groups_dir; logs, sockets and pids in $run_dir
 chat-alias: operator commands: kamcmd -s unix:$ctl_sock chat_alias.list | chat_alias.stats | chat_alias.reload
+chat-alias: try it: target/release/chat-alias-client join sip:lounge@im.example.net --server 127.0.0.1:$sip_port --identity sip:bob@example.com --alias bob
+chat-alias:         (again in another terminal as sip:carol@partner.example.org --alias bob: told bob-2), or make demo
 chat-alias: Ctrl-C stops both.
 TXT
 # Stay in the foreground until a signal, until either process exits, or until whoever started us
