@@ -2,97 +2,14 @@
 //! the real relay, over UDP and TCP.
 mod support;
 
-use chat_alias_proto::{cpim, multipart, sip as psip};
 use std::time::Duration;
+use support::answer::{assigned, check_focus_answer};
 use support::sip::{join, leave, Invite, Transport};
 use support::{Stack, StackOptions};
 
 const BOOKCLUB: &str = "sip:bookclub@im.example.net";
 const LOUNGE: &str = "sip:lounge@im.example.net";
 const SMALLROOM: &str = "sip:smallroom@im.example.net";
-
-/// The identity the 200 OK assigned: (display name, URI) from the CPIM part, or None for SDP only.
-fn assigned(r: &support::sip::Response) -> Option<(Option<String>, String)> {
-    let ct = psip::parse_media_type(r.header("Content-Type")?).ok()?;
-    if ct.is("application", "sdp") {
-        return None;
-    }
-    assert!(
-        ct.is("multipart", "mixed"),
-        "unexpected Content-Type {ct:?}"
-    );
-    let boundary = ct.param("boundary").expect("boundary").to_string();
-    let parts = multipart::parse(&r.body, &boundary).expect("multipart parses");
-    assert_eq!(parts.len(), 2, "CPIM part + SDP part");
-    assert_eq!(
-        parts[0].content_type.map(|s| s.to_ascii_lowercase()),
-        Some("message/cpim".into())
-    );
-    assert!(parts[1]
-        .content_type
-        .unwrap()
-        .to_ascii_lowercase()
-        .starts_with("application/sdp"));
-    let c = cpim::parse_headers(parts[0].body).expect("CPIM parses");
-    let from = c.from.expect("CPIM From");
-    assert_eq!(
-        from.uri,
-        BOOKCLUB.replace("bookclub", group_user(r)),
-        "CPIM From is the group URI"
-    );
-    assert_eq!(c.to.len(), 1);
-    let (inner_ct, _) =
-        cpim::parse_encapsulated(&parts[0].body[c.header_len..]).expect("inner MIME part");
-    assert!(inner_ct.to_ascii_lowercase().starts_with("text/plain"));
-    Some((c.to[0].display_name.clone(), c.to[0].uri.clone()))
-}
-
-fn group_user(r: &support::sip::Response) -> &str {
-    // The Contact is `<group URI>;isfocus`; its user part names the group.
-    let c = r.header("Contact").unwrap();
-    let uri = &c[c.find('<').unwrap() + 1..c.find('>').unwrap()];
-    let user = &uri[4..uri.find('@').unwrap()];
-    // Leak is fine in tests: tiny and bounded.
-    Box::leak(user.to_string().into_boxed_str())
-}
-
-fn sdp_of(r: &support::sip::Response) -> String {
-    let ct = r.header("Content-Type").unwrap().to_ascii_lowercase();
-    if ct.starts_with("application/sdp") {
-        return r.body_text();
-    }
-    let mt = psip::parse_media_type(r.header("Content-Type").unwrap()).unwrap();
-    let parts = multipart::parse(&r.body, mt.param("boundary").unwrap()).unwrap();
-    String::from_utf8(parts[1].body.to_vec()).unwrap()
-}
-
-fn check_focus_answer(r: &support::sip::Response, group: &str) {
-    assert_eq!(r.code, 200, "{}", r.raw_text());
-    assert_eq!(
-        r.header("Contact"),
-        Some(format!("<{group}>;isfocus").as_str())
-    );
-    let sdp = sdp_of(r);
-    assert!(sdp.contains("m=message "), "{sdp}");
-    assert!(sdp.contains(" TCP/MSRP *"), "{sdp}");
-    assert!(
-        sdp.lines()
-            .any(|l| l.trim_end() == "a=accept-types:message/cpim"),
-        "{sdp}"
-    );
-    assert!(sdp.contains("a=setup:passive"), "{sdp}");
-    assert!(sdp.contains("a=accept-wrapped-types:"), "{sdp}");
-    let path = sdp
-        .lines()
-        .find_map(|l| l.strip_prefix("a=path:"))
-        .expect("a=path")
-        .trim();
-    let session = path.rsplit('/').next().unwrap().trim_end_matches(";tcp");
-    assert!(
-        session.len() * 4 >= 80,
-        "session id {session} carries at least 80 bits"
-    );
-}
 
 #[test]
 fn unique_alias_gets_sdp_only_200_then_clash_gets_multipart_udp_and_tcp() {

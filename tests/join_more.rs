@@ -4,42 +4,14 @@
 //! other participants, From and display-name validation, and in-dialog requests.
 mod support;
 
-use chat_alias_proto::{cpim, multipart, sip as psip};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
+use support::answer::{assigned, assigned_name};
 use support::sip::{join, leave, Client, Invite, Response, Transport};
 use support::{Stack, StackOptions};
 
 const BOOKCLUB: &str = "sip:bookclub@im.example.net";
 const LOUNGE: &str = "sip:lounge@im.example.net";
-
-/// The identity the 200 OK assigned: (display name, URI) from the CPIM part of a multipart/mixed
-/// answer, or None for an SDP-only answer (identity as sent).
-fn assigned(r: &Response) -> Option<(Option<String>, String)> {
-    assert_eq!(r.code, 200, "{}", r.raw_text());
-    let ct = psip::parse_media_type(r.header("Content-Type").expect("Content-Type")).unwrap();
-    if ct.is("application", "sdp") {
-        return None;
-    }
-    assert!(
-        ct.is("multipart", "mixed"),
-        "unexpected Content-Type {ct:?}"
-    );
-    let boundary = ct.param("boundary").expect("boundary").to_string();
-    let parts = multipart::parse(&r.body, &boundary).expect("multipart parses");
-    assert_eq!(parts.len(), 2, "CPIM part + SDP part");
-    assert_eq!(
-        parts[0].content_type.map(|s| s.to_ascii_lowercase()),
-        Some("message/cpim".into())
-    );
-    let c = cpim::parse_headers(parts[0].body).expect("CPIM parses");
-    assert_eq!(c.to.len(), 1, "one CPIM To");
-    Some((c.to[0].display_name.clone(), c.to[0].uri.clone()))
-}
-
-fn assigned_name(r: &Response) -> Option<String> {
-    assigned(r).and_then(|(n, _)| n)
-}
 
 fn token(tag: &str) -> String {
     use std::collections::hash_map::RandomState;

@@ -4,9 +4,9 @@
 //! so every answer below comes from the JS routing and the module's KEMI exports.
 mod support;
 
-use chat_alias_proto::{cpim, multipart, sip as psip};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
+use support::answer::{assigned, check_focus_answer};
 use support::sip::{join, leave, Client, Invite, Response, Transport};
 use support::{Stack, StackOptions};
 
@@ -28,46 +28,6 @@ fn kemi_stack(name: &str) -> Stack {
             ..Default::default()
         },
     )
-}
-
-/// The identity the 200 OK assigned (CPIM To of a multipart/mixed answer), or None for SDP only.
-fn assigned(r: &Response) -> Option<(Option<String>, String)> {
-    assert_eq!(r.code, 200, "{}", r.raw_text());
-    let ct = psip::parse_media_type(r.header("Content-Type").expect("Content-Type")).unwrap();
-    if ct.is("application", "sdp") {
-        return None;
-    }
-    assert!(
-        ct.is("multipart", "mixed"),
-        "unexpected Content-Type {ct:?}"
-    );
-    let parts = multipart::parse(&r.body, ct.param("boundary").expect("boundary")).unwrap();
-    assert_eq!(parts.len(), 2, "CPIM part + SDP part");
-    assert_eq!(
-        parts[0].content_type.map(|s| s.to_ascii_lowercase()),
-        Some("message/cpim".into())
-    );
-    assert!(parts[1]
-        .content_type
-        .unwrap()
-        .to_ascii_lowercase()
-        .starts_with("application/sdp"));
-    let c = cpim::parse_headers(parts[0].body).expect("CPIM parses");
-    assert_eq!(c.to.len(), 1);
-    Some((c.to[0].display_name.clone(), c.to[0].uri.clone()))
-}
-
-fn check_focus_answer(r: &Response, group: &str) {
-    assert_eq!(r.code, 200, "{}", r.raw_text());
-    assert_eq!(
-        r.header("Contact"),
-        Some(format!("<{group}>;isfocus").as_str())
-    );
-    assert!(
-        r.body_text().contains("a=accept-types:message/cpim"),
-        "{}",
-        r.raw_text()
-    );
 }
 
 fn display_names(stack: &Stack) -> Vec<String> {

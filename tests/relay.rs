@@ -2,9 +2,10 @@
 //! real TCP clients that join over SIP and then chat over MSRP.
 mod support;
 
+use chat_alias_proto::cpim;
 use chat_alias_proto::msrp::{Continuation, ReportMode};
-use chat_alias_proto::{cpim, multipart, sip as psip};
 use std::time::{Duration, Instant};
+use support::answer::assigned;
 use support::msrp::{cpim as cpim_body, new_id, Client, Frame};
 use support::sip::{join, leave, msrp_offer, Invite, Response, Transport};
 use support::{Stack, StackOptions};
@@ -57,17 +58,6 @@ fn sdp_path(r: &Response) -> String {
         .expect("a=path in the 200 OK")
         .trim()
         .to_string()
-}
-
-/// The identity the 200 OK's CPIM part assigned (multipart answers only).
-fn assigned(r: &Response) -> Option<(Option<String>, String)> {
-    let ct = psip::parse_media_type(r.header("Content-Type")?).ok()?;
-    if !ct.is("multipart", "mixed") {
-        return None;
-    }
-    let parts = multipart::parse(&r.body, ct.param("boundary")?).ok()?;
-    let c = cpim::parse_headers(parts[0].body).ok()?;
-    Some((c.to[0].display_name.clone(), c.to[0].uri.clone()))
 }
 
 /// Joins `group` (anonymously with `alias`, or with the real identity `name`), then connects to

@@ -1,6 +1,7 @@
 //! End-to-end harness: starts the real relay and a real Kamailio with chat_alias on loopback, with
 //! ports and a run directory of their own, and stops them on drop. Plus a minimal SIP UAC.
 #![allow(dead_code)]
+pub mod answer;
 pub mod msrp;
 pub mod sip;
 
@@ -58,7 +59,7 @@ impl Default for StackOptions {
             children: 2,
             dialog_timeout: 43200,
             groups_dir: None,
-            relay_timeout_ms: 200,
+            relay_timeout_ms: 1000,
             max_participants: 8192,
             config: None,
             defines: Vec::new(),
