@@ -242,6 +242,25 @@ impl Stack {
         )
     }
 
+    /// Sends the relay SIGTERM and waits (up to `wait`) for it to exit; its exit status.
+    pub fn terminate_relay(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
+        let mut r = self.relay.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(r.id().to_string())
+            .status();
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = r.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = r.kill();
+        let _ = r.wait();
+        None
+    }
+
     pub fn stop_relay(&mut self) {
         if let Some(mut r) = self.relay.take() {
             let _ = r.kill();
