@@ -13,7 +13,9 @@ deps:
 
 build: deps
 	$(CARGO) build --release --workspace --bins --lib
-	@cp -f $(RELEASE_DIR)/libchat_alias.so $(MODULE_SO)
+	@# Replace atomically: rewriting the file in place would change the pages of a chat_alias.so a
+	@# running Kamailio has mapped (SIGBUS in its workers).
+	@cp -f $(RELEASE_DIR)/libchat_alias.so $(MODULE_SO).tmp && mv -f $(MODULE_SO).tmp $(MODULE_SO)
 
 check-symbols: build
 	@bash scripts/check-symbols.sh $(MODULE_SO)

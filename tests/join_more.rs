@@ -704,3 +704,28 @@ fn the_ack_stops_the_200_retransmissions() {
         "without an ACK the 200 is retransmitted ({seen})"
     );
 }
+
+/// A BYE retransmitted over UDP after the first one was answered (and the participant removed)
+/// gets the same 200 again from tm, not 481 (RFC 3261 §17.2.2).
+#[test]
+fn a_retransmitted_bye_gets_200_again() {
+    let stack = Stack::start("bye-retrans");
+    let mut c = stack.client(Transport::Udp);
+    let inv = Invite::anonymous(LOUNGE, "sip:byer@example.com", Some("byer"));
+    let ok = join(&mut c, &inv);
+    assert_eq!(ok.code, 200);
+    let bye = inv.bye(&c, &ok.to_tag().unwrap());
+    let first = c
+        .transact(&bye, Duration::from_secs(5))
+        .expect("answer to BYE");
+    assert_eq!(first.code, 200);
+    let again = c
+        .transact(&bye, Duration::from_secs(5))
+        .expect("answer to the retransmitted BYE");
+    assert_eq!(again.code, 200, "{}", again.raw_text());
+    assert_eq!(again.to_tag(), first.to_tag());
+    // A new BYE (new branch) for the ended dialog is 481.
+    let other = inv.bye(&c, &ok.to_tag().unwrap());
+    let r = c.transact(&other, Duration::from_secs(5)).expect("answer");
+    assert_eq!(r.code, 481);
+}

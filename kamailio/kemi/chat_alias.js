@@ -87,6 +87,11 @@ function ksr_request_route()
 // Equivalent of route[WITHINDLG].
 function ksr_route_withindlg()
 {
+	// A retransmission of an in-dialog request tm already answered (a BYE resent over UDP) gets
+	// the same answer again, even though the participant is gone by now.
+	if (!KSR.is_ACK() && KSR.tm.t_check_trans() >= 0) {
+		return;
+	}
 	// Call-ID, From-tag and the To-tag of the focus's 200 OK must name a participant (RFC 3261
 	// §12.2.2); the dialog module alone cannot check the To-tag of a locally generated 200.
 	if (KSR.chat_alias.in_dialog() < 0) {
@@ -105,7 +110,9 @@ function ksr_route_withindlg()
 		return;
 	}
 	if (KSR.is_BYE()) {
-		KSR.sl.sl_send_reply(200, "OK");
+		// Statefully, so that a retransmitted BYE is answered 200 again (see above).
+		KSR.tm.t_newtran();
+		KSR.tm.t_reply(200, "OK");
 		return;
 	}
 	if (KSR.is_OPTIONS()) {
