@@ -477,23 +477,19 @@ pub fn group_count(m: &Module) -> usize {
     with_process(m, |p| p.groups.len())
 }
 
-/// Whether an in-dialog request (Call-ID, From, To with tags, Request-URI = the group) belongs to a
-/// participant's dialog. The sample config answers 481 otherwise.
-pub fn in_dialog(
+/// The participant whose dialog an in-dialog request names (Request-URI = the group, Call-ID, From-tag
+/// and the To-tag of the focus's 200 OK), if any.
+fn dialog_participant(
     m: &Module,
     request_uri: &str,
     call_id: Option<&str>,
     from: Option<&str>,
     to: Option<&str>,
-) -> bool {
-    let Some(conference_key) =
-        with_process(m, |p| p.groups.find(request_uri).map(join::conference_key))
-    else {
-        return false;
-    };
+) -> Option<ParticipantHandle> {
+    let conference_key = with_process(m, |p| p.groups.find(request_uri).map(join::conference_key))?;
     let to_tag = header_tag(to);
     if to_tag.is_empty() {
-        return false;
+        return None;
     }
     let key = dialog_key(call_id, &header_tag(from), &to_tag);
     let stripe = alias_table::stripe_of(&conference_key, m.shared.stripes());
@@ -501,8 +497,40 @@ pub fn in_dialog(
         Stripe::attach(mem)
             .ok()
             .and_then(|s| s.find_by_dialog(&conference_key, key))
-            .is_some()
+            .map(|a| a.handle)
     })
+}
+
+/// Whether an in-dialog request belongs to a participant's dialog. The sample config answers 481
+/// otherwise.
+pub fn in_dialog(
+    m: &Module,
+    request_uri: &str,
+    call_id: Option<&str>,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> bool {
+    dialog_participant(m, request_uri, call_id, from, to).is_some()
+}
+
+/// A BYE: frees the participant's identity at once and tells the relay, whatever state the dialog
+/// module has reached (under load a BYE can be handled before the dialog module confirmed the
+/// dialog, which would otherwise leave the alias taken until the dialog expires). The dialog
+/// callback that follows finds the place already free and does nothing.
+pub fn leave_dialog(
+    m: &Module,
+    request_uri: &str,
+    call_id: Option<&str>,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> bool {
+    match dialog_participant(m, request_uri, call_id, from, to) {
+        Some(handle) => {
+            dialog_ended(m, handle.to_u64(), "BYE");
+            true
+        }
+        None => false,
+    }
 }
 
 /// An RFC 7701 NICKNAME decided by the alias table, the single source of truth for names (asked by

@@ -110,7 +110,9 @@ function ksr_route_withindlg()
 		return;
 	}
 	if (KSR.is_BYE()) {
-		// Statefully, so that a retransmitted BYE is answered 200 again (see above).
+		// Free the identity now, whatever state the dialog module reached; then answer
+		// statefully, so that a retransmitted BYE is answered 200 again (see above).
+		KSR.chat_alias.leave();
 		KSR.tm.t_newtran();
 		KSR.tm.t_reply(200, "OK");
 		return;

@@ -100,7 +100,7 @@ static PARAMS: KCell<[b::param_export_t; 9]> = KCell(UnsafeCell::new([
     },
 ]));
 
-static CMDS: KCell<[b::cmd_export_t; 4]> = KCell(UnsafeCell::new([
+static CMDS: KCell<[b::cmd_export_t; 5]> = KCell(UnsafeCell::new([
     b::cmd_export_t {
         name: c"chat_alias_join".as_ptr().cast_mut(),
         function: Some(w_chat_alias_join),
@@ -116,6 +116,14 @@ static CMDS: KCell<[b::cmd_export_t; 4]> = KCell(UnsafeCell::new([
         fixup: None,
         free_fixup: None,
         flags: b::ANY_ROUTE,
+    },
+    b::cmd_export_t {
+        name: c"chat_alias_leave".as_ptr().cast_mut(),
+        function: Some(w_chat_alias_leave),
+        param_no: 0,
+        fixup: None,
+        free_fixup: None,
+        flags: b::REQUEST_ROUTE,
     },
     b::cmd_export_t {
         name: c"chat_alias_in_dialog".as_ptr().cast_mut(),
@@ -327,25 +335,45 @@ unsafe extern "C" fn w_chat_alias_join(
     })
 }
 
-pub fn in_dialog(msg: *mut b::sip_msg) -> c_int {
+/// Runs `f` with the dialog-identifying parts of an in-dialog request; 1 if it says yes, else -1.
+fn with_dialog_parts(
+    msg: *mut b::sip_msg,
+    f: impl FnOnce(&Module, &str, Option<&str>, Option<&str>, Option<&str>) -> bool,
+) -> c_int {
     let Some(m) = module() else { return -1 };
     // SAFETY: `msg` is the message of the current script call.
     let Some(sip) = (unsafe { SipMsg::from_raw(msg) }) else {
         return -1;
     };
     let Some(parts) = sip.parts() else { return -1 };
-    let known = service::in_dialog(
+    let yes = f(
         m,
         &parts.ruri,
         parts.first("Call-ID", Some("i")),
         parts.first("From", Some("f")),
         parts.first("To", Some("t")),
     );
-    if known {
+    if yes {
         1
     } else {
         -1
     }
+}
+
+pub fn in_dialog(msg: *mut b::sip_msg) -> c_int {
+    with_dialog_parts(msg, service::in_dialog)
+}
+
+pub fn leave(msg: *mut b::sip_msg) -> c_int {
+    with_dialog_parts(msg, service::leave_dialog)
+}
+
+unsafe extern "C" fn w_chat_alias_leave(
+    msg: *mut b::sip_msg,
+    _p1: *mut c_char,
+    _p2: *mut c_char,
+) -> c_int {
+    guard("chat_alias_leave", -1, || leave(msg))
 }
 
 unsafe extern "C" fn w_chat_alias_in_dialog(

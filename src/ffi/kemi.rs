@@ -1,7 +1,7 @@
 //! KEMI exports: `KSR.chat_alias.join(identity)` and `KSR.chat_alias.is_group()` for Lua, Python,
 //! JavaScript routing scripts. Registered in mod_register.
 use super::bindings as b;
-use super::exports::{in_dialog, is_group, join, KCell};
+use super::exports::{in_dialog, is_group, join, leave, KCell};
 use super::guard;
 use std::cell::UnsafeCell;
 use std::ffi::{c_int, c_void};
@@ -15,7 +15,7 @@ const fn kstr(s: &'static std::ffi::CStr) -> b::str_ {
 
 const NONE: c_int = b::SR_KEMIP_NONE as c_int;
 
-static KEMI: KCell<[b::sr_kemi_t; 4]> = KCell(UnsafeCell::new([
+static KEMI: KCell<[b::sr_kemi_t; 5]> = KCell(UnsafeCell::new([
     b::sr_kemi_t {
         mname: kstr(c"chat_alias"),
         fname: kstr(c"join"),
@@ -35,6 +35,13 @@ static KEMI: KCell<[b::sr_kemi_t; 4]> = KCell(UnsafeCell::new([
         fname: kstr(c"in_dialog"),
         rtype: b::SR_KEMIP_INT as c_int,
         func: ki_in_dialog as *mut c_void,
+        ptypes: [NONE; 6],
+    },
+    b::sr_kemi_t {
+        mname: kstr(c"chat_alias"),
+        fname: kstr(c"leave"),
+        rtype: b::SR_KEMIP_INT as c_int,
+        func: ki_leave as *mut c_void,
         ptypes: [NONE; 6],
     },
     b::sr_kemi_t {
@@ -86,4 +93,8 @@ unsafe extern "C" fn ki_is_group(msg: *mut b::sip_msg) -> c_int {
 
 unsafe extern "C" fn ki_in_dialog(msg: *mut b::sip_msg) -> c_int {
     guard("KSR.chat_alias.in_dialog", -1, || in_dialog(msg))
+}
+
+unsafe extern "C" fn ki_leave(msg: *mut b::sip_msg) -> c_int {
+    guard("KSR.chat_alias.leave", -1, || leave(msg))
 }
