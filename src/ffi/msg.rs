@@ -7,17 +7,26 @@ pub struct SipMsg {
     raw: *mut b::sip_msg,
 }
 
-fn view(s: &b::ca_str) -> &[u8] {
+/// The bytes a `ca_str` from Kamailio points at (empty when NULL or non-positive length).
+///
+/// # Safety
+/// `s.s` must point to `s.len` readable bytes that stay valid for the returned lifetime (Kamailio
+/// message memory while the message is being handled, or a static buffer).
+unsafe fn view(s: &b::ca_str) -> &[u8] {
     if s.s.is_null() || s.len <= 0 {
         return &[];
     }
-    // SAFETY: Kamailio guarantees `len` readable bytes at `s` for the lifetime of the message, which
-    // outlives this call (the caller holds the message).
+    // SAFETY: the caller guarantees `len` readable bytes at `s`.
     unsafe { std::slice::from_raw_parts(s.s.cast::<u8>(), s.len as usize) }
 }
 
-fn text(s: &b::ca_str) -> String {
-    String::from_utf8_lossy(view(s)).into_owned()
+/// An owned, lossily decoded copy of a `ca_str`.
+///
+/// # Safety
+/// As for [`view`].
+unsafe fn text(s: &b::ca_str) -> String {
+    // SAFETY: forwarded contract.
+    String::from_utf8_lossy(unsafe { view(s) }).into_owned()
 }
 
 /// The owned parts of a request the procedures look at.
@@ -152,7 +161,8 @@ impl Transaction for SipMsg {
         if unsafe { b::ca_t_reply_totag(self.raw, &mut s) } != 0 {
             return None;
         }
-        Some(text(&s))
+        // SAFETY: the shim pointed `s` at tm's tag buffer, valid until the next tm call.
+        Some(unsafe { text(&s) })
     }
 
     fn watch_dialog(&mut self, handle: u64) -> bool {
