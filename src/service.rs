@@ -6,7 +6,8 @@ use crate::ffi::{self, Level, Shared};
 use crate::relay_link::RelayLink;
 use crate::stats::{refusal_counter, Counter};
 use chat_alias_focus::alias_table::{
-    self, Assigned, Departed, JoinError, JoinRequest, ParticipantHandle, Stripe,
+    self, participant_flags, Assigned, Departed, JoinError, JoinRequest, ParticipantHandle,
+    ParticipantInfo, ParticipantMedia, Stripe,
 };
 use chat_alias_focus::groups::GroupSet;
 use chat_alias_focus::join::{
@@ -251,12 +252,18 @@ fn admit_to_conference(
         identity_uri: &adm.identity,
         dialog_key,
         session_id: &session,
-        flags: 0,
+        // What the relay needs to rebuild the participant after a restart (`sessions`).
+        flags: participant_flags::encode(&chatroom, adm.permissions.allow_private_message),
+    };
+    // The relay checks the first peer path URI only; the table keeps that one.
+    let media = ParticipantMedia {
+        peer_path: peer_path.first().map_or("", String::as_str),
+        accept_wrapped_types: &accept_wrapped,
     };
     let joined = m.shared.with_stripe(stripe, |mem| {
         Stripe::attach(mem)
             .map_err(|_| JoinError::TableFull)?
-            .join(&req)
+            .join_with_media(&req, &media)
     });
     let (assigned, session, fresh): (Assigned, String, bool) = match joined {
         Ok(a) => (a, session, true),
@@ -301,7 +308,7 @@ fn admit_to_conference(
         Err(JoinError::TooLong) => {
             return Err(Refusal::new(
                 400,
-                "Bad Request (identity too long)",
+                "Bad Request (identity or MSRP path too long)",
                 RefusalKind::BadRequest,
             ))
         }
@@ -582,4 +589,77 @@ pub fn nickname(
         Err(alias_table::RenameError::Taken) => Err((425, "nickname in use".into())),
         Err(alias_table::RenameError::TooLong) => Err((424, "nickname too long".into())),
     }
+}
+
+/// One participant as the relay needs it to register the session again (`chat_alias.sessions`):
+/// the fields of the control protocol's `join`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The group URI as written in its document (what the module sends in `join`); the canonical
+    /// key when the group is no longer loaded.
+    pub conference: String,
+    pub session: String,
+    pub uri: String,
+    pub display_name: Option<String>,
+    pub anonymous: bool,
+    /// The first URI of the participant's `a=path` ("" if the table has none).
+    pub peer_path: String,
+    pub accept_wrapped_types: Vec<String>,
+    pub chatroom: Vec<String>,
+    pub private_messages_allowed: bool,
+}
+
+/// Every participant of the alias table, in a stable order (stripe, conference record, join
+/// order), from `offset`, at most `limit`. Collected under each stripe's lock in turn; the group
+/// URIs are looked up after the locks are released (join holds this process's state, then a
+/// stripe lock: never the other way round).
+pub fn sessions(m: &Module, offset: usize, limit: usize) -> Vec<SessionRecord> {
+    let mut rows: Vec<(String, ParticipantInfo)> = Vec::new();
+    let mut index = 0usize;
+    let end = offset.saturating_add(limit);
+    for i in 0..m.shared.stripes() {
+        if index >= end {
+            break;
+        }
+        m.shared.with_stripe(i, |mem| {
+            let Ok(s) = Stripe::attach(mem) else {
+                return;
+            };
+            for c in s.conferences() {
+                let n = c.participants as usize;
+                if index >= end {
+                    return;
+                }
+                if index + n <= offset {
+                    index += n;
+                    continue;
+                }
+                for p in s.participants(&c.key) {
+                    if index >= offset && index < end {
+                        rows.push((c.key.clone(), p));
+                    }
+                    index += 1;
+                }
+            }
+        });
+    }
+    let uris: std::collections::HashMap<String, String> = with_process(m, |p| {
+        p.groups
+            .iter()
+            .map(|g| (join::conference_key(g), g.uri.clone()))
+            .collect()
+    });
+    rows.into_iter()
+        .map(|(key, p)| SessionRecord {
+            conference: uris.get(&key).cloned().unwrap_or(key),
+            session: p.session_id,
+            uri: p.uri,
+            display_name: p.display_name,
+            anonymous: p.anonymous,
+            peer_path: p.peer_path,
+            accept_wrapped_types: p.accept_wrapped_types,
+            chatroom: participant_flags::chatroom(p.flags),
+            private_messages_allowed: participant_flags::private_messages_allowed(p.flags),
+        })
+        .collect()
 }

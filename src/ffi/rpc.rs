@@ -27,7 +27,16 @@ static DOC_NICKNAME: KCell<[*const c_char; 2]> = KCell(UnsafeCell::new([
     std::ptr::null(),
 ]));
 
-pub static RPC_METHODS: KCell<[b::rpc_export_t; 5]> = KCell(UnsafeCell::new([
+static DOC_SESSIONS: KCell<[*const c_char; 2]> = KCell(UnsafeCell::new([
+    c"Every participant as the relay needs it to rebuild its registry (an array of records: conference, session, uri, display_name, anonymous, peer_path, accept_wrapped_types, chatroom, private_messages_allowed); optional params: offset, limit".as_ptr(),
+    std::ptr::null(),
+]));
+
+/// Kamailio's `RET_ARRAY` (core/rpc.h): every top-level value the handler adds is an element of
+/// the result array (jsonrpcs otherwise keeps the last one only).
+const RET_ARRAY: std::ffi::c_uint = 1;
+
+pub static RPC_METHODS: KCell<[b::rpc_export_t; 6]> = KCell(UnsafeCell::new([
     b::rpc_export_t {
         name: c"chat_alias.list".as_ptr(),
         function: Some(rpc_list),
@@ -51,6 +60,12 @@ pub static RPC_METHODS: KCell<[b::rpc_export_t; 5]> = KCell(UnsafeCell::new([
         function: Some(rpc_nickname),
         doc_str: DOC_NICKNAME.0.get().cast(),
         flags: 0,
+    },
+    b::rpc_export_t {
+        name: c"chat_alias.sessions".as_ptr(),
+        function: Some(rpc_sessions),
+        doc_str: DOC_SESSIONS.0.get().cast(),
+        flags: RET_ARRAY,
     },
     b::rpc_export_t {
         name: std::ptr::null(),
@@ -125,6 +140,28 @@ impl Reply {
                     .into_owned()
             }
         }))
+    }
+
+    /// Reads up to two optional integer parameters (missing ones stay `None`).
+    fn optional_ints(&self) -> [Option<i64>; 2] {
+        let (mut a, mut b2): (c_int, c_int) = (0, 0);
+        // SAFETY: "*dd" stores one int per 'd' into the matching pointer; '*' makes them optional,
+        // and the return value counts the ones read.
+        let n = unsafe {
+            match (*self.rpc).scan {
+                Some(scan) => scan(
+                    self.ctx,
+                    c"*dd".as_ptr().cast_mut(),
+                    &mut a as *mut c_int,
+                    &mut b2 as *mut c_int,
+                ),
+                None => 0,
+            }
+        };
+        [
+            (n >= 1).then_some(i64::from(a)),
+            (n >= 2).then_some(i64::from(b2)),
+        ]
     }
 
     fn text(&self, s: &str) {
@@ -262,6 +299,35 @@ unsafe extern "C" fn rpc_nickname(rpc: *mut b::rpc_t, ctx: *mut c_void) {
                 Field::Str(c"display_name", name.unwrap_or_default()),
             ]),
             Err((code, msg)) => r.fault(c_int::from(code), &msg),
+        }
+    })
+}
+
+unsafe extern "C" fn rpc_sessions(rpc: *mut b::rpc_t, ctx: *mut c_void) {
+    guard("chat_alias.sessions", (), || {
+        let r = Reply { rpc, ctx };
+        let Some(m) = module() else {
+            return r.fault(500, "chat_alias not initialised");
+        };
+        let [offset, limit] = r.optional_ints();
+        let offset = usize::try_from(offset.unwrap_or(0)).unwrap_or(0);
+        let limit = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(0));
+        // Collected under the stripe locks by the service, printed here after they are released.
+        for s in service::sessions(m, offset, limit) {
+            r.record(&[
+                Field::Str(c"conference", s.conference),
+                Field::Str(c"session", s.session),
+                Field::Str(c"uri", s.uri),
+                Field::Str(c"display_name", s.display_name.unwrap_or_default()),
+                Field::Int(c"anonymous", i64::from(s.anonymous)),
+                Field::Str(c"peer_path", s.peer_path),
+                Field::Str(c"accept_wrapped_types", s.accept_wrapped_types.join(" ")),
+                Field::Str(c"chatroom", s.chatroom.join(" ")),
+                Field::Int(
+                    c"private_messages_allowed",
+                    i64::from(s.private_messages_allowed),
+                ),
+            ]);
         }
     })
 }

@@ -261,6 +261,46 @@ impl Stack {
         None
     }
 
+    /// Starts the relay again after [`Stack::terminate_relay`]: the arguments of
+    /// [`Stack::start_with`] (same control and focus sockets, same MSRP port) plus `extra` (pass
+    /// the `extra_relay_args` the stack was started with); the logs are appended to. Waits for the
+    /// control socket.
+    pub fn restart_relay(&mut self, extra: &[String]) {
+        assert!(self.relay.is_none(), "terminate the relay first");
+        let relay_bin = artifact("CHAT_ALIAS_RELAY_BIN", "target/release/chat-alias-relay");
+        let relay_sock = self.run_dir.join("relay.sock");
+        let append = |name: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.run_dir.join(name))
+                .unwrap()
+        };
+        self.relay = Some(
+            Command::new(&relay_bin)
+                .args([
+                    "--control",
+                    relay_sock.to_str().unwrap(),
+                    "--listen",
+                    &format!("127.0.0.1:{}", self.msrp_port),
+                ])
+                .args([
+                    "--focus-rpc",
+                    self.run_dir.join("kamailio_rpc.sock").to_str().unwrap(),
+                ])
+                .args(extra)
+                .stdout(Stdio::from(append("relay.log")))
+                .stderr(Stdio::from(append("relay.err")))
+                .spawn()
+                .expect("restart relay"),
+        );
+        wait_for(
+            || relay_sock.exists(),
+            Duration::from_secs(10),
+            "relay control socket after restart",
+        );
+    }
+
     pub fn stop_relay(&mut self) {
         if let Some(mut r) = self.relay.take() {
             let _ = r.kill();

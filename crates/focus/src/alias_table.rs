@@ -63,8 +63,8 @@ use siphasher::sip128::{Hasher128, SipHasher13};
 
 use layout::{
     base, conf, get_bytes, get_u128, get_u32, get_u64, hdr, part, put_bytes, put_u128, put_u32,
-    put_u64, Index, Layout, NumList, Pool, FREE, LINK, MAGIC, MAX_KEY, MAX_NAME, MAX_RECORDS,
-    MAX_SESSION, MAX_STRIPES, NIL, POOLS, STATE, USED, VERSION,
+    put_u64, Index, Layout, NumList, Pool, FREE, LINK, MAGIC, MAX_KEY, MAX_NAME, MAX_PEER_PATH,
+    MAX_RECORDS, MAX_SESSION, MAX_STRIPES, MAX_WRAPPED, NIL, POOLS, STATE, USED, VERSION,
 };
 
 /// The base name of an anonymous joiner who gave no display name (CONTRACT-NOTES).
@@ -107,8 +107,8 @@ impl StripeConfig {
 
 /// Bytes one stripe needs for `cfg`; 0 for a configuration [`StripeConfig::validate`] refuses.
 ///
-/// Per participant slot: 696 (slot) + 48 (base record) + 4 × 16 (free-number records) + 5 indexes ×
-/// 2..4 buckets × 4 bytes = 848..888 bytes. Per conference record: 312 + 2..4 buckets × 4 = 320..328.
+/// Per participant slot: 1088 (slot) + 48 (base record) + 4 × 16 (free-number records) + 5 indexes ×
+/// 2..4 buckets × 4 bytes = 1240..1280 bytes. Per conference record: 312 + 2..4 buckets × 4 = 320..328.
 /// Plus a 128-byte header.
 pub fn stripe_bytes(cfg: &StripeConfig) -> usize {
     Layout::new(cfg.max_conferences, cfg.max_participants).map_or(0, |l| l.total)
@@ -204,8 +204,94 @@ pub struct JoinRequest<'a> {
     pub dialog_key: u128,
     /// MSRP session id, ≤ 64 bytes.
     pub session_id: &'a str,
-    /// Opaque bits the module keeps with the participant.
+    /// Bits the module keeps with the participant: [`participant_flags`] (the chatroom tokens
+    /// and the group's private-message permission, for rebuilding the relay).
     pub flags: u32,
+}
+
+/// What the relay needs of a participant's offer to let it bind its MSRP session again after a
+/// relay restart (`chat_alias.sessions`). Given to [`Stripe::join_with_media`]; [`Stripe::join`]
+/// stores none.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ParticipantMedia<'a> {
+    /// The first URI of the offer's `a=path` (the relay only checks that one), ≤ 256 bytes:
+    /// longer → [`JoinError::TooLong`].
+    pub peer_path: &'a str,
+    /// The offer's `a=accept-wrapped-types`, stored as one space-separated string of at most 128
+    /// bytes: items that do not fit (in order) are dropped, see [`compact_list`].
+    pub accept_wrapped_types: &'a [String],
+}
+
+/// The participant `flags` bits the module defines (one place for them): the `a=chatroom` tokens
+/// the relay acts upon and the group's private-message permission. Other chatroom tokens are not
+/// kept (the relay ignores them).
+pub mod participant_flags {
+    /// The group allows this participant private messages.
+    pub const PRIVATE_MESSAGES_ALLOWED: u32 = 1 << 0;
+    /// `a=chatroom:nickname`.
+    pub const CHATROOM_NICKNAME: u32 = 1 << 1;
+    /// `a=chatroom:nicknames`.
+    pub const CHATROOM_NICKNAMES: u32 = 1 << 2;
+    /// `a=chatroom:private-messages`.
+    pub const CHATROOM_PRIVATE_MESSAGES: u32 = 1 << 3;
+
+    const TOKENS: [(u32, &str); 3] = [
+        (CHATROOM_NICKNAME, "nickname"),
+        (CHATROOM_NICKNAMES, "nicknames"),
+        (CHATROOM_PRIVATE_MESSAGES, "private-messages"),
+    ];
+
+    /// The bits for an offer's chatroom tokens (case-insensitive) and the group's permission.
+    pub fn encode<S: AsRef<str>>(chatroom: &[S], private_messages_allowed: bool) -> u32 {
+        let mut f = if private_messages_allowed {
+            PRIVATE_MESSAGES_ALLOWED
+        } else {
+            0
+        };
+        for t in chatroom {
+            for (bit, name) in TOKENS {
+                if t.as_ref().eq_ignore_ascii_case(name) {
+                    f |= bit;
+                }
+            }
+        }
+        f
+    }
+
+    /// The chatroom tokens the bits stand for (lower case, in a fixed order).
+    pub fn chatroom(flags: u32) -> Vec<String> {
+        TOKENS
+            .iter()
+            .filter(|(bit, _)| flags & bit != 0)
+            .map(|(_, name)| (*name).to_string())
+            .collect()
+    }
+
+    pub fn private_messages_allowed(flags: u32) -> bool {
+        flags & PRIVATE_MESSAGES_ALLOWED != 0
+    }
+}
+
+/// Joins list items with single spaces into at most `max` bytes. An item that does not fit in
+/// what is left, or that is empty or contains whitespace (it could not be split back), is dropped;
+/// later, shorter items may still be kept. Never refuses.
+pub fn compact_list<S: AsRef<str>>(items: &[S], max: usize) -> String {
+    let mut out = String::new();
+    for it in items {
+        let it = it.as_ref();
+        if it.is_empty() || it.chars().any(char::is_whitespace) {
+            continue;
+        }
+        let need = it.len() + usize::from(!out.is_empty());
+        if out.len() + need > max {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(it);
+    }
+    out
 }
 
 /// What a join was given.
@@ -245,6 +331,10 @@ pub struct ParticipantInfo {
     pub name_modified: bool,
     pub uri_number: u32,
     pub dialog_key: u128,
+    /// The first `a=path` URI of the offer ("" when joined without [`ParticipantMedia`]).
+    pub peer_path: String,
+    /// The offer's `a=accept-wrapped-types`, as stored (see [`compact_list`]).
+    pub accept_wrapped_types: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -489,10 +579,22 @@ impl<'m> Stripe<'m> {
     /// dialog already joined, the identity already joined (non-anonymous), `max_participants`, free
     /// records. Nothing is changed when an error is returned.
     pub fn join(&mut self, req: &JoinRequest<'_>) -> Result<Assigned, JoinError> {
+        self.join_with_media(req, &ParticipantMedia::default())
+    }
+
+    /// [`Stripe::join`], also keeping what the relay needs to rebuild the participant: a peer path
+    /// over 256 bytes is [`JoinError::TooLong`]; the accept-wrapped-types list is compacted (never
+    /// refused).
+    pub fn join_with_media(
+        &mut self,
+        req: &JoinRequest<'_>,
+        media: &ParticipantMedia<'_>,
+    ) -> Result<Assigned, JoinError> {
         if req.conference_key.len() > MAX_KEY
             || req.identity_uri.len() > MAX_KEY
             || req.session_id.len() > MAX_SESSION
             || req.display_name.is_some_and(|n| n.len() > MAX_NAME)
+            || media.peer_path.len() > MAX_PEER_PATH
         {
             return Err(JoinError::TooLong);
         }
@@ -539,8 +641,15 @@ impl<'m> Stripe<'m> {
             self.new_conference(c, req.conference_key, key_hash);
         }
         let result = self.assign(c, req, chosen, base_hash, existing_base, identity_hash);
-        if result.is_err() && self.cf(c, conf::COUNT) == 0 {
-            self.free_conference(c);
+        match &result {
+            Ok(a) => {
+                let p = a.handle.slot;
+                self.wstr(Pool::Part, p, part::PEER, part::PEER_LEN, media.peer_path);
+                let wrapped = compact_list(media.accept_wrapped_types, MAX_WRAPPED);
+                self.wstr(Pool::Part, p, part::WRAPPED, part::WRAPPED_LEN, &wrapped);
+            }
+            Err(_) if self.cf(c, conf::COUNT) == 0 => self.free_conference(c),
+            Err(_) => {}
         }
         result
     }
@@ -1127,6 +1236,13 @@ impl<'m> Stripe<'m> {
             name_modified: suffix != 0,
             uri_number,
             dialog_key: self.r128(Pool::Part, p, part::DIALOG),
+            peer_path: self.rstr(Pool::Part, p, part::PEER, part::PEER_LEN),
+            accept_wrapped_types: self
+                .rstr(Pool::Part, p, part::WRAPPED, part::WRAPPED_LEN)
+                .split(' ')
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect(),
         }
     }
 
@@ -1500,6 +1616,8 @@ impl<'m> Stripe<'m> {
         match field {
             part::NAME => MAX_NAME,
             part::SID => MAX_SESSION,
+            part::PEER => MAX_PEER_PATH,
+            part::WRAPPED => MAX_WRAPPED,
             _ => MAX_KEY, // part::IDENT, conf::KEY
         }
     }

@@ -7,9 +7,16 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 pub async fn serve(listener: UnixListener, shared: Arc<Shared>) {
+    let mut first = true;
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                if first {
+                    // Kamailio is up (it may have started after the relay): rebuild the registry
+                    // from its alias table (docs/control-protocol.md, "Rebuilding the relay").
+                    first = false;
+                    shared.request_resync();
+                }
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     if let Err(e) = connection(stream, shared).await {

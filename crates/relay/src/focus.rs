@@ -10,6 +10,12 @@
 //!
 //! Answers are matched to questions by `id` only; datagrams that do not come from the focus's
 //! socket are ignored.
+//!
+//! The same link rebuilds the registry after a restart (`chat_alias.sessions`, paged: params
+//! `[offset, limit]`, so that every answer fits one datagram): at start-up and on the first
+//! control connection. Sessions the relay already knows (a live `join`) are never overridden,
+//! and sessions that left while the resync ran are not brought back.
+use crate::registry::Participant;
 use crate::switch::{AskId, FocusOutcome, NicknameAsk};
 use crate::Shared;
 use serde_json::{json, Value};
@@ -22,6 +28,16 @@ use tokio::sync::mpsc;
 
 /// The JSON-RPC method the module exports.
 pub const METHOD: &str = "chat_alias.nickname";
+/// The module's listing of every participant, for a resync.
+pub const SESSIONS_METHOD: &str = "chat_alias.sessions";
+/// Records asked per page: at most ~2 KiB each (URIs ≤ 255 bytes, name ≤ 256, peer path ≤ 256,
+/// types ≤ 128), so a page stays far below the 64 KiB a datagram carries here.
+pub const PAGE: u64 = 16;
+/// Each page starts this many records before the end of the previous one: participants who left
+/// between two pages shift the listing, and re-reading a few known sessions is harmless.
+const OVERLAP: u64 = 4;
+/// Resync request ids live above every NICKNAME id (exact as a double: below 2^53).
+const RESYNC_ID_BASE: u64 = 1 << 50;
 /// jsonrpcs reads requests into a buffer of this size (JSONRPC_DGRAM_BUF_SIZE); its answers are
 /// smaller than a datagram can be.
 const MAX_DATAGRAM: usize = 65536;
@@ -44,20 +60,124 @@ pub fn request(ask: &NicknameAsk) -> Vec<u8> {
     v.to_string().into_bytes()
 }
 
-/// Reads one answer: the id it answers and what the focus said. None when the datagram is not a
-/// JSON-RPC response with a usable id (nothing can be matched to it).
-pub fn parse_reply(datagram: &[u8]) -> Option<(AskId, FocusOutcome)> {
-    let v: Value = serde_json::from_slice(datagram).ok()?;
-    let id = match v.get("id")? {
+/// The `chat_alias.sessions` request for one page.
+pub fn sessions_request(id: u64, offset: u64) -> Vec<u8> {
+    json!({
+        "jsonrpc": "2.0",
+        "method": SESSIONS_METHOD,
+        "params": [offset, PAGE],
+        "id": id,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The id a JSON-RPC response answers.
+fn id_of(v: &Value) -> Option<u64> {
+    match v.get("id")? {
         // jsonrpcs echoes a numeric id as a double ("%d", or "%.0f" beyond 32 bits).
         Value::Number(n) => n.as_u64().or_else(|| {
             n.as_f64()
                 .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9.0e15)
                 .map(|f| f as u64)
-        })?,
-        Value::String(s) => s.parse().ok()?,
-        _ => return None,
+        }),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// A list field: a space-separated string (as the module sends it) or an array of strings.
+fn list(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn flag(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
+        _ => false,
+    }
+}
+
+/// One record of `chat_alias.sessions` as the participant a `join` would register; None when a
+/// field the relay needs is missing (no session, conference, URI or peer path).
+fn participant_of(r: &Value) -> Option<Participant> {
+    let s = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
+    let peer_path = list(r.get("peer_path"));
+    if peer_path.is_empty() {
+        return None;
+    }
+    Some(Participant {
+        session: s("session").filter(|v| !v.is_empty())?,
+        conference: s("conference").filter(|v| !v.is_empty())?,
+        uri: s("uri").filter(|v| !v.is_empty())?,
+        display_name: s("display_name").filter(|v| !v.is_empty()),
+        anonymous: flag(r.get("anonymous")),
+        peer_path,
+        accept_wrapped_types: list(r.get("accept_wrapped_types")),
+        chatroom: list(r.get("chatroom")),
+        private_messages_allowed: flag(r.get("private_messages_allowed")),
+    })
+}
+
+/// One page of `chat_alias.sessions`: the records read (unusable ones skipped, but counted for
+/// paging) and how many there were, or what went wrong.
+pub fn parse_sessions(v: &Value) -> Result<(Vec<Participant>, u64), String> {
+    if let Some(err) = v.get("error") {
+        return Err(format!("focus error: {err}"));
+    }
+    let records: Vec<&Value> = match v.get("result") {
+        Some(Value::Array(a)) => a.iter().collect(),
+        // jsonrpcs without RET_ARRAY keeps one record only: take it, it is still a record.
+        Some(o @ Value::Object(_)) => vec![o],
+        Some(Value::Null) | None => Vec::new(),
+        Some(other) => return Err(format!("unexpected result {other}")),
     };
+    let n = records.len() as u64;
+    Ok((records.into_iter().filter_map(participant_of).collect(), n))
+}
+
+/// Registers what a page lists, never overriding a session the relay knows (a live `join`
+/// registered it) and never bringing back one that left while the resync ran. Returns how many
+/// were registered.
+pub fn apply_sessions(shared: &Shared, page: Vec<Participant>) -> usize {
+    let left = shared.resync_leaves.lock().clone().unwrap_or_default();
+    let mut sw = shared.switch.lock();
+    let mut added = 0;
+    for p in page {
+        if left.contains(&p.session) || sw.registry.get(&p.session).is_some() {
+            continue;
+        }
+        let session = p.session.clone();
+        match sw.join(p) {
+            Ok(()) => {
+                tracing::info!(session = %session, "participant restored from the focus");
+                added += 1;
+            }
+            Err(e) => tracing::warn!(session = %session, error = %e, "cannot restore a session"),
+        }
+    }
+    added
+}
+
+/// Reads one answer: the id it answers and what the focus said. None when the datagram is not a
+/// JSON-RPC response with a usable id (nothing can be matched to it).
+#[cfg(test)]
+pub fn parse_reply(datagram: &[u8]) -> Option<(AskId, FocusOutcome)> {
+    let v: Value = serde_json::from_slice(datagram).ok()?;
+    parse_reply_value(&v)
+}
+
+fn parse_reply_value(v: &Value) -> Option<(AskId, FocusOutcome)> {
+    let id = id_of(v)?;
     let code_of = |o: &Value| o.get("code").and_then(Value::as_i64);
     let outcome = if let Some(err) = v.get("error") {
         let message = err
@@ -166,39 +286,166 @@ fn send(link: &Link, focus: &Path, shared: &Shared, ask: NicknameAsk) {
     }
 }
 
-/// The focus link: sends the switch's questions and feeds the answers back to it.
+/// A resync in progress: the page asked and until when its answer is awaited.
+struct Resync {
+    id: u64,
+    offset: u64,
+    deadline: tokio::time::Instant,
+    added: usize,
+}
+
+fn resync_timeout(shared: &Shared) -> std::time::Duration {
+    shared
+        .switch
+        .lock()
+        .config()
+        .focus_timeout
+        .max(std::time::Duration::from_secs(1))
+}
+
+/// Asks for one page; false when it could not be sent (the resync is abandoned).
+fn ask_page(
+    link: &Link,
+    focus: &Path,
+    shared: &Shared,
+    st: &mut Resync,
+    next_id: &mut u64,
+) -> bool {
+    *next_id += 1;
+    st.id = RESYNC_ID_BASE + *next_id;
+    st.deadline = tokio::time::Instant::now() + resync_timeout(shared);
+    let bytes = sessions_request(st.id, st.offset);
+    match link.tx.send_to(&bytes, focus) {
+        Ok(n) if n == bytes.len() => true,
+        Ok(n) => {
+            tracing::warn!(n, "short send of a resync request; resync abandoned");
+            false
+        }
+        Err(e) => {
+            tracing::info!(focus = %focus.display(), error = %e, "focus not reachable; registry not rebuilt (retried on the first control connection)");
+            false
+        }
+    }
+}
+
+fn begin_resync(link: &Link, focus: &Path, shared: &Shared, next_id: &mut u64) -> Option<Resync> {
+    *shared.resync_leaves.lock() = Some(Default::default());
+    let mut st = Resync {
+        id: 0,
+        offset: 0,
+        deadline: tokio::time::Instant::now(),
+        added: 0,
+    };
+    if ask_page(link, focus, shared, &mut st, next_id) {
+        tracing::debug!("resync: asking the focus for its sessions");
+        Some(st)
+    } else {
+        end_resync(shared);
+        None
+    }
+}
+
+fn end_resync(shared: &Shared) {
+    *shared.resync_leaves.lock() = None;
+}
+
+/// A page arrived: registers it and asks for the next one; None when the resync is over.
+fn on_page(
+    link: &Link,
+    focus: &Path,
+    shared: &Shared,
+    mut st: Resync,
+    v: &Value,
+    next_id: &mut u64,
+) -> Option<Resync> {
+    match parse_sessions(v) {
+        Ok((page, n)) => {
+            st.added += apply_sessions(shared, page);
+            if n < PAGE {
+                tracing::info!(restored = st.added, "registry rebuilt from the focus");
+                end_resync(shared);
+                return None;
+            }
+            st.offset += n - OVERLAP;
+            if ask_page(link, focus, shared, &mut st, next_id) {
+                Some(st)
+            } else {
+                end_resync(shared);
+                None
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "resync refused by the focus");
+            end_resync(shared);
+            None
+        }
+    }
+}
+
+/// The focus link: sends the switch's questions and feeds the answers back to it, and rebuilds the
+/// registry when asked (`resyncs`).
 pub async fn run(
     mut asks: mpsc::UnboundedReceiver<NicknameAsk>,
+    mut resyncs: mpsc::UnboundedReceiver<()>,
     focus: PathBuf,
     reply: PathBuf,
     shared: Arc<Shared>,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut resyncs_open = true;
+    let mut next_id = 0u64;
     loop {
         // Nothing is bound until there is something to ask (and again after a failed bind).
-        let Some(first) = asks.recv().await else {
-            return;
+        let first = tokio::select! {
+            a = asks.recv() => match a {
+                Some(a) => Some(a),
+                None => return,
+            },
+            r = resyncs.recv(), if resyncs_open => match r {
+                Some(()) => None,
+                None => { resyncs_open = false; continue; }
+            },
         };
         let link = match bind(&reply) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(path = %reply.display(), error = %e, "cannot bind the focus reply socket");
-                fail(
-                    &shared,
-                    first.id,
-                    format!("cannot bind {}: {e}", reply.display()),
-                );
+                if let Some(first) = first {
+                    fail(
+                        &shared,
+                        first.id,
+                        format!("cannot bind {}: {e}", reply.display()),
+                    );
+                }
                 continue;
             }
         };
         tracing::info!(focus = %focus.display(), reply = %reply.display(), "focus link ready");
-        send(&link, &focus, &shared, first);
+        let mut resync = match first {
+            Some(first) => {
+                send(&link, &focus, &shared, first);
+                None
+            }
+            None => begin_resync(&link, &focus, &shared, &mut next_id),
+        };
         loop {
+            let deadline = resync.as_ref().map(|r| r.deadline);
             tokio::select! {
                 ask = asks.recv() => match ask {
                     Some(a) => send(&link, &focus, &shared, a),
                     None => return,
                 },
+                r = resyncs.recv(), if resyncs_open => match r {
+                    Some(()) => if resync.is_none() {
+                        resync = begin_resync(&link, &focus, &shared, &mut next_id);
+                    },
+                    None => resyncs_open = false,
+                },
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                    tracing::warn!("the focus did not answer a resync request; registry not rebuilt");
+                    resync = None;
+                    end_resync(&shared);
+                }
                 got = link.rx.recv_from(&mut buf) => match got {
                     Ok((n, from)) => {
                         if !from_focus(&from, &focus) {
@@ -206,7 +453,23 @@ pub async fn run(
                             continue;
                         }
                         let data = buf.get(..n).unwrap_or_default();
-                        match parse_reply(data) {
+                        let v: Option<Value> = serde_json::from_slice(data).ok();
+                        let id = v.as_ref().and_then(id_of);
+                        if let (Some(v), Some(id)) = (&v, id) {
+                            if id >= RESYNC_ID_BASE {
+                                match resync.take() {
+                                    Some(st) if st.id == id => {
+                                        resync = on_page(&link, &focus, &shared, st, v, &mut next_id);
+                                    }
+                                    other => {
+                                        resync = other;
+                                        tracing::debug!(id, "late resync answer; ignored");
+                                    }
+                                }
+                                continue;
+                            }
+                        }
+                        match v.as_ref().and_then(parse_reply_value) {
                             Some((id, outcome)) => shared
                                 .switch
                                 .lock()
@@ -367,9 +630,18 @@ mod tests {
             max_size: 1 << 20,
             queue_bytes: 1 << 20,
             focus: Some(tx),
+            resync: None,
+            resync_leaves: Default::default(),
             next_conn: Default::default(),
         });
-        let task = tokio::spawn(run(rx, focus_path.clone(), reply.clone(), shared.clone()));
+        let (_resync_tx, resync_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(
+            rx,
+            resync_rx,
+            focus_path.clone(),
+            reply.clone(),
+            shared.clone(),
+        ));
         let sid = "0123456789abcdef0123".to_string();
         let peer = "msrp://127.0.0.1:40000/peer;tcp".to_string();
         shared
@@ -471,6 +743,55 @@ mod tests {
         assert_eq!(name().as_deref(), Some("Robert"));
         task.abort();
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A page of `chat_alias.sessions` as jsonrpcs writes it registers unknown sessions only:
+    /// never one a live join registered, never one that left while the resync ran.
+    #[test]
+    fn resync_pages_register_unknown_sessions_only() {
+        let v: Value = serde_json::from_slice(&sessions_request(RESYNC_ID_BASE + 1, 12)).unwrap();
+        assert_eq!(v["method"], "chat_alias.sessions");
+        assert_eq!(v["params"], json!([12, PAGE]));
+        let rec = |sid: &str, name: &str| {
+            json!({"conference":"sip:lounge@im.example.net","session":sid,
+                   "uri":"sip:anonymous@anonymous.invalid","display_name":name,"anonymous":1,
+                   "peer_path":"msrp://192.0.2.1:7654/abc;tcp",
+                   "accept_wrapped_types":"text/plain message/cpim",
+                   "chatroom":"nickname private-messages","private_messages_allowed":1})
+        };
+        let page = json!({"jsonrpc":"2.0","result":[
+            rec("aaaaaaaaaaaaaaaa0001", "bob"), rec("aaaaaaaaaaaaaaaa0002", "x"),
+            rec("aaaaaaaaaaaaaaaa0003", ""), {"session":"aaaaaaaaaaaaaaaa0004"}
+        ],"id":RESYNC_ID_BASE + 1});
+        let (ps, n) = parse_sessions(&page).unwrap();
+        assert_eq!((ps.len(), n), (3, 4));
+        assert_eq!(ps[0].accept_wrapped_types, ["text/plain", "message/cpim"]);
+        assert_eq!(ps[0].chatroom, ["nickname", "private-messages"]);
+        assert!(ps[0].anonymous && ps[0].private_messages_allowed);
+        assert_eq!(ps[2].display_name, None);
+        let shared = crate::test_support::shared(crate::test_support::config());
+        let mut live = ps[1].clone();
+        live.display_name = Some("live".into());
+        shared.switch.lock().join(live).unwrap();
+        *shared.resync_leaves.lock() = Some(["aaaaaaaaaaaaaaaa0003".to_string()].into());
+        assert_eq!(apply_sessions(&shared, ps), 1);
+        let sw = shared.switch.lock();
+        assert_eq!(sw.registry.len(), 2);
+        assert_eq!(
+            sw.registry
+                .get("aaaaaaaaaaaaaaaa0002")
+                .unwrap()
+                .display_name
+                .as_deref(),
+            Some("live")
+        );
+        assert!(sw.registry.get("aaaaaaaaaaaaaaaa0003").is_none());
+        drop(sw);
+        assert!(
+            parse_sessions(&json!({"error":{"code":500,"message":"Method Not Found"},"id":1}))
+                .is_err()
+        );
+        assert_eq!(parse_sessions(&json!({"result":[],"id":1})).unwrap().1, 0);
     }
 
     #[test]

@@ -135,6 +135,12 @@ pub struct Shared {
     pub queue_bytes: usize,
     /// Questions for the focus link (None: no `--focus-rpc`).
     pub focus: Option<tokio::sync::mpsc::UnboundedSender<switch::NicknameAsk>>,
+    /// Asks the focus link to rebuild the registry from `chat_alias.sessions` (None: no
+    /// `--focus-rpc`).
+    pub resync: Option<tokio::sync::mpsc::UnboundedSender<()>>,
+    /// While a resync runs: the sessions that left meanwhile (a page read before the leave must
+    /// not bring them back).
+    pub resync_leaves: Mutex<Option<std::collections::HashSet<String>>>,
     next_conn: AtomicU64,
 }
 
@@ -146,7 +152,17 @@ impl Shared {
     /// A participant left: the registry forgets it and its MSRP connection is closed (the
     /// connection's writer flushes what is queued for at most half a second).
     pub fn on_leave(&self, session: &str) -> Option<registry::Participant> {
+        if let Some(left) = self.resync_leaves.lock().as_mut() {
+            left.insert(session.to_string());
+        }
         self.switch.lock().leave(session)
+    }
+
+    /// Asks the focus link for a resync (docs/control-protocol.md, "Rebuilding the relay").
+    pub fn request_resync(&self) {
+        if let Some(tx) = &self.resync {
+            let _ = tx.send(());
+        }
     }
 
     /// Carries out the switch's actions: questions go to the focus link (which never blocks; a
@@ -214,6 +230,7 @@ fn build_shared(
     args: &Args,
     advertise_host: String,
     focus: Option<tokio::sync::mpsc::UnboundedSender<switch::NicknameAsk>>,
+    resync: Option<tokio::sync::mpsc::UnboundedSender<()>>,
 ) -> Shared {
     let metrics = Metrics::new();
     let cfg = switch::Config {
@@ -238,6 +255,8 @@ fn build_shared(
         max_size: args.max_size,
         queue_bytes: args.queue_bytes,
         focus,
+        resync,
+        resync_leaves: Mutex::new(None),
         next_conn: AtomicU64::new(1),
     }
 }
@@ -275,19 +294,25 @@ async fn run(args: Args) -> Result<(), String> {
         .unwrap_or_else(|| args.listen.ip().to_string());
     let reply_path = focus::reply_path(&args.control);
     let (focus_tx, focus_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (resync_tx, resync_rx) = tokio::sync::mpsc::unbounded_channel();
     let shared = Arc::new(build_shared(
         &args,
         advertise_host,
         args.focus_rpc.as_ref().map(|_| focus_tx),
+        args.focus_rpc.as_ref().map(|_| resync_tx),
     ));
     let focus_task = args.focus_rpc.clone().map(|path| {
         tokio::spawn(focus::run(
             focus_rx,
+            resync_rx,
             path,
             reply_path.clone(),
             shared.clone(),
         ))
     });
+    // Rebuild the registry from the focus's alias table (a restarted relay knows nobody). Asked
+    // again on the first control connection: Kamailio may start after the relay.
+    shared.request_resync();
     tracing::info!(control = %args.control.display(), msrp = %args.listen, metrics = ?args.metrics, focus_rpc = ?args.focus_rpc, max_size = args.max_size, max_connections = args.max_connections, max_unbound = args.max_unbound, "relay ready");
     let control_task = tokio::spawn(control::serve(control_listener, shared.clone()));
     let accept_shared = shared.clone();
@@ -418,6 +443,8 @@ mod test_support {
             switch: Mutex::new(Switch::new(cfg, switch::os_ids(), metrics.clone())),
             metrics,
             focus: None,
+            resync: None,
+            resync_leaves: Mutex::new(None),
             next_conn: AtomicU64::new(1),
         }
     }
@@ -440,7 +467,7 @@ mod tests {
         assert_eq!(a.max_size, 16 * 1024 * 1024 + 64 * 1024);
         assert_eq!(a.max_size, DEFAULT_MAX_SIZE);
         assert_eq!((a.max_connections, a.max_unbound), (4096, 256));
-        let shared = build_shared(&a, "192.0.2.10".into(), None);
+        let shared = build_shared(&a, "192.0.2.10".into(), None, None);
         assert_eq!(shared.switch.lock().config().max_size, DEFAULT_MAX_SIZE);
         let r = control::handle(
             &shared,

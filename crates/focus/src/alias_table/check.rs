@@ -141,6 +141,19 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
                 found.is_some_and(|q| s.rbytes(Pool::Part, q, part::SID, part::SID_LEN) == sid),
                 "member {p}: session not found"
             );
+            for (len, max, what) in [
+                (part::PEER_LEN, super::MAX_PEER_PATH, "peer path"),
+                (
+                    part::WRAPPED_LEN,
+                    super::MAX_WRAPPED,
+                    "accept-wrapped-types",
+                ),
+            ] {
+                ensure!(
+                    s.rf(Pool::Part, p, len) as usize <= max,
+                    "member {p}: {what} length over {max}"
+                );
+            }
             if info.anonymous {
                 anon += 1;
                 ensure!(info.uri_number >= 1, "anonymous member {p} without number");

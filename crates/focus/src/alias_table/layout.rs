@@ -28,7 +28,7 @@
 pub(crate) const NIL: u32 = u32::MAX;
 
 pub(crate) const MAGIC: [u8; 8] = *b"CHALIAS\x01";
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 
 /// Upper bound on `max_conferences` and `max_participants` per stripe: a slot index must fit the
 /// 24 bits it gets in a packed [`super::ParticipantHandle`].
@@ -42,6 +42,11 @@ pub(crate) const MAX_KEY: usize = 255;
 pub(crate) const MAX_NAME: usize = 256;
 /// Longest MSRP session id (bytes).
 pub(crate) const MAX_SESSION: usize = 64;
+/// Longest first peer path URI (bytes): the `a=path` URI the participant binds from.
+pub(crate) const MAX_PEER_PATH: usize = 256;
+/// Longest compact `a=accept-wrapped-types` list (bytes, space-separated; items that do not fit
+/// are dropped, see [`super::compact_list`]).
+pub(crate) const MAX_WRAPPED: usize = 128;
 
 /// Header field offsets.
 pub(crate) mod hdr {
@@ -117,7 +122,13 @@ pub(crate) mod part {
     pub const SID: usize = 624; // [u8; 64]
     /// Next participant in the same session-index bucket.
     pub const NEXT_SESSION: usize = 688;
-    pub const SIZE: usize = 696;
+    pub const PEER_LEN: usize = 692;
+    pub const WRAPPED_LEN: usize = 696;
+    /// The first URI of the participant's `a=path` (what the relay checks From-Path against).
+    pub const PEER: usize = 700; // [u8; 256]
+    /// The `a=accept-wrapped-types` tokens, space-separated.
+    pub const WRAPPED: usize = 956; // [u8; 128]
+    pub const SIZE: usize = 1088;
 
     pub const PF_ANONYMOUS: u32 = 1;
     pub const PF_HAS_NAME: u32 = 2;
@@ -387,7 +398,10 @@ const _: () = {
     assert!(part::NAME + MAX_NAME <= part::IDENT);
     assert!(part::IDENT + MAX_KEY <= part::SID);
     assert!(part::SID + MAX_SESSION <= part::NEXT_SESSION);
-    assert!(part::NEXT_SESSION + 4 <= part::SIZE && part::SIZE % 8 == 0);
+    assert!(part::NEXT_SESSION + 4 <= part::PEER_LEN);
+    assert!(part::PEER_LEN + 4 <= part::WRAPPED_LEN && part::WRAPPED_LEN + 4 <= part::PEER);
+    assert!(part::PEER + MAX_PEER_PATH <= part::WRAPPED);
+    assert!(part::WRAPPED + MAX_WRAPPED <= part::SIZE && part::SIZE % 8 == 0);
     assert!(base::HASH + 16 <= base::SIZE && base::SIZE % 8 == 0);
     assert!(num::VALUE + 4 <= num::SIZE && num::SIZE % 8 == 0);
     assert!(part::GEN_MASK < (1 << 28));

@@ -707,8 +707,8 @@ fn memory_per_record() {
         more_p / 1024,
         more_c / 1024
     );
-    // 696 slot + 48 base + 64 numbers + 5 indexes × 2..4 buckets × 4 bytes.
-    assert!((848..=888).contains(&(more_p / 1024)));
+    // 1088 slot + 48 base + 64 numbers + 5 indexes × 2..4 buckets × 4 bytes.
+    assert!((1240..=1280).contains(&(more_p / 1024)));
     assert!((320..=328).contains(&(more_c / 1024)));
 }
 
@@ -1147,4 +1147,81 @@ fn rename_error_display() {
     assert!(!RenameError::TooLong.to_string().is_empty());
     let e: Box<dyn std::error::Error> = Box::new(RenameError::TooLong);
     assert!(e.to_string().contains("too long"));
+}
+
+/// What the relay needs to rebuild a participant is kept with it: the first peer path, the
+/// accept-wrapped-types (compacted), and the chatroom / private-message bits in `flags`.
+#[test]
+fn media_is_kept_for_rebuilding_the_relay() {
+    use super::{compact_list, participant_flags as pf, ParticipantMedia};
+    let c = cfg(2, 4);
+    let mut m = region(&c);
+    let mut t = Stripe::init(&mut m, &c, 0, KEY).unwrap();
+    let types: Vec<String> = vec!["text/plain".into(), "message/cpim".into()];
+    let mut r = req(ROOM, Some("bob"), true, "sip:bob@example.net", 1);
+    r.flags = pf::encode(&["Private-Messages", "nickname", "other"], true);
+    let a = t
+        .join_with_media(
+            &r,
+            &ParticipantMedia {
+                peer_path: "msrp://192.0.2.1:7654/abc;tcp",
+                accept_wrapped_types: &types,
+            },
+        )
+        .unwrap();
+    let info = t.participant(a.handle).unwrap();
+    assert_eq!(info.peer_path, "msrp://192.0.2.1:7654/abc;tcp");
+    assert_eq!(info.accept_wrapped_types, types);
+    assert_eq!(pf::chatroom(info.flags), ["nickname", "private-messages"]);
+    assert!(pf::private_messages_allowed(info.flags));
+    assert!(!pf::private_messages_allowed(pf::encode::<&str>(
+        &[],
+        false
+    )));
+    // Without media: empty fields.
+    let b = t
+        .join(&req(ROOM, Some("carol"), true, "sip:carol@example.net", 2))
+        .unwrap();
+    let info = t.participant(b.handle).unwrap();
+    assert_eq!(
+        (info.peer_path.as_str(), info.accept_wrapped_types.len()),
+        ("", 0)
+    );
+    // A peer path over 256 bytes is refused, and nothing changes.
+    let long = format!("msrp://{}/x;tcp", "h".repeat(250));
+    assert!(long.len() > 256);
+    assert_eq!(
+        t.join_with_media(
+            &req(ROOM, Some("dave"), true, "sip:dave@example.net", 3),
+            &ParticipantMedia {
+                peer_path: &long,
+                accept_wrapped_types: &[]
+            },
+        ),
+        Err(JoinError::TooLong)
+    );
+    assert_eq!(t.participants(ROOM).len(), 2);
+    // A 256-byte one fits exactly; a long type list keeps what fits in 128 bytes.
+    let exact = format!("msrp://{}/x;tcp", "h".repeat(256 - 13));
+    assert_eq!(exact.len(), 256);
+    let many: Vec<String> = (0..40).map(|i| format!("type/sub{i:02}")).collect();
+    let d = t
+        .join_with_media(
+            &req(ROOM, Some("dave"), true, "sip:dave@example.net", 3),
+            &ParticipantMedia {
+                peer_path: &exact,
+                accept_wrapped_types: &many,
+            },
+        )
+        .unwrap();
+    let info = t.participant(d.handle).unwrap();
+    assert_eq!(info.peer_path, exact);
+    assert_eq!(info.accept_wrapped_types, &many[..11]);
+    t.check().unwrap();
+    // The helper: items that do not fit are skipped, later shorter ones kept; whitespace dropped.
+    assert_eq!(
+        compact_list(&["aaaa", "bbbbbb", "cc", "d e", ""], 8),
+        "aaaa cc"
+    );
+    assert_eq!(compact_list::<&str>(&[], 8), "");
 }
