@@ -35,12 +35,24 @@ impl RelayLink {
 
     /// Sends one request and waits (bounded) for its response. Any failure drops the connection so
     /// that a late answer is never read as the answer to the next request.
+    ///
+    /// A kept connection may have died since its last use (the relay restarted): a request that fails
+    /// on a reused connection is sent once more on a fresh one, within the same deadline. Requests are
+    /// idempotent on the relay (a repeated join refreshes, a repeated leave is a no-op).
     pub fn call(&mut self, req: &Request) -> Result<Response, String> {
         let deadline = Instant::now() + self.timeout;
-        let r = self.try_call(req, deadline);
+        let reused = self.conn.is_some();
+        let mut r = self.try_call(req, deadline);
         if r.is_err() {
             self.conn = None;
             self.pending.clear();
+            if reused && Self::remaining(deadline).is_ok() {
+                r = self.try_call(req, deadline);
+                if r.is_err() {
+                    self.conn = None;
+                    self.pending.clear();
+                }
+            }
         }
         r
     }
