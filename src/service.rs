@@ -313,14 +313,16 @@ fn admit_to_conference(
             ))
         }
     };
-    let rollback = |relay: &mut RelayLink, why: &str| {
-        if fresh {
-            release(m, relay, assigned.handle, why);
-        }
+    // From here on a fresh place is released on every way out (an error return, a panic) unless
+    // the join commits: one mechanism instead of an undo at each exit.
+    let mut place = Placement {
+        m,
+        relay,
+        handle: fresh.then_some(assigned.handle),
     };
 
     let grant = match relay_join(
-        relay,
+        place.relay,
         adm,
         &assigned,
         &session,
@@ -334,7 +336,6 @@ fn admit_to_conference(
                 Level::Error,
                 &format!("relay did not acknowledge join: {e}"),
             );
-            rollback(relay, "relay unavailable");
             return Err(unavailable(
                 m,
                 "chat relay unavailable",
@@ -348,31 +349,31 @@ fn admit_to_conference(
     };
     let answer = match join::answer(adm, &identity, &grant, answer_random) {
         Ok(a) => a,
-        Err(r) => {
-            rollback(relay, "answer refused");
-            return Err(r);
-        }
+        Err(r) => return Err(r),
     };
-    if fresh && !tx.watch_dialog(assigned.handle.to_u64()) {
-        rollback(relay, "no dialog");
-        ffi::log(
-            Level::Error,
-            "cannot watch the dialog: call dlg_manage() before chat_alias_join()",
-        );
-        return Err(Refusal::new(
-            500,
-            "Server Internal Error (dialog tracking unavailable)",
-            RefusalKind::Internal,
-        ));
+    if fresh {
+        if !tx.watch_dialog(assigned.handle.to_u64()) {
+            ffi::log(
+                Level::Error,
+                "cannot watch the dialog: call dlg_manage() before chat_alias_join()",
+            );
+            return Err(Refusal::new(
+                500,
+                "Server Internal Error (dialog tracking unavailable)",
+                RefusalKind::Internal,
+            ));
+        }
+        // The dialog watch owns the place now: its end frees it (and takes the gauge back down).
+        place.commit();
+        ffi::count(Counter::ActiveParticipants, 1);
     }
     if !tx.reply(200, "OK", &answer.headers, &answer.body) {
-        // The dialog watch will free the place when the dialog fails; nothing else to undo here.
+        // The dialog fails without a 200 and its watch frees the place.
         ffi::log(Level::Error, "t_reply(200) failed");
         return Ok(());
     }
     if fresh {
         ffi::count(Counter::Joins, 1);
-        ffi::count(Counter::ActiveParticipants, 1);
         if adm.anonymous {
             ffi::count(Counter::AnonymousJoins, 1);
         }
@@ -381,6 +382,28 @@ fn admit_to_conference(
         }
     }
     Ok(())
+}
+
+/// A place just taken in the alias table and announced to the relay, not yet owned by a dialog
+/// watch. Dropping it uncommitted (error return or unwinding panic) releases the place.
+struct Placement<'a> {
+    m: &'a Module,
+    relay: &'a mut RelayLink,
+    handle: Option<ParticipantHandle>,
+}
+
+impl Placement<'_> {
+    fn commit(&mut self) {
+        self.handle = None;
+    }
+}
+
+impl Drop for Placement<'_> {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            release(self.m, self.relay, handle, "join not completed");
+        }
+    }
 }
 
 fn relay_join(

@@ -315,8 +315,10 @@ pub fn is_group(msg: *mut b::sip_msg) -> c_int {
     let Some(sip) = (unsafe { SipMsg::from_raw(msg) }) else {
         return -1;
     };
-    let Some(parts) = sip.parts() else { return -1 };
-    if service::is_group(m, &parts.ruri) {
+    let Some(ruri) = sip.request_uri() else {
+        return -1;
+    };
+    if service::is_group(m, &ruri) {
         1
     } else {
         -1

@@ -106,6 +106,22 @@ impl SipMsg {
         }
     }
 
+    /// The Request-URI alone (no header parsing, nothing else copied): what group lookups need.
+    pub fn request_uri(&self) -> Option<String> {
+        let mut s = b::ca_str {
+            s: std::ptr::null(),
+            len: 0,
+        };
+        // SAFETY: `raw` is a valid message; the first line is parsed on receipt; the view is
+        // copied before this call returns.
+        unsafe {
+            if b::ca_msg_ruri(self.raw, &mut s) != 0 {
+                return None;
+            }
+            Some(text(&s))
+        }
+    }
+
     /// A string parameter fixed up with fixup_spve_null, evaluated for this message.
     ///
     /// # Safety

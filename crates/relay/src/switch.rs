@@ -1537,18 +1537,17 @@ fn route<'a>(
         _ => return Err(refuse(403, "more than one CPIM To")),
     };
     let to_uri = sip::parse_uri(&to.uri).map_err(|_| refuse(404, "bad CPIM To URI"))?;
-    let room = reg.in_conference(&sender.conference);
     let is_conference = sip::parse_uri(&sender.conference).is_ok_and(|c| c.equivalent(&to_uri));
     if is_conference {
-        let others = room
+        let others = reg
+            .in_conference(&sender.conference)
             .into_iter()
             .filter(|p| p.session != sender.session && accepts(&p.accept_wrapped_types, inner))
             .collect();
         return Ok((others, false));
     }
-    let target = room
-        .into_iter()
-        .find(|p| sip::parse_uri(&p.uri).is_ok_and(|u| u.equivalent(&to_uri)))
+    let target = reg
+        .find_by_uri(&sender.conference, &to_uri)
         .ok_or(refuse(404, "no such participant"))?;
     let advertised = target
         .chatroom
