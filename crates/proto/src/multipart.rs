@@ -73,10 +73,11 @@ impl From<HeaderBlockError> for MultipartError {
         match e {
             HeaderBlockError::NotUtf8 => MultipartError::NotUtf8,
             HeaderBlockError::ControlCharacter => MultipartError::ControlCharacter,
-            // `Incomplete` cannot happen: parts are parsed as complete slices.
-            HeaderBlockError::Malformed | HeaderBlockError::Incomplete => {
-                MultipartError::MalformedHeader
-            }
+            // `Incomplete` cannot happen: parts are parsed as complete slices; `BareLf` neither:
+            // part headers are read with bare LFs accepted.
+            HeaderBlockError::Malformed
+            | HeaderBlockError::Incomplete
+            | HeaderBlockError::BareLf => MultipartError::MalformedHeader,
         }
     }
 }
