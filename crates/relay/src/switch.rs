@@ -48,6 +48,11 @@ pub const CHUNK: usize = 64 * 1024;
 pub const MAX_CPIM_PREFIX: usize = cpim::MAX_HEADER_BLOCK;
 /// Messages one connection may have in flight at once (each holds up to ~2 chunks of memory).
 pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 16;
+/// Message-IDs of ended messages each connection remembers (oldest forgotten first), so that a
+/// chunk arriving after its message ended (`$` or `#`) is refused rather than taken for a new
+/// message. A Message-ID is at most 32 characters (RFC 4975 §9 `ident`), so this costs at most
+/// about 2 KiB per connection.
+pub const MAX_ENDED_REMEMBERED: usize = 32;
 /// Longest Use-Nickname value (octets) passed to the focus (RFC 7701 §7: 1023 octets).
 pub const MAX_NICKNAME_OCTETS: usize = 1023;
 /// NICKNAME requests of one connection that may wait for the focus at once; more get 500.
@@ -259,6 +264,9 @@ struct Conn<O> {
     sending: HashSet<String>,
     /// Messages that hold a copy for this connection (some copies may have stopped since).
     receiving: HashSet<MsgKey>,
+    /// Message-IDs of this connection's messages that ended, newest last, at most
+    /// [`MAX_ENDED_REMEMBERED`]: a SEND naming one is refused.
+    ended: std::collections::VecDeque<Box<str>>,
 }
 
 /// Identifies a question to the focus (the JSON-RPC `id`).
@@ -474,6 +482,7 @@ impl<O: Outlet> Switch<O> {
                 congested_since: None,
                 sending: HashSet::new(),
                 receiving: HashSet::new(),
+                ended: std::collections::VecDeque::new(),
             },
         );
     }
@@ -729,6 +738,10 @@ impl<O: Outlet> Switch<O> {
         let m = self.messages.remove(key)?;
         if let Some(c) = self.conns.get_mut(&key.0) {
             c.sending.remove(&key.1);
+            if c.ended.len() >= MAX_ENDED_REMEMBERED {
+                c.ended.pop_front();
+            }
+            c.ended.push_back(key.1.as_str().into());
         }
         for copy in &m.copies {
             if let Some(c) = self.conns.get_mut(&copy.conn) {
@@ -929,6 +942,17 @@ impl<O: Outlet> Switch<O> {
             total: None,
         });
         let key: MsgKey = (conn, message_id.clone());
+        let ended = !self.messages.contains_key(&key)
+            && self
+                .conns
+                .get(&conn)
+                .is_some_and(|c| c.ended.iter().any(|e| **e == *message_id));
+        if ended {
+            // A chunk after the message's last (`$`) or aborting (`#`) chunk: whatever it holds
+            // was never checked as part of that message, and its recipients were told it ended.
+            self.metrics.dropped(DropReason::Refused);
+            return self.refuse_current(conn, refuse(403, "chunk of a message that ended"));
+        }
         if let Some(MsgState::Refused(code)) = self.messages.get(&key).map(|m| m.state) {
             if let Some(m) = self.messages.get_mut(&key) {
                 m.last_chunk = now;
@@ -979,17 +1003,35 @@ impl<O: Outlet> Switch<O> {
         if let Some(m) = self.messages.get_mut(&key) {
             m.last_chunk = now;
             m.success_report |= head.success_report == Some(true);
-            if let Some(t) = range.total {
-                if t < m.highest {
-                    // Bytes beyond the new total were received (and may have been sent on under
-                    // the old one): the sender contradicts itself.
+            // A later chunk continues exactly where the received bytes end, under the same total.
+            // RFC 4975 §7.3.1 lets a sender resend or reorder chunks, but the relay checked the
+            // CPIM headers in the bytes it has received and forwards them unchanged: a chunk
+            // starting earlier could carry other headers over the checked ones (a recipient
+            // reassembling by Byte-Range would show them), and one starting later, or a changed
+            // total, would let recipients place bytes where the relay did not. So overlaps, gaps
+            // and total changes end the message (`#`) instead.
+            let expected = m.highest.saturating_add(1);
+            if range.start < expected {
+                return self.refuse_rewrite(now, conn, &key, "chunk overlaps bytes received");
+            }
+            if range.start > expected {
+                return self.refuse_rewrite(now, conn, &key, "chunk leaves a gap");
+            }
+            match (m.total, range.total) {
+                (Some(was), Some(t)) if was == t => {}
+                (Some(_), _) => {
+                    return self.refuse_rewrite(now, conn, &key, "chunk changes the total")
+                }
+                (None, Some(t)) if t < m.highest => {
+                    // Bytes beyond the first declared total were received (and may have been
+                    // sent on): the sender contradicts itself.
                     return self.refuse_message(
                         conn,
                         &key,
                         refuse(400, "declared total below the bytes already received"),
                     );
                 }
-                m.total = Some(t);
+                (None, t) => m.total = t,
             }
             self.set_rx(
                 conn,
@@ -1106,6 +1148,30 @@ impl<O: Outlet> Switch<O> {
         }
     }
 
+    /// Refuses (403) a chunk that would not continue its message where the received bytes end, and
+    /// ends the message for its recipients: the bytes held back — checked with the message's
+    /// first chunk — go out first, so every recipient of a routed message sees it begin and then
+    /// end with `#`, never the refused chunk's bytes.
+    fn refuse_rewrite(&mut self, now: Instant, conn: ConnId, key: &MsgKey, why: &'static str) {
+        let mut congested = Vec::new();
+        if let Some(m) = self.messages.get_mut(key) {
+            if m.state == MsgState::Distributing {
+                let n = m.pending.len();
+                flush(
+                    m,
+                    n,
+                    Continuation::More,
+                    &self.conns,
+                    &mut self.ids,
+                    &self.metrics,
+                    &mut congested,
+                );
+            }
+        }
+        self.mark_congested(now, congested);
+        self.refuse_message(conn, key, refuse(403, why));
+    }
+
     fn on_body(&mut self, now: Instant, conn: ConnId, bytes: Vec<u8>) {
         Metrics::add(&self.metrics.bytes_in, bytes.len() as u64);
         let Some(rx) = self.conns.get_mut(&conn).and_then(|c| c.rx.as_mut()) else {
@@ -1126,6 +1192,11 @@ impl<O: Outlet> Switch<O> {
         if matches!(m.state, MsgState::Refused(_)) || bytes.is_empty() {
             return;
         }
+        if offset != m.pending_start.saturating_add(m.pending.len() as u64) {
+            // `on_send` admits only a chunk that starts right after the bytes received, so this
+            // does not happen; kept so that no path can move where forwarded bytes start.
+            return self.refuse_rewrite(now, conn, &key, "chunk does not continue the message");
+        }
         // The offset of this piece's last byte (saturating: a value that large is refused).
         let end = offset.saturating_add(len - 1);
         if m.total.is_some_and(|t| end > t) {
@@ -1140,27 +1211,6 @@ impl<O: Outlet> Switch<O> {
         }
         m.highest = m.highest.max(end);
         let mut congested = Vec::new();
-        if offset != m.pending_start.saturating_add(m.pending.len() as u64) {
-            // Not contiguous with what is held (a retransmitted or out-of-order chunk).
-            if m.state == MsgState::AwaitingCpim {
-                return self.refuse_message(
-                    conn,
-                    &key,
-                    refuse(400, "CPIM headers split over non-contiguous chunks"),
-                );
-            }
-            let n = m.pending.len();
-            flush(
-                m,
-                n,
-                Continuation::More,
-                &self.conns,
-                &mut self.ids,
-                &self.metrics,
-                &mut congested,
-            );
-            m.pending_start = offset;
-        }
         m.pending.extend_from_slice(&bytes);
         if m.state == MsgState::AwaitingCpim {
             match self.decide(conn, &key) {
@@ -1353,18 +1403,27 @@ impl<O: Outlet> Switch<O> {
             return Decision::Refuse(refuse(481, "message gone"));
         };
         let buf = &m.pending;
-        let h = match cpim::parse_headers(buf) {
+        // CRLF only (RFC 3862 §3.1): the relay forwards these bytes unchanged, so it must end
+        // lines, and the header block, where every recipient does; a recipient that took a bare
+        // LF for a line end, or did not, could otherwise read a From the relay never checked.
+        let h = match cpim::parse_headers_with(buf, cpim::LineEnds::CrlfOnly) {
             Ok(h) => h,
             Err(cpim::CpimError::Incomplete) if buf.len() <= MAX_CPIM_PREFIX => {
                 return Decision::Wait
             }
+            Err(cpim::CpimError::BareLf) => {
+                return Decision::Refuse(refuse(400, "bare LF in CPIM headers"))
+            }
             Err(_) => return Decision::Refuse(refuse(400, "malformed CPIM headers")),
         };
         let inner = buf.get(h.header_len..).unwrap_or_default();
-        let inner_ct = match cpim::parse_encapsulated(inner) {
+        let inner_ct = match cpim::parse_encapsulated_with(inner, cpim::LineEnds::CrlfOnly) {
             Ok((ct, _)) => ct,
             Err(cpim::CpimError::Incomplete) if inner.len() <= MAX_CPIM_PREFIX => {
                 return Decision::Wait
+            }
+            Err(cpim::CpimError::BareLf) => {
+                return Decision::Refuse(refuse(400, "bare LF in encapsulated MIME headers"))
             }
             Err(_) => return Decision::Refuse(refuse(400, "malformed encapsulated MIME headers")),
         };
@@ -1549,6 +1608,19 @@ fn route<'a>(
     let target = reg
         .find_by_uri(&sender.conference, &to_uri)
         .ok_or(refuse(404, "no such participant"))?;
+    // The URI alone may name someone else than the sender saw: `sip:anonymous@anonymous.invalid`
+    // passes from one anonymous participant to the next, so a message addressed to a departed
+    // "bob" would reach whoever holds the URI now. A display name in the To says whom the sender
+    // means; it must be the holder's current name (RFC 8266 comparison), else nobody gets it.
+    if let Some(dn) = to.display_name.as_deref().filter(|d| !d.is_empty()) {
+        let same = target
+            .display_name
+            .as_deref()
+            .is_some_and(|own| same_display_name(dn, own));
+        if !same {
+            return Err(refuse(404, "no participant of that name at that URI"));
+        }
+    }
     let advertised = target
         .chatroom
         .iter()

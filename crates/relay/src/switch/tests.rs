@@ -1885,18 +1885,31 @@ fn bytes_beyond_the_declared_total_get_400() {
         ),
     );
     assert_eq!(h.take(1)[0].status(), Some(200));
-    h.feed(
+    // It continues where the bytes end (an earlier start is a rewrite, refused 403 before any
+    // look at the total); the codec refuses `70001-*/50000` itself, so it is fed as events.
+    let mut head = RequestHead::new(
+        "tl02",
+        Method::Send,
+        vec![relay_path(&a)],
+        vec![peer_path(&a)],
+    );
+    head.message_id = Some("mtl001".into());
+    head.byte_range = Some(ByteRange {
+        start: 70_001,
+        end: None,
+        total: Some(50_000),
+    });
+    head.content_type = Some("message/cpim".into());
+    h.sw.handle_event(h.now, 1, Event::Request(head));
+    h.sw.handle_event(h.now, 1, Event::Body(body[70_000..70_010].to_vec()));
+    h.sw.handle_event(
+        h.now,
         1,
-        &ranged(
-            "tl02",
-            "mtl001",
-            &a,
-            1,
-            Some(10),
-            Some(50_000),
-            &body[..10],
-            Continuation::More,
-        ),
+        Event::End {
+            transaction_id: "tl02".into(),
+            continuation: Continuation::More,
+            body_len: 10,
+        },
     );
     assert_eq!(h.take(1)[0].status(), Some(400));
     let got = h.take(2);
@@ -2255,4 +2268,568 @@ fn in_flight_indexes_by_sender_and_recipient_stay_exact() {
         .count();
     assert_eq!(aborts, 2);
     assert!(h.sw.conns[&2].receiving.is_empty());
+}
+
+// ---- issue 7: chunks cannot rewrite what was checked ----
+
+/// What a forger writes: bob's identity in the CPIM From.
+const FORGED_FROM: &[u8] = b"\"bob\" <sip:anonymous@anonymous.invalid>";
+
+/// Alice's honest message and bob's (its text upper-cased), of equal length.
+fn honest_and_forged(text: &str) -> (Vec<u8>, Vec<u8>) {
+    let to = format!("<{CONF}>");
+    let honest = cpim_msg(
+        "\"Alice\" <sip:alice@example.com>",
+        &[&to],
+        "text/plain",
+        text,
+    );
+    let forged = cpim_msg(
+        std::str::from_utf8(FORGED_FROM).unwrap(),
+        &[&to],
+        "text/plain",
+        &text.to_uppercase(),
+    );
+    (honest, forged)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every frame a recipient got: none carries the forged From or any byte of the forged message
+/// beyond what it shares with the honest one, alone or reassembled by Byte-Range per Message-ID.
+fn assert_no_forgery(got: &[Got], forged_text: &[u8]) {
+    let mut by_mid: HashMap<String, Vec<u8>> = HashMap::new();
+    for g in got {
+        let Got::Req { head, body, .. } = g else {
+            continue;
+        };
+        assert!(!contains(body, FORGED_FROM), "forged From forwarded");
+        assert!(!contains(body, forged_text), "forged text forwarded");
+        let r = head.byte_range.unwrap();
+        let re = by_mid
+            .entry(head.message_id.clone().unwrap_or_default())
+            .or_default();
+        let at = (r.start - 1) as usize;
+        if re.len() < at + body.len() {
+            re.resize(at + body.len(), 0);
+        }
+        re[at..at + body.len()].copy_from_slice(body);
+    }
+    for re in by_mid.values() {
+        assert!(!contains(re, FORGED_FROM), "forged From after reassembly");
+    }
+}
+
+/// Both other participants got the beginning and then `#`, and no `$`.
+fn assert_ended_with_hash(h: &mut H, forged_text: &[u8]) {
+    for conn in [2, 3] {
+        let got = h.take(conn);
+        assert_no_forgery(&got, forged_text);
+        assert!(!got.is_empty(), "conn {conn} saw nothing");
+        // (The last frame may carry the last held bytes, when the sender itself aborted.)
+        assert_eq!(
+            got.last().unwrap().req().2,
+            Continuation::Abort,
+            "conn {conn}: {got:?}"
+        );
+        assert!(got.iter().all(|g| g.req().2 != Continuation::End));
+        assert_ranges_consistent(&got);
+    }
+}
+
+fn statuses(h: &mut H, conn: ConnId) -> Vec<u16> {
+    h.take(conn).iter().filter_map(Got::status).collect()
+}
+
+#[test]
+fn a_chunk_restarting_at_1_with_another_from_is_403_and_recipients_see_hash() {
+    let (mut h, [a, ..]) = lounge();
+    let (honest, forged) = honest_and_forged("i am bob, really");
+    let n = forged.len() as u64;
+    h.feed(
+        1,
+        &ranged(
+            "ov01",
+            "mov001",
+            &a,
+            1,
+            None,
+            None,
+            &honest,
+            Continuation::More,
+        ),
+    );
+    h.feed(
+        1,
+        &ranged(
+            "ov02",
+            "mov001",
+            &a,
+            1,
+            Some(n),
+            Some(n),
+            &forged,
+            Continuation::End,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200, 403]);
+    assert_ended_with_hash(&mut h, b"I AM BOB");
+    assert_eq!(h.sw.in_flight(), 0);
+    // The Message-ID is spent: a third chunk, wherever it starts, is refused and goes nowhere.
+    for (tid, start) in [("ov03", 1), ("ov04", honest.len() as u64 + 1)] {
+        h.feed(
+            1,
+            &ranged(
+                tid,
+                "mov001",
+                &a,
+                start,
+                None,
+                None,
+                &forged,
+                Continuation::End,
+            ),
+        );
+        assert_eq!(statuses(&mut h, 1), vec![403]);
+        assert!(h.take(2).is_empty() && h.take(3).is_empty());
+    }
+    assert_eq!(h.metrics.drops(DropReason::Refused), 3);
+}
+
+#[test]
+fn a_chunk_overlapping_inside_the_cpim_headers_is_403() {
+    let (mut h, [a, ..]) = lounge();
+    let (honest, forged) = honest_and_forged("overlap inside");
+    // Routed (the headers are whole), then a chunk from byte 7 — inside the From line — on.
+    h.feed(
+        1,
+        &ranged(
+            "oh01",
+            "moh001",
+            &a,
+            1,
+            None,
+            None,
+            &honest,
+            Continuation::More,
+        ),
+    );
+    h.feed(
+        1,
+        &ranged(
+            "oh02",
+            "moh001",
+            &a,
+            7,
+            None,
+            None,
+            &forged[6..],
+            Continuation::More,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200, 403]);
+    assert_ended_with_hash(&mut h, b"OVERLAP INSIDE");
+    // Its end-line gets 403 too, then the Message-ID is spent.
+    h.feed(
+        1,
+        &ranged(
+            "oh03",
+            "moh001",
+            &a,
+            honest.len() as u64 + 1,
+            None,
+            None,
+            b"",
+            Continuation::End,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![403]);
+    assert_eq!(h.sw.in_flight(), 0);
+
+    // Not routed yet (the first chunk stops inside the From line): the overlap is refused and
+    // nobody receives anything at all.
+    h.feed(
+        1,
+        &ranged(
+            "oi01",
+            "moi001",
+            &a,
+            1,
+            None,
+            None,
+            &honest[..12],
+            Continuation::More,
+        ),
+    );
+    h.feed(
+        1,
+        &ranged(
+            "oi02",
+            "moi001",
+            &a,
+            7,
+            None,
+            None,
+            &forged[6..],
+            Continuation::End,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200, 403]);
+    assert!(h.take(2).is_empty() && h.take(3).is_empty());
+    assert_eq!(h.sw.in_flight(), 0);
+}
+
+#[test]
+fn a_chunk_leaving_a_gap_is_403() {
+    let (mut h, [a, ..]) = lounge();
+    let (honest, forged) = honest_and_forged("gap");
+    let next = honest.len() as u64 + 1;
+    h.feed(
+        1,
+        &ranged(
+            "gp01",
+            "mgp001",
+            &a,
+            1,
+            None,
+            None,
+            &honest,
+            Continuation::More,
+        ),
+    );
+    h.feed(
+        1,
+        &ranged(
+            "gp02",
+            "mgp001",
+            &a,
+            next + 1,
+            None,
+            None,
+            &forged,
+            Continuation::End,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200, 403]);
+    assert_ended_with_hash(&mut h, b"GAP");
+    assert_eq!(h.sw.in_flight(), 0);
+}
+
+#[test]
+fn a_chunk_changing_the_total_is_403_and_a_first_total_is_not_a_change() {
+    let (mut h, [a, ..]) = lounge();
+    let (honest, _) = honest_and_forged("total");
+    let body = [honest.clone(), b" and more".to_vec()].concat();
+    let (k, n) = (honest.len() as u64, body.len() as u64);
+    // A number, then another number.
+    h.feed(
+        1,
+        &ranged(
+            "tc01",
+            "mtc001",
+            &a,
+            1,
+            Some(k),
+            Some(n),
+            &honest,
+            Continuation::More,
+        ),
+    );
+    h.feed(
+        1,
+        &ranged(
+            "tc02",
+            "mtc001",
+            &a,
+            k + 1,
+            Some(n),
+            Some(n + 1),
+            &body[k as usize..],
+            Continuation::End,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200, 403]);
+    assert_ended_with_hash(&mut h, b"\x00\x00");
+    // A number, then `*`.
+    h.feed(
+        1,
+        &ranged(
+            "tc11",
+            "mtc002",
+            &a,
+            1,
+            Some(k),
+            Some(n),
+            &honest,
+            Continuation::More,
+        ),
+    );
+    h.feed(
+        1,
+        &ranged(
+            "tc12",
+            "mtc002",
+            &a,
+            k + 1,
+            None,
+            None,
+            &body[k as usize..],
+            Continuation::End,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200, 403]);
+    assert_ended_with_hash(&mut h, b"\x00\x00");
+    // `*`, then the number, then the same number: one message, delivered whole.
+    h.feed(
+        1,
+        &ranged(
+            "tc21",
+            "mtc003",
+            &a,
+            1,
+            Some(k),
+            None,
+            &honest,
+            Continuation::More,
+        ),
+    );
+    h.feed(
+        1,
+        &ranged(
+            "tc22",
+            "mtc003",
+            &a,
+            k + 1,
+            Some(k + 4),
+            Some(n),
+            &body[k as usize..k as usize + 4],
+            Continuation::More,
+        ),
+    );
+    h.feed(
+        1,
+        &ranged(
+            "tc23",
+            "mtc003",
+            &a,
+            k + 5,
+            Some(n),
+            Some(n),
+            &body[k as usize + 4..],
+            Continuation::End,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200, 200, 200]);
+    for conn in [2, 3] {
+        let got = h.take(conn);
+        let re: Vec<u8> = got.iter().flat_map(|g| g.req().1.to_vec()).collect();
+        assert_eq!(re, body);
+        assert_eq!(got.last().unwrap().req().2, Continuation::End);
+        assert_ranges_consistent(&got);
+    }
+    assert_eq!(h.sw.in_flight(), 0);
+}
+
+#[test]
+fn a_chunk_after_dollar_or_hash_is_403_and_never_forwarded() {
+    let (mut h, [a, ..]) = lounge();
+    let (honest, forged) = honest_and_forged("two dollars");
+    let n = honest.len() as u64;
+    // Two chunks with `$`: the first is the message, the second (forged or not) goes nowhere.
+    h.feed(
+        1,
+        &ranged(
+            "dd01",
+            "mdd001",
+            &a,
+            1,
+            Some(n),
+            Some(n),
+            &honest,
+            Continuation::End,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200]);
+    for conn in [2, 3] {
+        let got = h.take(conn);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].req().1, &honest[..]);
+    }
+    for (tid, body) in [("dd02", &forged), ("dd03", &honest)] {
+        h.feed(
+            1,
+            &ranged(
+                tid,
+                "mdd001",
+                &a,
+                1,
+                Some(n),
+                Some(n),
+                body,
+                Continuation::End,
+            ),
+        );
+        assert_eq!(statuses(&mut h, 1), vec![403]);
+        assert!(h.take(2).is_empty() && h.take(3).is_empty());
+    }
+    // A chunk after `#` (the first 64 KiB had gone out, so recipients saw the abort): nothing
+    // after it is forwarded.
+    let long = big_body(CHUNK + 100);
+    let l = long.len() as u64;
+    h.feed(
+        1,
+        &ranged(
+            "ha01",
+            "mha001",
+            &a,
+            1,
+            None,
+            None,
+            &long,
+            Continuation::More,
+        ),
+    );
+    h.feed(
+        1,
+        &ranged(
+            "ha02",
+            "mha001",
+            &a,
+            l + 1,
+            Some(l),
+            None,
+            b"",
+            Continuation::Abort,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200, 200]);
+    assert_ended_with_hash(&mut h, b"TWO DOLLARS");
+    for (tid, start, body) in [("ha03", 1, &forged), ("ha04", l + 1, &forged)] {
+        h.feed(
+            1,
+            &ranged(
+                tid,
+                "mha001",
+                &a,
+                start,
+                None,
+                None,
+                body,
+                Continuation::End,
+            ),
+        );
+        assert_eq!(statuses(&mut h, 1), vec![403]);
+        assert!(h.take(2).is_empty() && h.take(3).is_empty());
+    }
+    assert_eq!(h.sw.in_flight(), 0);
+}
+
+#[test]
+fn ended_message_ids_are_remembered_per_connection_up_to_the_cap() {
+    let (mut h, [a, b, _]) = lounge();
+    let (honest, _) = honest_and_forged("x");
+    let n = honest.len() as u64;
+    let send = |h: &mut H, mid: &str| {
+        h.feed(
+            1,
+            &ranged(
+                &format!("t{mid}"),
+                mid,
+                &a,
+                1,
+                Some(n),
+                Some(n),
+                &honest,
+                Continuation::End,
+            ),
+        );
+        statuses(h, 1)
+    };
+    for i in 0..=MAX_ENDED_REMEMBERED {
+        assert_eq!(send(&mut h, &format!("mcap{i:04}")), vec![200]);
+    }
+    // The oldest is forgotten: its reuse is a new message, checked (and delivered) as one.
+    assert_eq!(send(&mut h, "mcap0000"), vec![200]);
+    // The newest is not.
+    assert_eq!(
+        send(&mut h, &format!("mcap{MAX_ENDED_REMEMBERED:04}")),
+        vec![403]
+    );
+    // Memory is per connection: bob may use a Message-ID alice used.
+    let own = cpim_msg(
+        "<sip:anonymous@anonymous.invalid>",
+        &[&format!("<{CONF}>")],
+        "text/plain",
+        "x",
+    );
+    h.feed(
+        2,
+        &Chunk {
+            mid: "mcap0005",
+            ..Chunk::whole("bc01", &own)
+        }
+        .bytes(&b),
+    );
+    assert_eq!(statuses(&mut h, 2), vec![200]);
+    assert!(h
+        .sw
+        .conns
+        .values()
+        .all(|c| c.ended.len() <= MAX_ENDED_REMEMBERED));
+}
+
+/// Every byte a recipient gets of a message lies in the bytes whose CPIM headers were checked:
+/// whatever Byte-Range games a sender plays, recipients never see bytes that did not follow the
+/// checked ones contiguously.
+#[test]
+fn no_byte_range_trick_reaches_a_recipient() {
+    let (honest, forged) = honest_and_forged("mallory says hi");
+    let n = forged.len() as u64;
+    let k = honest.len() as u64;
+    // (start, end, total) of a second chunk carrying the forged message (or a tail of it).
+    let tricks: [(u64, Option<u64>, Option<u64>); 8] = [
+        (1, Some(n), Some(n)),
+        (1, None, None),
+        (2, None, None),
+        (k, None, None),
+        (k + 2, None, None),
+        (k + 1, None, Some(k + n + 1)),
+        (30, None, None),
+        (k - 3, None, None),
+    ];
+    for (i, (start, end, total)) in tricks.into_iter().enumerate() {
+        let (mut h, [a, ..]) = lounge();
+        let mid = format!("mtrick{i:02}");
+        h.feed(
+            1,
+            &ranged("tr01", &mid, &a, 1, None, None, &honest, Continuation::More),
+        );
+        let body = &forged[(start as usize - 1).min(forged.len() - 1)..];
+        let end = end
+            .or(Some(start + body.len() as u64 - 1))
+            .filter(|_| end.is_some());
+        h.feed(
+            1,
+            &ranged("tr02", &mid, &a, start, end, total, body, Continuation::End),
+        );
+        let st = statuses(&mut h, 1);
+        assert_eq!(st[0], 200);
+        for conn in [2, 3] {
+            let got = h.take(conn);
+            assert_no_forgery(&got, b"\x00");
+            let re: Vec<u8> = got.iter().flat_map(|g| g.req().1.to_vec()).collect();
+            assert!(
+                honest.starts_with(&re) || re.starts_with(&honest),
+                "trick {i}"
+            );
+        }
+        if st[1] == 200 {
+            // Only the chunk that continues exactly (k + 1, same `*` total) is accepted.
+            assert_eq!(start, k + 1, "trick {i}");
+        } else {
+            assert_eq!(st[1], 403, "trick {i}");
+        }
+    }
 }
