@@ -2807,9 +2807,6 @@ fn no_byte_range_trick_reaches_a_recipient() {
             &ranged("tr01", &mid, &a, 1, None, None, &honest, Continuation::More),
         );
         let body = &forged[(start as usize - 1).min(forged.len() - 1)..];
-        let end = end
-            .or(Some(start + body.len() as u64 - 1))
-            .filter(|_| end.is_some());
         h.feed(
             1,
             &ranged("tr02", &mid, &a, start, end, total, body, Continuation::End),
@@ -2832,4 +2829,114 @@ fn no_byte_range_trick_reaches_a_recipient() {
             assert_eq!(st[1], 403, "trick {i}");
         }
     }
+}
+
+// ---- issue 7: private messages go to the name the sender saw ----
+
+#[test]
+fn a_private_message_with_a_display_name_needs_the_holders_current_name() {
+    let (mut h, [a, b, c]) = lounge();
+    let bob = "sip:anonymous@anonymous.invalid";
+    let pm = |to: &str| cpim_msg("<sip:alice@example.com>", &[to], "text/plain", "for bob");
+    // The name bob has (RFC 8266: case and width do not matter), or no name: delivered.
+    for (tid, to) in [
+        ("pn01", format!("\"bob\" <{bob}>")),
+        ("pn02", format!("\"BOB\" <{bob}>")),
+        ("pn03", format!("\"\u{FF42}ob\" <{bob}>")),
+        ("pn04", format!("<{bob}>")),
+    ] {
+        h.feed(1, &Chunk::whole(tid, &pm(&to)).bytes(&a));
+        assert_eq!(statuses(&mut h, 1), vec![200], "{to}");
+        let got = h.take(2);
+        assert_eq!(got.len(), 1, "{to}");
+        assert_eq!(got[0].req().1, &pm(&to)[..]);
+        assert!(h.take(3).is_empty());
+    }
+    // Another name at that URI (a look-alike too): 404, nobody gets it.
+    for (tid, to) in [
+        ("pn11", format!("\"bob-2\" <{bob}>")),
+        ("pn12", format!("\"b0b\" <{bob}>")),
+        ("pn13", format!("\"zed\" <{bob}>")),
+    ] {
+        h.feed(1, &Chunk::whole(tid, &pm(&to)).bytes(&a));
+        assert_eq!(statuses(&mut h, 1), vec![404], "{to}");
+        assert!(h.take(2).is_empty() && h.take(3).is_empty(), "{to}");
+    }
+    // bob leaves; zed joins and is given the same URI: a message meant for "bob" reaches nobody,
+    // one to the URI alone (or to "zed") reaches zed.
+    h.sw.leave(&b);
+    let z = h.join("zed", CONF, bob, Some("zed"));
+    h.bind(4, &z);
+    h.feed(
+        1,
+        &Chunk::whole("pn21", &pm(&format!("\"bob\" <{bob}>"))).bytes(&a),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![404]);
+    assert!(h.take(4).is_empty() && h.take(3).is_empty());
+    h.feed(
+        1,
+        &Chunk::whole("pn22", &pm(&format!("\"zed\" <{bob}>"))).bytes(&a),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200]);
+    assert_eq!(h.take(4).len(), 1);
+    // A participant without a display name is reached only without one in the To.
+    h.sw.registry.set_display_name(&c, None);
+    let to_c = "sip:anonymous2@anonymous.invalid";
+    h.feed(
+        1,
+        &Chunk::whole("pn31", &pm(&format!("\"bob-2\" <{to_c}>"))).bytes(&a),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![404]);
+    h.feed(
+        1,
+        &Chunk::whole("pn32", &pm(&format!("<{to_c}>"))).bytes(&a),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200]);
+    assert_eq!(h.take(3).len(), 1);
+}
+
+// ---- issue 7: one reading of CPIM ----
+
+#[test]
+fn a_bare_lf_in_either_header_block_is_400_and_nothing_is_delivered() {
+    let (mut h, [a, ..]) = lounge();
+    let to = format!("To: <{CONF}>");
+    let good_tail = "\r\n\r\nContent-Type: text/plain\r\n\r\nhi";
+    for (tid, body) in [
+        // The smuggling shape: a reader ending lines at LF sees a second From.
+        (
+            "lf01",
+            format!("From: <sip:alice@example.com>\r\n{to}\nFrom: \"bob\" <sip:anonymous@anonymous.invalid>{good_tail}"),
+        ),
+        ("lf02", format!("From: <sip:alice@example.com>\n{to}{good_tail}")),
+        ("lf03", format!("From: <sip:alice@example.com>\r\n{to}\r\n\nContent-Type: text/plain\r\n\r\nhi")),
+        ("lf04", format!("From: <sip:alice@example.com>\r\n{to}\r\n\r\nContent-Type: text/plain\n\r\nhi")),
+        ("lf05", format!("From: <sip:alice@example.com>\r\n{to}\r\n\r\nContent-Type: text/plain\r\n\nhi")),
+    ] {
+        h.feed(1, &Chunk::whole(tid, body.as_bytes()).bytes(&a));
+        assert_eq!(statuses(&mut h, 1), vec![400], "{body:?}");
+        assert!(h.take(2).is_empty() && h.take(3).is_empty(), "{body:?}");
+    }
+    // In the body, an LF is text like any other.
+    let body = format!("From: <sip:alice@example.com>\r\n{to}{good_tail}\nthere\n");
+    h.feed(1, &Chunk::whole("lf10", body.as_bytes()).bytes(&a));
+    assert_eq!(statuses(&mut h, 1), vec![200]);
+    assert_eq!(h.take(2)[0].req().1, body.as_bytes());
+    // Refused as soon as the bad line is in, before the rest of the headers arrived.
+    let head = format!("From: <sip:alice@example.com>\n{to}");
+    h.feed(
+        1,
+        &ranged(
+            "lf20",
+            "mlf020",
+            &a,
+            1,
+            None,
+            None,
+            head.as_bytes(),
+            Continuation::More,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![400]);
+    assert_eq!(h.metrics.drops(DropReason::Refused), 6);
 }
