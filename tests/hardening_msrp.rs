@@ -119,6 +119,9 @@ fn sees_abort(c: &mut Client, forged: &[u8]) {
     assert!(!contains(&got.body, forged), "{:?}", got.text());
 }
 
+/// A rewriting chunk: what it tries, its Byte-Range (start, end, total; None: `*`), its bytes.
+type Rewrite<'a> = (&'a str, u64, Option<u64>, Option<u64>, &'a [u8]);
+
 /// The attack of issue 7 and its variants: the sender's first chunk carries its own CPIM From,
 /// a later chunk of the same Message-ID rewrites it. Each gets 403; the other participants see
 /// the message end with `#` and never receive a byte of the forged headers or text.
@@ -148,7 +151,7 @@ fn chunks_cannot_rewrite_the_checked_cpim_from() {
         );
         let n = forged.len() as u64;
         // (start, end, total) of the rewriting chunk, and the bytes it carries.
-        let variants: Vec<(&str, u64, Option<u64>, Option<u64>, &[u8])> = vec![
+        let variants: [Rewrite; 3] = [
             ("overlap at 1", 1, Some(n), Some(n), &forged[..]),
             ("overlap in the headers", 7, None, None, &forged[6..]),
             ("gap", k + 2, None, None, &forged[..]),
