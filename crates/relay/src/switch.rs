@@ -29,6 +29,18 @@
 //! Forwarding never buffers a whole message: each copy is re-chunked into frames of at most
 //! [`CHUNK`] body bytes; the last piece is held back until the sender's end-line says whether it
 //! ends (`$`) or aborts (`#`) the message.
+//!
+//! What reaches recipients is what was checked. Message bytes enter a message's buffer only in
+//! `on_body`, in order from byte 1: a later chunk is admitted only if it starts exactly after the
+//! bytes received and keeps the total (RFC 4975 §7.3.1 would allow resending and reordering; the
+//! relay refuses both, 403, and ends the message with `#`), and a Message-ID that ended is not
+//! taken again ([`MAX_ENDED_REMEMBERED`]). Nothing is forwarded before `decide` has checked the
+//! CPIM From and To over those bytes, read CRLF-only so that the header block ends where every
+//! recipient's does (RFC 3862 §3.1). `flush` is the one path that sends message bytes, always
+//! from that buffer; the other frames the relay writes carry no sender bytes: responses, the
+//! success REPORT to the sender (RFC 4975 §7.1.2), bodiless `#` aborts. REPORTs from participants
+//! are consumed, never forwarded (RFC 7701 §6.3); NICKNAME only asks the focus. Each copy has its
+//! own relay-chosen Message-ID, so a recipient cannot be made to splice two messages together.
 use crate::metrics::{DropReason, Gauges, Metrics};
 use crate::registry::{Participant, Registry};
 use chat_alias_proto::msrp::{
