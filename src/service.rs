@@ -247,6 +247,7 @@ fn admit_to_conference(
     let req = JoinRequest {
         conference_key: &adm.conference_key,
         max_participants: adm.group.max_participants,
+        max_places_per_identity: m.cfg.places_per_identity(),
         anonymous: adm.anonymous,
         display_name: adm.display_name.as_deref(),
         identity_uri: &adm.identity,
@@ -305,6 +306,17 @@ fn admit_to_conference(
                 RefusalKind::AlreadyJoined,
             ))
         }
+        Err(JoinError::TooManyPlaces) => {
+            return Err(Refusal::new(
+                486,
+                "Busy Here (too many places for this identity)",
+                RefusalKind::TooManyPlaces,
+            )
+            .with_header(format!(
+                "Warning: 399 chat_alias \"max_places_per_identity ({}) reached\"",
+                m.cfg.max_places_per_identity
+            )))
+        }
         Err(JoinError::TooLong) => {
             return Err(Refusal::new(
                 400,
@@ -347,10 +359,7 @@ fn admit_to_conference(
         display_name: assigned.display_name.clone(),
         uri: assigned.uri.clone(),
     };
-    let answer = match join::answer(adm, &identity, &grant, answer_random) {
-        Ok(a) => a,
-        Err(r) => return Err(r),
-    };
+    let answer = join::answer(adm, &identity, &grant, answer_random)?;
     if fresh {
         if !tx.watch_dialog(assigned.handle.to_u64()) {
             ffi::log(
