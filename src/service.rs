@@ -266,8 +266,9 @@ fn admit_to_conference(
             .map_err(|_| JoinError::TableFull)?
             .join_with_media(&req, &media)
     });
-    let (assigned, session, fresh): (Assigned, String, bool) = match joined {
-        Ok(a) => (a, session, true),
+    // `stored`: the participant as the table holds it when this dialog had joined already.
+    let (assigned, session, stored): (Assigned, String, Option<ParticipantInfo>) = match joined {
+        Ok(a) => (a, session, None),
         Err(JoinError::AlreadyJoinedDialog(a)) => {
             // The same dialog asked again after its transaction ended: same identity, no new place.
             // Only for the same authenticated identity: Call-ID, tags and Via are visible on the
@@ -278,7 +279,7 @@ fn admit_to_conference(
                     .and_then(|s| s.participant(a.handle))
             });
             match existing {
-                Some(pi) if pi.identity_uri == adm.identity => (a, pi.session_id, false),
+                Some(pi) if pi.identity_uri == adm.identity => (a, pi.session_id.clone(), Some(pi)),
                 _ => {
                     return Err(Refusal::new(
                         403,
@@ -325,6 +326,43 @@ fn admit_to_conference(
             ))
         }
     };
+    let fresh = stored.is_none();
+    // A request of a dialog that joined already cannot change the participant after the fact: the
+    // relay is told what the table holds (anonymity, peer path, chatroom tokens, private-message
+    // permission), not what this request says (it may have dropped Privacy, or come from a
+    // different offer), and the answer announces the same permission as the first one did.
+    let (relay_request, adm_for_answer) = match &stored {
+        None => (
+            join_request(
+                adm,
+                &assigned,
+                &session,
+                peer_path,
+                accept_wrapped,
+                chatroom,
+            ),
+            None,
+        ),
+        Some(pi) => (
+            stored_join_request(adm, pi),
+            Some(Admission {
+                group: adm.group,
+                conference_key: adm.conference_key.clone(),
+                identity: adm.identity.clone(),
+                anonymous: pi.anonymous,
+                display_name: adm.display_name.clone(),
+                from_uri: adm.from_uri.clone(),
+                permissions: chat_alias_focus::groups::Permissions {
+                    allow_private_message: participant_flags::private_messages_allowed(pi.flags),
+                    ..adm.permissions
+                },
+                offer: adm.offer.clone(),
+                chat_index: adm.chat_index,
+                accepts_multipart: adm.accepts_multipart,
+            }),
+        ),
+    };
+    let adm = adm_for_answer.as_ref().unwrap_or(adm);
     // From here on a fresh place is released on every way out (an error return, a panic) unless
     // the join commits: one mechanism instead of an undo at each exit.
     let mut place = Placement {
@@ -333,15 +371,7 @@ fn admit_to_conference(
         handle: fresh.then_some(assigned.handle),
     };
 
-    let grant = match relay_join(
-        place.relay,
-        adm,
-        &assigned,
-        &session,
-        peer_path,
-        accept_wrapped,
-        chatroom,
-    ) {
+    let grant = match relay_join(place.relay, relay_request) {
         Ok(g) => g,
         Err(e) => {
             ffi::log(
@@ -415,18 +445,17 @@ impl Drop for Placement<'_> {
     }
 }
 
-fn relay_join(
-    relay: &mut RelayLink,
+/// The relay's `join` for a new participant, from its request.
+fn join_request(
     adm: &Admission<'_>,
     assigned: &Assigned,
     session: &str,
     peer_path: Vec<String>,
     accept_wrapped_types: Vec<String>,
     chatroom: Vec<String>,
-) -> Result<RelayGrant, String> {
-    let id = relay.next_id();
-    let req = Request::Join(control::Join {
-        id,
+) -> control::Join {
+    control::Join {
+        id: 0,
         version: control::VERSION,
         session: session.to_string(),
         conference: adm.group.uri.clone(),
@@ -437,8 +466,33 @@ fn relay_join(
         accept_wrapped_types,
         chatroom,
         private_messages_allowed: adm.permissions.allow_private_message,
-    });
-    let resp = relay.call(&req)?;
+    }
+}
+
+/// The relay's `join` repeating a participant the table holds, from the table alone.
+fn stored_join_request(adm: &Admission<'_>, pi: &ParticipantInfo) -> control::Join {
+    control::Join {
+        id: 0,
+        version: control::VERSION,
+        session: pi.session_id.clone(),
+        conference: adm.group.uri.clone(),
+        uri: pi.uri.clone(),
+        display_name: pi.display_name.clone(),
+        anonymous: pi.anonymous,
+        peer_path: if pi.peer_path.is_empty() {
+            Vec::new()
+        } else {
+            vec![pi.peer_path.clone()]
+        },
+        accept_wrapped_types: pi.accept_wrapped_types.clone(),
+        chatroom: participant_flags::chatroom(pi.flags),
+        private_messages_allowed: participant_flags::private_messages_allowed(pi.flags),
+    }
+}
+
+fn relay_join(relay: &mut RelayLink, mut join: control::Join) -> Result<RelayGrant, String> {
+    join.id = relay.next_id();
+    let resp = relay.call(&Request::Join(join))?;
     if !resp.ok {
         return Err(resp.error.unwrap_or_else(|| "refused".into()));
     }

@@ -93,6 +93,12 @@ fn clash_key(name: &str) -> String {
     chat_alias_proto::nickname::clash_key(name)
 }
 
+/// `<name>-<n>`. Trailing spaces of the chosen name are left out: RFC 8266 keeps them out of the
+/// name anyway, and `"alice  -2"` would read as something else than the `alice-2` it is.
+fn suffixed(name: &str, n: u32) -> String {
+    format!("{}-{n}", name.trim_end())
+}
+
 /// The assigned URI of anonymous number `n` (1 = the plain URI).
 pub fn anonymous_uri(n: u32) -> String {
     if n <= 1 {
@@ -1056,7 +1062,7 @@ impl<'m> Stripe<'m> {
             return Ok((0, h));
         }
         self.choose_number(c, Pool::Base, b, base::NEXT_SUFFIX, |s, n| {
-            let h = s.clash_hash(c, &format!("{name}-{n}"));
+            let h = s.clash_hash(c, &suffixed(name, n));
             (s.find_clash(c, h).is_none(), h)
         })
     }
@@ -1200,7 +1206,7 @@ impl<'m> Stripe<'m> {
             if suffix == 0 {
                 name
             } else {
-                format!("{name}-{suffix}")
+                suffixed(&name, suffix)
             }
         });
         let uri_number = self.rf(Pool::Part, p, part::URI_NUMBER);

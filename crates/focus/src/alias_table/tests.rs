@@ -91,7 +91,7 @@ fn case_clash_keeps_the_name_as_written() {
     let c3 = anon(&mut t, Some("BOB"), 3);
     assert_eq!(c3.display_name.as_deref(), Some("BOB-3"));
     let d = anon(&mut t, Some("  bob "), 4);
-    assert_eq!(d.display_name.as_deref(), Some("  bob -4"));
+    assert_eq!(d.display_name.as_deref(), Some("  bob-4"));
     t.check().unwrap();
 }
 
@@ -114,7 +114,7 @@ fn width_and_confusable_clashes() {
     let zero = anon(&mut t, Some("B0b"), 4);
     assert_eq!(zero.display_name.as_deref(), Some("B0b-4"));
     let spaced = anon(&mut t, Some("  Bob  "), 5);
-    assert_eq!(spaced.display_name.as_deref(), Some("  Bob  -5"));
+    assert_eq!(spaced.display_name.as_deref(), Some("  Bob-5"));
     // Distinct names stay as chosen.
     assert_eq!(
         anon(&mut t, Some("bobby"), 6).display_name.as_deref(),
@@ -195,6 +195,21 @@ fn a_spent_suffix_is_not_handed_out_again_even_when_chosen_literally() {
             .as_deref(),
         Some("bob-10")
     );
+    t.check().unwrap();
+}
+
+#[test]
+fn a_suffix_follows_the_name_without_its_trailing_spaces() {
+    let c = cfg(4, 16);
+    let mut m = region(&c);
+    let mut t = Stripe::init(&mut m, &c, 0, KEY).unwrap();
+    named(&mut t, "alice", 1);
+    let a = named(&mut t, "  alice  ", 2);
+    assert_eq!(a.display_name.as_deref(), Some("  alice-2"));
+    assert!(chat_alias_proto::nickname::same_nickname(
+        a.display_name.as_deref().unwrap(),
+        "alice-2"
+    ));
     t.check().unwrap();
 }
 
