@@ -440,7 +440,7 @@ impl Placement<'_> {
 impl Drop for Placement<'_> {
     fn drop(&mut self) {
         if let Some(handle) = self.handle.take() {
-            release(self.m, self.relay, handle, "join not completed");
+            release(self.m, self.relay, handle, "join not completed", true);
         }
     }
 }
@@ -506,18 +506,27 @@ fn relay_join(relay: &mut RelayLink, mut join: control::Join) -> Result<RelayGra
 }
 
 /// Frees a participant's place and tells the relay. Idempotent: a stale handle does nothing.
+/// `unfinished`: the join never sent its 200 OK, so the identity it took was never announced and
+/// goes back to its counters ([`Stripe::withdraw`]).
 fn release(
     m: &Module,
     relay: &mut RelayLink,
     handle: ParticipantHandle,
     why: &str,
+    unfinished: bool,
 ) -> Option<Departed> {
     let stripe = handle.stripe as usize;
     if stripe >= m.shared.stripes() {
         return None;
     }
     let departed = m.shared.with_stripe(stripe, |mem| {
-        Stripe::attach(mem).ok().and_then(|mut s| s.leave(handle))
+        Stripe::attach(mem).ok().and_then(|mut s| {
+            if unfinished {
+                s.withdraw(handle)
+            } else {
+                s.leave(handle)
+            }
+        })
     })?;
     let id = relay.next_id();
     if let Err(e) = relay.call(&Request::Leave {
@@ -550,13 +559,14 @@ pub fn dialog_ended(m: &Module, handle: u64, why: &str) {
     let departed = match PROCESS.try_lock() {
         Some(mut guard) => {
             let p = guard.get_or_insert_with(|| Process::new(m));
-            release(m, &mut p.relay, handle, why)
+            release(m, &mut p.relay, handle, why, false)
         }
         None => release(
             m,
             &mut RelayLink::new(&m.cfg.relay_socket, m.cfg.relay_timeout_ms),
             handle,
             why,
+            false,
         ),
     };
     if departed.is_some() {

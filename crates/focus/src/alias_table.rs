@@ -782,6 +782,35 @@ impl<'m> Stripe<'m> {
         Ok(self.assigned_of(p))
     }
 
+    /// Takes back a join that never completed (its 200 OK was not sent: a 406, the relay did not
+    /// answer, …): [`Stripe::leave`], and in addition the anonymous URI number and the name suffix
+    /// it took are given back to their counters when they were the last ones handed out. Nobody
+    /// can have been told that identity, so it is not spent; a number handed out after it stays
+    /// spent (then this is a gap, as for a leave).
+    pub fn withdraw(&mut self, handle: ParticipantHandle) -> Option<Departed> {
+        let p = self.live_slot(handle)?;
+        let c = self.rf(Pool::Part, p, part::CONF);
+        let uri_number = self.rf(Pool::Part, p, part::URI_NUMBER);
+        let suffix = self.rf(Pool::Part, p, part::SUFFIX);
+        let b = self.rf(Pool::Part, p, part::BASE);
+        let departed = self.leave(handle)?;
+        // The records may have been freed by the leave (then their counters start again anyway).
+        if uri_number >= 2
+            && self.cf(c, STATE) == USED
+            && self.cf(c, conf::ANON_NEXT) == uri_number.saturating_add(1)
+        {
+            self.wcf(c, conf::ANON_NEXT, uri_number);
+        }
+        if suffix >= 2
+            && self.lay.rec(Pool::Base, b).is_some()
+            && self.rf(Pool::Base, b, STATE) == USED
+            && self.rf(Pool::Base, b, base::NEXT_SUFFIX) == suffix.saturating_add(1)
+        {
+            self.wf(Pool::Base, b, base::NEXT_SUFFIX, suffix);
+        }
+        Some(departed)
+    }
+
     /// Removes a participant, freeing its name and URI for the next joiner. A handle that is stale
     /// (slot released or reused since) or not of this stripe gives `None`, so a repeated leave is
     /// harmless.

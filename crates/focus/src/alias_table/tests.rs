@@ -214,6 +214,35 @@ fn a_suffix_follows_the_name_without_its_trailing_spaces() {
 }
 
 #[test]
+fn a_withdrawn_join_gives_its_numbers_back_only_when_they_were_the_last() {
+    let c = cfg(4, 16);
+    let mut m = region(&c);
+    let mut t = Stripe::init(&mut m, &c, 0, KEY).unwrap();
+    anon(&mut t, Some("bob"), 1);
+    let b2 = anon(&mut t, Some("bob"), 2);
+    assert_eq!(b2.uri_number, 2);
+    t.withdraw(b2.handle).unwrap();
+    t.check().unwrap();
+    let again = anon(&mut t, Some("bob"), 3);
+    assert_eq!(
+        (again.display_name.as_deref(), again.uri_number),
+        (Some("bob-2"), 2),
+        "never announced, so not spent"
+    );
+    // Something was handed out after it: withdrawing leaves a gap, never a duplicate.
+    let b3 = anon(&mut t, Some("bob"), 4);
+    anon(&mut t, Some("bob"), 5);
+    t.withdraw(b3.handle).unwrap();
+    let next = anon(&mut t, Some("bob"), 6);
+    assert_eq!(
+        (next.display_name.as_deref(), next.uri_number),
+        (Some("bob-5"), 5)
+    );
+    assert_eq!(t.withdraw(b3.handle), None, "stale handle");
+    t.check().unwrap();
+}
+
+#[test]
 fn anonymous_uris_number_and_reuse() {
     let c = cfg(4, 16);
     let mut m = region(&c);
