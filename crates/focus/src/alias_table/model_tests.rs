@@ -46,6 +46,8 @@ enum Op {
         places: Option<u32>,
     },
     Leave(usize),
+    /// Take back a join whose 200 OK was never sent ([`Stripe::withdraw`]).
+    Withdraw(usize),
     LeaveDeparted(usize),
     /// Rename live participant `pick` (by its session id), addressed in its own conference or, with
     /// `other_conf`, in the next one (where the same session id may or may not exist).
@@ -77,6 +79,7 @@ fn op() -> impl Strategy<Value = Op> {
                 places,
             }),
         3 => any::<usize>().prop_map(Op::Leave),
+        1 => any::<usize>().prop_map(Op::Withdraw),
         1 => any::<usize>().prop_map(Op::LeaveDeparted),
         4 => (
             any::<usize>(),
@@ -270,6 +273,35 @@ fn run_model(max_conferences: u32, max_participants: u32, ops: &[Op]) -> Result<
                     })
                 );
                 departed.push(l.assigned.handle);
+            }
+            Op::Withdraw(pick) => {
+                if live.is_empty() {
+                    continue;
+                }
+                let l = live.remove(pick % live.len());
+                prop_assert_eq!(
+                    t.withdraw(l.assigned.handle).map(|d| d.uri),
+                    Some(l.assigned.uri.clone())
+                );
+                departed.push(l.assigned.handle);
+                // Never announced: its numbers go back when nothing was handed out after them.
+                if l.assigned.uri_number >= 2
+                    && anon_spent.get(&l.conf) == Some(&l.assigned.uri_number)
+                {
+                    anon_spent.insert(l.conf, l.assigned.uri_number - 1);
+                }
+                if let (true, Some(base), Some(dn)) = (
+                    l.assigned.name_modified,
+                    l.base.clone(),
+                    l.assigned.display_name.as_deref(),
+                ) {
+                    let n: Option<u32> = dn.rsplit_once('-').and_then(|(_, d)| d.parse().ok());
+                    if let Some(n) = n {
+                        if spent.get(&(l.conf, base.clone())) == Some(&n) {
+                            spent.insert((l.conf, base), n - 1);
+                        }
+                    }
+                }
             }
             Op::LeaveDeparted(pick) => {
                 if departed.is_empty() {
@@ -484,7 +516,7 @@ proptest! {
                             name.map(|i| NAMES[i]),
                         );
                     }
-                    Op::Leave(x) | Op::LeaveDeparted(x) => {
+                    Op::Leave(x) | Op::LeaveDeparted(x) | Op::Withdraw(x) => {
                         let _ = t.leave(ParticipantHandle {
                             stripe: 0,
                             slot: (x % 7) as u32,
