@@ -17,6 +17,9 @@ pub struct Config {
     pub max_conferences: u32,
     /// Number of independently locked stripes of the alias table.
     pub table_stripes: u32,
+    /// Places one authenticated identity may hold in one conference, anonymous and named together
+    /// (a sock-puppet bound); 0 = no limit.
+    pub max_places_per_identity: u32,
 }
 
 impl Config {
@@ -44,6 +47,11 @@ impl Config {
             return Err("modparam relay_socket is required".into());
         }
         Ok(())
+    }
+
+    /// The places-per-identity bound for the alias table (`None`: unlimited).
+    pub fn places_per_identity(&self) -> Option<u32> {
+        (self.max_places_per_identity > 0).then_some(self.max_places_per_identity)
     }
 
     /// Capacity of one stripe: the totals divided evenly, rounded up.

@@ -247,6 +247,7 @@ fn admit_to_conference(
     let req = JoinRequest {
         conference_key: &adm.conference_key,
         max_participants: adm.group.max_participants,
+        max_places_per_identity: m.cfg.places_per_identity(),
         anonymous: adm.anonymous,
         display_name: adm.display_name.as_deref(),
         identity_uri: &adm.identity,
@@ -265,8 +266,9 @@ fn admit_to_conference(
             .map_err(|_| JoinError::TableFull)?
             .join_with_media(&req, &media)
     });
-    let (assigned, session, fresh): (Assigned, String, bool) = match joined {
-        Ok(a) => (a, session, true),
+    // `stored`: the participant as the table holds it when this dialog had joined already.
+    let (assigned, session, stored): (Assigned, String, Option<ParticipantInfo>) = match joined {
+        Ok(a) => (a, session, None),
         Err(JoinError::AlreadyJoinedDialog(a)) => {
             // The same dialog asked again after its transaction ended: same identity, no new place.
             // Only for the same authenticated identity: Call-ID, tags and Via are visible on the
@@ -277,7 +279,7 @@ fn admit_to_conference(
                     .and_then(|s| s.participant(a.handle))
             });
             match existing {
-                Some(pi) if pi.identity_uri == adm.identity => (a, pi.session_id, false),
+                Some(pi) if pi.identity_uri == adm.identity => (a, pi.session_id.clone(), Some(pi)),
                 _ => {
                     return Err(Refusal::new(
                         403,
@@ -305,6 +307,17 @@ fn admit_to_conference(
                 RefusalKind::AlreadyJoined,
             ))
         }
+        Err(JoinError::TooManyPlaces) => {
+            return Err(Refusal::new(
+                486,
+                "Busy Here (too many places for this identity)",
+                RefusalKind::TooManyPlaces,
+            )
+            .with_header(format!(
+                "Warning: 399 chat_alias \"max_places_per_identity ({}) reached\"",
+                m.cfg.max_places_per_identity
+            )))
+        }
         Err(JoinError::TooLong) => {
             return Err(Refusal::new(
                 400,
@@ -313,6 +326,43 @@ fn admit_to_conference(
             ))
         }
     };
+    let fresh = stored.is_none();
+    // A request of a dialog that joined already cannot change the participant after the fact: the
+    // relay is told what the table holds (anonymity, peer path, chatroom tokens, private-message
+    // permission), not what this request says (it may have dropped Privacy, or come from a
+    // different offer), and the answer announces the same permission as the first one did.
+    let (relay_request, adm_for_answer) = match &stored {
+        None => (
+            join_request(
+                adm,
+                &assigned,
+                &session,
+                peer_path,
+                accept_wrapped,
+                chatroom,
+            ),
+            None,
+        ),
+        Some(pi) => (
+            stored_join_request(adm, pi),
+            Some(Admission {
+                group: adm.group,
+                conference_key: adm.conference_key.clone(),
+                identity: adm.identity.clone(),
+                anonymous: pi.anonymous,
+                display_name: adm.display_name.clone(),
+                from_uri: adm.from_uri.clone(),
+                permissions: chat_alias_focus::groups::Permissions {
+                    allow_private_message: participant_flags::private_messages_allowed(pi.flags),
+                    ..adm.permissions
+                },
+                offer: adm.offer.clone(),
+                chat_index: adm.chat_index,
+                accepts_multipart: adm.accepts_multipart,
+            }),
+        ),
+    };
+    let adm = adm_for_answer.as_ref().unwrap_or(adm);
     // From here on a fresh place is released on every way out (an error return, a panic) unless
     // the join commits: one mechanism instead of an undo at each exit.
     let mut place = Placement {
@@ -321,15 +371,7 @@ fn admit_to_conference(
         handle: fresh.then_some(assigned.handle),
     };
 
-    let grant = match relay_join(
-        place.relay,
-        adm,
-        &assigned,
-        &session,
-        peer_path,
-        accept_wrapped,
-        chatroom,
-    ) {
+    let grant = match relay_join(place.relay, relay_request) {
         Ok(g) => g,
         Err(e) => {
             ffi::log(
@@ -347,10 +389,7 @@ fn admit_to_conference(
         display_name: assigned.display_name.clone(),
         uri: assigned.uri.clone(),
     };
-    let answer = match join::answer(adm, &identity, &grant, answer_random) {
-        Ok(a) => a,
-        Err(r) => return Err(r),
-    };
+    let answer = join::answer(adm, &identity, &grant, answer_random)?;
     if fresh {
         if !tx.watch_dialog(assigned.handle.to_u64()) {
             ffi::log(
@@ -401,23 +440,22 @@ impl Placement<'_> {
 impl Drop for Placement<'_> {
     fn drop(&mut self) {
         if let Some(handle) = self.handle.take() {
-            release(self.m, self.relay, handle, "join not completed");
+            release(self.m, self.relay, handle, "join not completed", true);
         }
     }
 }
 
-fn relay_join(
-    relay: &mut RelayLink,
+/// The relay's `join` for a new participant, from its request.
+fn join_request(
     adm: &Admission<'_>,
     assigned: &Assigned,
     session: &str,
     peer_path: Vec<String>,
     accept_wrapped_types: Vec<String>,
     chatroom: Vec<String>,
-) -> Result<RelayGrant, String> {
-    let id = relay.next_id();
-    let req = Request::Join(control::Join {
-        id,
+) -> control::Join {
+    control::Join {
+        id: 0,
         version: control::VERSION,
         session: session.to_string(),
         conference: adm.group.uri.clone(),
@@ -428,8 +466,33 @@ fn relay_join(
         accept_wrapped_types,
         chatroom,
         private_messages_allowed: adm.permissions.allow_private_message,
-    });
-    let resp = relay.call(&req)?;
+    }
+}
+
+/// The relay's `join` repeating a participant the table holds, from the table alone.
+fn stored_join_request(adm: &Admission<'_>, pi: &ParticipantInfo) -> control::Join {
+    control::Join {
+        id: 0,
+        version: control::VERSION,
+        session: pi.session_id.clone(),
+        conference: adm.group.uri.clone(),
+        uri: pi.uri.clone(),
+        display_name: pi.display_name.clone(),
+        anonymous: pi.anonymous,
+        peer_path: if pi.peer_path.is_empty() {
+            Vec::new()
+        } else {
+            vec![pi.peer_path.clone()]
+        },
+        accept_wrapped_types: pi.accept_wrapped_types.clone(),
+        chatroom: participant_flags::chatroom(pi.flags),
+        private_messages_allowed: participant_flags::private_messages_allowed(pi.flags),
+    }
+}
+
+fn relay_join(relay: &mut RelayLink, mut join: control::Join) -> Result<RelayGrant, String> {
+    join.id = relay.next_id();
+    let resp = relay.call(&Request::Join(join))?;
     if !resp.ok {
         return Err(resp.error.unwrap_or_else(|| "refused".into()));
     }
@@ -443,18 +506,27 @@ fn relay_join(
 }
 
 /// Frees a participant's place and tells the relay. Idempotent: a stale handle does nothing.
+/// `unfinished`: the join never sent its 200 OK, so the identity it took was never announced and
+/// goes back to its counters ([`Stripe::withdraw`]).
 fn release(
     m: &Module,
     relay: &mut RelayLink,
     handle: ParticipantHandle,
     why: &str,
+    unfinished: bool,
 ) -> Option<Departed> {
     let stripe = handle.stripe as usize;
     if stripe >= m.shared.stripes() {
         return None;
     }
     let departed = m.shared.with_stripe(stripe, |mem| {
-        Stripe::attach(mem).ok().and_then(|mut s| s.leave(handle))
+        Stripe::attach(mem).ok().and_then(|mut s| {
+            if unfinished {
+                s.withdraw(handle)
+            } else {
+                s.leave(handle)
+            }
+        })
     })?;
     let id = relay.next_id();
     if let Err(e) = relay.call(&Request::Leave {
@@ -487,13 +559,14 @@ pub fn dialog_ended(m: &Module, handle: u64, why: &str) {
     let departed = match PROCESS.try_lock() {
         Some(mut guard) => {
             let p = guard.get_or_insert_with(|| Process::new(m));
-            release(m, &mut p.relay, handle, why)
+            release(m, &mut p.relay, handle, why, false)
         }
         None => release(
             m,
             &mut RelayLink::new(&m.cfg.relay_socket, m.cfg.relay_timeout_ms),
             handle,
             why,
+            false,
         ),
     };
     if departed.is_some() {

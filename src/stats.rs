@@ -25,11 +25,12 @@ pub enum Counter {
     RefusedInternal,
     Reloads,
     ReloadFailures,
+    RefusedPlaces,
 }
 
 impl Counter {
     /// Every counter, in registration order: `ALL[i] as usize == i` (checked at compile time).
-    pub const ALL: [Counter; 20] = [
+    pub const ALL: [Counter; 21] = [
         Counter::Joins,
         Counter::AnonymousJoins,
         Counter::ModifiedAliases,
@@ -50,6 +51,7 @@ impl Counter {
         Counter::RefusedInternal,
         Counter::Reloads,
         Counter::ReloadFailures,
+        Counter::RefusedPlaces,
     ];
 
     /// (name, description), NUL-terminated for Kamailio. The match is exhaustive: a new counter
@@ -129,6 +131,10 @@ impl Counter {
                 c"reload_failures",
                 c"refused chat_alias.reload commands (old groups kept)",
             ),
+            Counter::RefusedPlaces => (
+                c"refused_places",
+                c"INVITEs refused 486: the identity holds max_places_per_identity places already",
+            ),
         }
     }
 }
@@ -153,6 +159,7 @@ pub fn refusal_counter(kind: RefusalKind) -> Counter {
         RefusalKind::Anonymity => Counter::RefusedAnonymity,
         RefusalKind::ConferenceFull => Counter::RefusedConferenceFull,
         RefusalKind::AlreadyJoined => Counter::RefusedAlreadyJoined,
+        RefusalKind::TooManyPlaces => Counter::RefusedPlaces,
         RefusalKind::BadOffer => Counter::RefusedBadOffer,
         RefusalKind::NotAcceptable => Counter::RefusedNotAcceptable,
         RefusalKind::PrivacyUnavailable => Counter::RefusedPrivacyUnavailable,

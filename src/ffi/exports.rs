@@ -51,6 +51,7 @@ static P_MAX_DISPLAY_NAME: KCell<c_int> = KCell(UnsafeCell::new(64));
 static P_MAX_PARTICIPANTS: KCell<c_int> = KCell(UnsafeCell::new(16384));
 static P_MAX_CONFERENCES: KCell<c_int> = KCell(UnsafeCell::new(1024));
 static P_TABLE_STRIPES: KCell<c_int> = KCell(UnsafeCell::new(16));
+static P_MAX_PLACES_PER_IDENTITY: KCell<c_int> = KCell(UnsafeCell::new(3));
 
 const fn param(name: &'static CStr, ty: u32, p: *mut c_void) -> b::param_export_t {
     b::param_export_t {
@@ -60,7 +61,7 @@ const fn param(name: &'static CStr, ty: u32, p: *mut c_void) -> b::param_export_
     }
 }
 
-static PARAMS: KCell<[b::param_export_t; 9]> = KCell(UnsafeCell::new([
+static PARAMS: KCell<[b::param_export_t; 10]> = KCell(UnsafeCell::new([
     param(c"groups_dir", b::PARAM_STRING, P_GROUPS_DIR.0.get().cast()),
     param(
         c"relay_socket",
@@ -92,6 +93,11 @@ static PARAMS: KCell<[b::param_export_t; 9]> = KCell(UnsafeCell::new([
         c"table_stripes",
         b::PARAM_INT,
         P_TABLE_STRIPES.0.get().cast(),
+    ),
+    param(
+        c"max_places_per_identity",
+        b::PARAM_INT,
+        P_MAX_PLACES_PER_IDENTITY.0.get().cast(),
     ),
     b::param_export_t {
         name: null_mut(),
@@ -200,6 +206,7 @@ fn config_from_params() -> Config {
         max_participants: param_u32(&P_MAX_PARTICIPANTS),
         max_conferences: param_u32(&P_MAX_CONFERENCES),
         table_stripes: param_u32(&P_TABLE_STRIPES),
+        max_places_per_identity: param_u32(&P_MAX_PLACES_PER_IDENTITY),
     }
 }
 
