@@ -123,6 +123,10 @@ struct Args {
     /// How long the focus has to answer a NICKNAME question (then 500).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     focus_timeout: Duration,
+    /// A uid (besides the relay's own) whose processes may use the control socket; repeatable.
+    /// Peers of any other uid are closed unanswered.
+    #[arg(long, value_name = "UID")]
+    control_allow_uid: Vec<u32>,
 }
 
 /// State shared by the listeners.
@@ -282,12 +286,9 @@ async fn run(args: Args) -> Result<(), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let control_listener = tokio::net::UnixListener::bind(&args.control).map_err(|e| {
-        format!(
-            "cannot listen on control socket {}: {e}",
-            args.control.display()
-        )
-    })?;
+    let (control_listener, own_uid) = control::bind_private(&args.control)?;
+    let mut allowed_uids = args.control_allow_uid.clone();
+    allowed_uids.push(own_uid);
     let advertise_host = args
         .advertise
         .clone()
@@ -314,7 +315,11 @@ async fn run(args: Args) -> Result<(), String> {
     // again on the first control connection: Kamailio may start after the relay.
     shared.request_resync();
     tracing::info!(control = %args.control.display(), msrp = %args.listen, metrics = ?args.metrics, focus_rpc = ?args.focus_rpc, max_size = args.max_size, max_connections = args.max_connections, max_unbound = args.max_unbound, "relay ready");
-    let control_task = tokio::spawn(control::serve(control_listener, shared.clone()));
+    // The control socket is served on its own thread: joins and leaves are answered within the
+    // module's relay timeout even while this runtime is busy fanning messages out (the switch's
+    // lock is only ever held for one read's worth of work).
+    let control_stop = control::spawn(control_listener, shared.clone(), allowed_uids)
+        .map_err(|e| format!("cannot start the control thread: {e}"))?;
     let accept_shared = shared.clone();
     let accept_task = tokio::spawn(async move {
         loop {
@@ -361,7 +366,7 @@ async fn run(args: Args) -> Result<(), String> {
     while shared.metrics.queued() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    control_task.abort();
+    drop(control_stop);
     timer_task.abort();
     if let Some(t) = metrics_task {
         t.abort();

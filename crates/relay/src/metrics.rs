@@ -66,6 +66,8 @@ pub struct Metrics {
     pub focus_requests: AtomicU64,
     /// NICKNAME questions answered 500: timeout, focus unreachable, unusable or unexpected answer.
     pub focus_failures: AtomicU64,
+    /// Control connections closed because the peer's uid is not allowed.
+    pub control_refused: AtomicU64,
     drops: Mutex<BTreeMap<DropReason, u64>>,
     refusals: Mutex<BTreeMap<u16, u64>>,
 }
@@ -220,6 +222,12 @@ impl Metrics {
             "counter",
             "NICKNAME questions answered 500 (focus timeout, unreachable, unusable answer).",
             c(&self.focus_failures),
+        );
+        one(
+            "chat_alias_relay_control_refused_total",
+            "counter",
+            "Control connections closed because the peer's uid is not allowed.",
+            c(&self.control_refused),
         );
         let _ = writeln!(
             s,

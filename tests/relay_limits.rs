@@ -1,0 +1,261 @@
+//! End-to-end: the relay's resources and its control socket hold against hostile local and
+//! network peers. The relay runs alone here (no Kamailio): the tests speak the control protocol
+//! themselves, as the module would, and MSRP as participants and attackers would.
+mod support;
+
+use chat_alias_proto::control::{self, Join, Request, Response};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::msrp::{cpim as cpim_body, new_id, Client};
+
+const LOUNGE: &str = "sip:lounge@im.example.net";
+
+/// A relay process of its own: free port, own run directory, stopped (by pid) on drop.
+struct Relay {
+    child: Child,
+    dir: PathBuf,
+    control: PathBuf,
+    port: u16,
+}
+
+fn relay_bin() -> PathBuf {
+    let p = std::env::var("CHAT_ALIAS_RELAY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| support::repo().join("target/release/chat-alias-relay"));
+    assert!(p.exists(), "{} not found: run `make build`", p.display());
+    p
+}
+
+impl Relay {
+    /// Starts the relay with `args`, under `umask` (through `sh`, as an init script might).
+    fn start(name: &str, umask: &str, args: &[&str]) -> Relay {
+        let dir = support::repo()
+            .join("target/e2e")
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let control = dir.join("relay.sock");
+        let port = support::free_port();
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+            .arg(relay_bin())
+            .args(["--control", control.to_str().unwrap()])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .stdout(Stdio::from(
+                std::fs::File::create(dir.join("relay.log")).unwrap(),
+            ))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("relay.err")).unwrap(),
+            ))
+            .spawn()
+            .expect("start relay");
+        support::wait_for(
+            || control.exists(),
+            Duration::from_secs(10),
+            "relay control socket",
+        );
+        Relay {
+            child,
+            dir,
+            control,
+            port,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("relay.log")).unwrap_or_default()
+            + &std::fs::read_to_string(self.dir.join("relay.err")).unwrap_or_default()
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The relay's peak resident set (VmHWM), in bytes.
+    fn peak_rss(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kb: u64 = s
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM");
+        kb * 1024
+    }
+
+    fn ctl(&self) -> Ctl {
+        Ctl::connect(&self.control)
+    }
+
+    fn uri(&self, session: &str) -> String {
+        format!("msrp://127.0.0.1:{}/{session};tcp", self.port)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The module's side of the control socket.
+struct Ctl {
+    w: UnixStream,
+    r: BufReader<UnixStream>,
+    next: u64,
+}
+
+impl Ctl {
+    fn connect(path: &Path) -> Ctl {
+        let w = UnixStream::connect(path).expect("connect control socket");
+        w.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let r = BufReader::new(w.try_clone().unwrap());
+        Ctl { w, r, next: 1 }
+    }
+
+    fn call(&mut self, req: Request) -> Response {
+        self.w.write_all(&control::encode(&req)).unwrap();
+        let mut line = String::new();
+        self.r.read_line(&mut line).expect("control response");
+        let resp: Response = control::decode(line.as_bytes()).expect("a control response");
+        assert_eq!(resp.id, req.id());
+        resp
+    }
+
+    fn id(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
+
+    /// Registers a participant of the lounge whose own MSRP path is `own`; returns its relay URI.
+    fn join(&mut self, session: &str, uri: &str, own: &str) -> String {
+        let id = self.id();
+        let r = self.call(Request::Join(Join {
+            id,
+            version: control::VERSION,
+            session: session.into(),
+            conference: LOUNGE.into(),
+            uri: uri.into(),
+            display_name: None,
+            anonymous: true,
+            peer_path: vec![own.into()],
+            accept_wrapped_types: vec![],
+            chatroom: vec![],
+            private_messages_allowed: false,
+        }));
+        assert!(r.ok, "{r:?}");
+        r.grant.expect("grant").path
+    }
+
+    fn leave(&mut self, session: &str) {
+        let id = self.id();
+        assert!(
+            self.call(Request::Leave {
+                id,
+                session: session.into()
+            })
+            .ok
+        );
+    }
+}
+
+/// A fresh session id and the participant's own path for it.
+fn fresh() -> (String, String) {
+    let session = new_id() + &new_id();
+    let own = format!("msrp://127.0.0.1:9/{};tcp", new_id());
+    (session, own)
+}
+
+/// Joins over the control socket and binds over MSRP: a participant ready to chat.
+fn participant(relay: &Relay, ctl: &mut Ctl, n: usize) -> (Client, String) {
+    let (session, own) = fresh();
+    let uri = format!("sip:anonymous{n}@anonymous.invalid");
+    let path = ctl.join(&session, &uri, &own);
+    assert_eq!(path, relay.uri(&session));
+    let mut c = Client::connect(&path, &own);
+    assert_eq!(c.bind(), Some(200), "bind of participant {n}");
+    (c, uri)
+}
+
+/// Runs a short Python program as the user `nobody` (uid 65534) that connects to the control
+/// socket, sends a ping and prints what it got back (`b''` when closed unanswered).
+fn ping_as_nobody(control: &Path) -> String {
+    let script = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(5)
+try:
+    s.connect(sys.argv[1])
+except OSError as e:
+    print("connect failed:", e.errno); sys.exit(0)
+try:
+    s.sendall(b'{"op":"ping","id":7}\n')
+    print(repr(s.recv(4096)))
+except OSError as e:
+    print("recv failed:", e.errno)
+"#;
+    use std::os::unix::process::CommandExt;
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", script, control.to_str().unwrap()])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run python3 as nobody");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// Issue 7, item 8: the control socket is 0600 whatever the umask, and a peer whose uid is not
+/// allowed is closed unanswered (and counted), while `--control-allow-uid` admits it.
+#[test]
+fn control_socket_is_0600_under_umask_000_and_refuses_other_uids() {
+    let relay = Relay::start("ctl-perm", "000", &[]);
+    let mode = std::fs::metadata(&relay.control)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {:o}", mode & 0o777);
+    // The relay's own uid is served.
+    let mut ctl = relay.ctl();
+    assert!(ctl.call(Request::Ping { id: 1 }).ok);
+    if !is_root() || !Path::new("/usr/bin/python3").exists() {
+        eprintln!("skipping the other-uid half: needs root and /usr/bin/python3");
+        return;
+    }
+    // Another user: the file mode alone keeps it out.
+    let out = ping_as_nobody(&relay.control);
+    assert!(out.starts_with("connect failed: 13"), "{out}");
+    // Even with the mode opened up (by mistake, or a peer with CAP_DAC_OVERRIDE), SO_PEERCRED
+    // keeps it out: connected, then closed without a byte.
+    std::fs::set_permissions(&relay.control, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = ping_as_nobody(&relay.control);
+    assert!(out == "b''" || out.starts_with("recv failed"), "{out}");
+    assert!(!out.contains("ok"), "{out}");
+    support::wait_for(
+        || relay.log().contains("control connection refused"),
+        Duration::from_secs(3),
+        "refusal logged",
+    );
+    assert!(relay.log().contains("Some(65534)"), "{}", relay.log());
+    // The allowed peer is still served.
+    assert!(ctl.call(Request::Ping { id: 2 }).ok);
+    drop(relay);
+
+    // With --control-allow-uid 65534, nobody is answered.
+    let relay = Relay::start("ctl-allow", "022", &["--control-allow-uid", "65534"]);
+    std::fs::set_permissions(&relay.control, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = ping_as_nobody(&relay.control);
+    assert!(out.contains(r#""ok":true"#), "{out}");
+    assert!(relay.ctl().call(Request::Ping { id: 3 }).ok);
+}
