@@ -259,3 +259,120 @@ fn control_socket_is_0600_under_umask_000_and_refuses_other_uids() {
     assert!(out.contains(r#""ok":true"#), "{out}");
     assert!(relay.ctl().call(Request::Ping { id: 3 }).ok);
 }
+
+/// A participant of a real stack: joins `LOUNGE` over SIP (anonymously as `alias`), connects to
+/// the relay and binds. Returns its MSRP client and CPIM From.
+fn enter_stack(stack: &support::Stack, identity: &str, alias: &str) -> (Client, String) {
+    use support::sip::{join, msrp_offer, Invite, Transport};
+    let mut sip = stack.client(Transport::Udp);
+    let mut inv = Invite::anonymous(LOUNGE, identity, Some(alias));
+    let own_session = new_id() + &new_id();
+    let own_port = 20000 + u16::from_str_radix(&own_session[..4], 16).unwrap() % 9000;
+    inv.body = Some(("application/sdp".into(), msrp_offer(own_port, &own_session)));
+    let ok = join(&mut sip, &inv);
+    assert_eq!(ok.code, 200, "join of {identity}: {}", ok.raw_text());
+    let (name, uri) = support::answer::assigned(&ok).unwrap_or_else(|| {
+        (
+            Some(alias.to_string()),
+            "sip:anonymous@anonymous.invalid".to_string(),
+        )
+    });
+    let relay = support::answer::sdp_of(&ok)
+        .lines()
+        .find_map(|l| l.strip_prefix("a=path:"))
+        .expect("a=path")
+        .trim()
+        .to_string();
+    let own = format!("msrp://127.0.0.1:{own_port}/{own_session};tcp");
+    let mut c = Client::connect(&relay, &own);
+    assert_eq!(c.bind(), Some(200), "bind of {identity} past the flood");
+    // The SIP dialog must outlive the test's use of the session.
+    std::mem::forget(sip);
+    let from = match name {
+        Some(n) => format!("\"{n}\" <{uri}>"),
+        None => format!("<{uri}>"),
+    };
+    (c, from)
+}
+
+/// Whether the relay has closed `s` (EOF or reset) by `deadline`.
+fn closed_by(s: &mut std::net::TcpStream, deadline: Instant) -> bool {
+    use std::io::Read;
+    let mut b = [0u8; 64];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Issue 7, item 7 (idle connections): 300 TCP connections that never send a byte do not stop
+/// participants from binding and chatting, whether the per-address cap (default, everything on
+/// 127.0.0.1) or the global unbound cap (per-address cap lifted) is what fills up; and every
+/// silent connection is closed (evicted, or by the first-byte timeout).
+#[test]
+fn three_hundred_silent_connections_do_not_lock_participants_out() {
+    for (name, extra) in [
+        ("idle-flood-default", vec![]),
+        (
+            "idle-flood-global",
+            vec!["--max-unbound-per-address".to_string(), "4096".to_string()],
+        ),
+    ] {
+        let stack = support::Stack::start_with(
+            name,
+            support::StackOptions {
+                extra_relay_args: extra,
+                ..Default::default()
+            },
+        );
+        let mut silent: Vec<std::net::TcpStream> = (0..300)
+            .map(|i| {
+                std::net::TcpStream::connect(("127.0.0.1", stack.msrp_port))
+                    .unwrap_or_else(|e| panic!("silent connection {i}: {e}"))
+            })
+            .collect();
+        let flooded = Instant::now();
+        let (mut alice, alice_from) = enter_stack(&stack, "sip:alice@example.com", "alice");
+        let (mut bob, _) = enter_stack(&stack, "sip:bob@example.com", "bob");
+        let body = cpim_body(
+            &alice_from,
+            &[&format!("<{LOUNGE}>")],
+            "text/plain",
+            b"past the flood",
+        );
+        assert_eq!(alice.send_cpim(&body), Some(200), "{name}");
+        let got = bob
+            .next_message(Duration::from_secs(3))
+            .unwrap_or_else(|| panic!("{name}: bob got nothing"));
+        assert!(got.text().ends_with("past the flood"), "{}", got.text());
+        // Every silent connection is closed: evicted at once, or at the first-byte timeout (3 s).
+        let deadline = flooded + Duration::from_secs(8);
+        let open = silent
+            .iter_mut()
+            .map(|s| closed_by(s, deadline))
+            .filter(|closed| !closed)
+            .count();
+        assert_eq!(open, 0, "{name}: silent connections still open");
+        // The participants' sessions are untouched.
+        let body = cpim_body(
+            &alice_from,
+            &[&format!("<{LOUNGE}>")],
+            "text/plain",
+            b"still here",
+        );
+        assert_eq!(alice.send_cpim(&body), Some(200), "{name}");
+        assert!(bob
+            .next_message(Duration::from_secs(3))
+            .is_some_and(|m| m.text().ends_with("still here")));
+    }
+}

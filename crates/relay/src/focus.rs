@@ -619,6 +619,8 @@ mod tests {
             focus_timeout: Duration::from_secs(5),
             max_connections: 4096,
             max_unbound: 256,
+            max_unbound_per_address: 32,
+            first_byte_timeout: Duration::from_secs(5),
         };
         let metrics = Metrics::new();
         let (tx, rx) = mpsc::unbounded_channel();

@@ -90,10 +90,17 @@ struct Args {
     /// Open MSRP connections at most; more are accepted and closed at once.
     #[arg(long, default_value_t = 4096)]
     max_connections: usize,
-    /// MSRP connections that have bound no session yet, at most; more are accepted and closed at
-    /// once.
+    /// MSRP connections that have bound no session yet, at most; a new one beyond closes the
+    /// oldest unbound connection (one that sent nothing first).
     #[arg(long, default_value_t = 256)]
     max_unbound: usize,
+    /// Unbound MSRP connections from one source address, at most; a new one beyond closes the
+    /// oldest unbound connection of that address.
+    #[arg(long, default_value_t = 32)]
+    max_unbound_per_address: usize,
+    /// A connection that sends no byte within this time is closed.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    first_byte_timeout: Duration,
     /// A connection that binds no session within this time is closed.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     bind_timeout: Duration,
@@ -250,6 +257,8 @@ fn build_shared(
         focus_timeout: args.focus_timeout,
         max_connections: args.max_connections,
         max_unbound: args.max_unbound,
+        max_unbound_per_address: args.max_unbound_per_address,
+        first_byte_timeout: args.first_byte_timeout,
     };
     Shared {
         switch: Mutex::new(Switch::new(cfg, switch::os_ids(), metrics.clone())),
@@ -314,7 +323,7 @@ async fn run(args: Args) -> Result<(), String> {
     // Rebuild the registry from the focus's alias table (a restarted relay knows nobody). Asked
     // again on the first control connection: Kamailio may start after the relay.
     shared.request_resync();
-    tracing::info!(control = %args.control.display(), msrp = %args.listen, metrics = ?args.metrics, focus_rpc = ?args.focus_rpc, max_size = args.max_size, max_connections = args.max_connections, max_unbound = args.max_unbound, "relay ready");
+    tracing::info!(control = %args.control.display(), msrp = %args.listen, metrics = ?args.metrics, focus_rpc = ?args.focus_rpc, max_size = args.max_size, max_connections = args.max_connections, max_unbound = args.max_unbound, max_unbound_per_address = args.max_unbound_per_address, "relay ready");
     // The control socket is served on its own thread: joins and leaves are answered within the
     // module's relay timeout even while this runtime is busy fanning messages out (the switch's
     // lock is only ever held for one read's worth of work).
@@ -435,6 +444,8 @@ mod test_support {
             focus_timeout: Duration::from_secs(1),
             max_connections: 4096,
             max_unbound: 256,
+            max_unbound_per_address: 32,
+            first_byte_timeout: Duration::from_secs(3),
         }
     }
 
@@ -519,6 +530,7 @@ mod tests {
             "--congestion-timeout",
             "--drain-timeout",
             "--focus-timeout",
+            "--first-byte-timeout",
         ] {
             let e = args(&[flag, "18446744073709551615s"]).unwrap_err();
             assert!(e.to_string().contains("too long"), "{flag}: {e}");

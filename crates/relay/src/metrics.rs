@@ -46,8 +46,17 @@ pub struct Metrics {
     pub connections_accepted: AtomicU64,
     /// Connections closed at accept because `--max-connections` were open.
     pub refused_max_connections: AtomicU64,
-    /// Connections closed at accept because `--max-unbound` had bound no session yet.
+    /// Connections closed at accept because `--max-unbound` had bound no session yet (only when
+    /// none could be evicted, i.e. `--max-unbound 0`).
     pub refused_max_unbound: AtomicU64,
+    /// Connections closed at accept because `--max-unbound-per-address` is 0.
+    pub refused_per_address: AtomicU64,
+    /// Unbound connections closed to make room for a new one, by the cap reached.
+    pub evicted_max_connections: AtomicU64,
+    pub evicted_max_unbound: AtomicU64,
+    pub evicted_per_address: AtomicU64,
+    /// Connections closed because they sent no byte within `--first-byte-timeout`.
+    pub first_byte_timeouts: AtomicU64,
     /// Messages whose first chunk arrived from a sender.
     pub messages_in: AtomicU64,
     /// Copies delivered in full (their last frame queued) to a recipient.
@@ -88,6 +97,16 @@ pub struct Gauges {
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
         Arc::new(Metrics::default())
+    }
+
+    /// The eviction counter for `why`.
+    pub fn evicted(&self, why: crate::switch::Eviction) -> &AtomicU64 {
+        use crate::switch::Eviction;
+        match why {
+            Eviction::MaxConnections => &self.evicted_max_connections,
+            Eviction::MaxUnbound => &self.evicted_max_unbound,
+            Eviction::PerAddress => &self.evicted_per_address,
+        }
     }
 
     pub fn add(counter: &AtomicU64, n: u64) {
@@ -229,11 +248,25 @@ impl Metrics {
             "Control connections closed because the peer's uid is not allowed.",
             c(&self.control_refused),
         );
+        one(
+            "chat_alias_relay_first_byte_timeouts_total",
+            "counter",
+            "MSRP connections closed because they sent no byte in time.",
+            c(&self.first_byte_timeouts),
+        );
         let _ = writeln!(
             s,
-            "# HELP chat_alias_relay_connections_refused_total MSRP connections closed at accept, by the limit reached.\n# TYPE chat_alias_relay_connections_refused_total counter\nchat_alias_relay_connections_refused_total{{reason=\"max_connections\"}} {}\nchat_alias_relay_connections_refused_total{{reason=\"max_unbound\"}} {}",
+            "# HELP chat_alias_relay_connections_refused_total MSRP connections closed at accept, by the limit reached.\n# TYPE chat_alias_relay_connections_refused_total counter\nchat_alias_relay_connections_refused_total{{reason=\"max_connections\"}} {}\nchat_alias_relay_connections_refused_total{{reason=\"max_unbound\"}} {}\nchat_alias_relay_connections_refused_total{{reason=\"max_unbound_per_address\"}} {}",
             c(&self.refused_max_connections),
-            c(&self.refused_max_unbound)
+            c(&self.refused_max_unbound),
+            c(&self.refused_per_address)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP chat_alias_relay_unbound_evicted_total Unbound MSRP connections closed to make room for a new one, by the limit reached.\n# TYPE chat_alias_relay_unbound_evicted_total counter\nchat_alias_relay_unbound_evicted_total{{reason=\"max_connections\"}} {}\nchat_alias_relay_unbound_evicted_total{{reason=\"max_unbound\"}} {}\nchat_alias_relay_unbound_evicted_total{{reason=\"max_unbound_per_address\"}} {}",
+            c(&self.evicted_max_connections),
+            c(&self.evicted_max_unbound),
+            c(&self.evicted_per_address)
         );
         let _ = writeln!(
             s,

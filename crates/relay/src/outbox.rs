@@ -125,7 +125,11 @@ impl Outlet for Outbox {
     fn close(&self, why: CloseReason) {
         let mode = match why {
             // The peer is not reading, or framing is gone: nothing queued is worth waiting for.
-            CloseReason::Congested | CloseReason::Overflow => CloseMode::Hard,
+            // Nothing was asked of an unbound connection that could be waiting to be written.
+            CloseReason::Congested
+            | CloseReason::Overflow
+            | CloseReason::Evicted
+            | CloseReason::FirstByteTimeout => CloseMode::Hard,
             _ => CloseMode::Graceful,
         };
         self.inner.close(mode);
