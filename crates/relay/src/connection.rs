@@ -62,7 +62,12 @@ impl Drop for ConnGuard {
 /// [`Switch::admit`]: crate::switch::Switch::admit
 pub fn accept(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) -> Option<ConnLimit> {
     Metrics::add(&shared.metrics.connections_accepted, 1);
-    let (outbox, orx) = Outbox::new(shared.queue_bytes, CONTROL_SLACK, shared.metrics.clone());
+    let (outbox, orx) = Outbox::with_global_cap(
+        shared.queue_bytes,
+        CONTROL_SLACK,
+        shared.max_queued_bytes,
+        shared.metrics.clone(),
+    );
     let id = {
         let mut sw = shared.switch.lock();
         if let Err(limit) = sw.admit(peer.ip()) {

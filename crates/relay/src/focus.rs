@@ -631,6 +631,7 @@ mod tests {
             advertise_port: 2855,
             max_size: 1 << 20,
             queue_bytes: 1 << 20,
+            max_queued_bytes: usize::MAX,
             focus: Some(tx),
             resync: None,
             resync_leaves: Default::default(),

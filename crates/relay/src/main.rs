@@ -17,6 +17,7 @@ use std::time::Duration;
 mod connection;
 mod control;
 mod focus;
+mod frame;
 mod metrics;
 mod outbox;
 mod registry;
@@ -111,6 +112,10 @@ struct Args {
     /// recipient is marked congested.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     queue_bytes: usize,
+    /// Bytes all outboxes may hold together (a chunk shared by many recipients counts once);
+    /// a data frame beyond is dropped for its recipient as if its own queue were full.
+    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    max_queued_bytes: usize,
     /// A recipient congested for this long is disconnected.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     congestion_timeout: Duration,
@@ -144,6 +149,8 @@ pub struct Shared {
     pub advertise_port: u16,
     pub max_size: u64,
     pub queue_bytes: usize,
+    /// The relay-wide limit on queued bytes (`--max-queued-bytes`).
+    pub max_queued_bytes: usize,
     /// Questions for the focus link (None: no `--focus-rpc`).
     pub focus: Option<tokio::sync::mpsc::UnboundedSender<switch::NicknameAsk>>,
     /// Asks the focus link to rebuild the registry from `chat_alias.sessions` (None: no
@@ -267,6 +274,7 @@ fn build_shared(
         advertise_port: args.listen.port(),
         max_size: args.max_size,
         queue_bytes: args.queue_bytes,
+        max_queued_bytes: args.max_queued_bytes,
         focus,
         resync,
         resync_leaves: Mutex::new(None),
@@ -456,6 +464,7 @@ mod test_support {
             advertise_port: cfg.port,
             max_size: cfg.max_size,
             queue_bytes: cfg.queue_bytes,
+            max_queued_bytes: usize::MAX,
             switch: Mutex::new(Switch::new(cfg, switch::os_ids(), metrics.clone())),
             metrics,
             focus: None,

@@ -67,8 +67,11 @@ pub struct Metrics {
     pub bytes_out: AtomicU64,
     /// Frames (data and control) written to sockets.
     pub frames_out: AtomicU64,
-    /// Bytes in all outboxes, not yet written.
+    /// Bytes held by all outboxes, not yet written: each frame's own bytes, and each chunk body
+    /// once however many recipients' frames share it (`--max-queued-bytes` bounds it).
     pub queued_bytes: AtomicUsize,
+    /// Data frames refused because the relay-wide queued bytes were at `--max-queued-bytes`.
+    pub global_queue_full: AtomicU64,
     /// Connections closed because their recipient stayed congested.
     pub congestion_disconnects: AtomicU64,
     /// NICKNAME questions sent to the focus.
@@ -221,8 +224,14 @@ impl Metrics {
         one(
             "chat_alias_relay_queued_bytes",
             "gauge",
-            "Bytes waiting in all outboxes.",
+            "Bytes held by all outboxes (a chunk shared by many recipients counted once).",
             self.queued() as u64,
+        );
+        one(
+            "chat_alias_relay_global_queue_full_total",
+            "counter",
+            "Data frames refused because the relay-wide queued bytes were at --max-queued-bytes.",
+            c(&self.global_queue_full),
         );
         one(
             "chat_alias_relay_congestion_disconnects_total",

@@ -29,6 +29,7 @@
 //! Forwarding never buffers a whole message: each copy is re-chunked into frames of at most
 //! [`CHUNK`] body bytes; the last piece is held back until the sender's end-line says whether it
 //! ends (`$`) or aborts (`#`) the message.
+use crate::frame::{Body, Frame};
 use crate::metrics::{DropReason, Gauges, Metrics};
 use crate::registry::{Participant, Registry};
 use chat_alias_proto::msrp::{
@@ -136,8 +137,14 @@ pub enum CloseReason {
 
 /// A connection's outbox, as the switch sees it.
 pub trait Outlet {
-    /// Queues a whole frame. A `Data` frame that does not fit is refused (`Dropped`).
-    fn push(&self, frame: Vec<u8>, class: FrameClass) -> Pushed;
+    /// Queues a frame whose body may be shared with other recipients' copies. A `Data` frame
+    /// that does not fit (this connection's queue, or the relay-wide limit) is refused
+    /// (`Dropped`).
+    fn push_frame(&self, frame: Frame, class: FrameClass) -> Pushed;
+    /// Queues a frame held in one buffer.
+    fn push(&self, frame: Vec<u8>, class: FrameClass) -> Pushed {
+        self.push_frame(Frame::whole(frame), class)
+    }
     /// Asks the driver to close the connection.
     fn close(&self, why: CloseReason);
     /// Bytes queued and not yet written.
@@ -1708,15 +1715,15 @@ fn route<'a>(
     Ok((vec![target], true))
 }
 
-/// Builds one SEND frame of a copy.
+/// Builds one SEND frame of a copy: its own head and end-line around the shared `body`.
 fn data_frame(
     ids: &mut Ids,
     copy: &Copy,
     start: u64,
-    body: &[u8],
+    body: Option<&Body>,
     total: Option<u64>,
     cont: Continuation,
-) -> Vec<u8> {
+) -> Frame {
     let tid = encode::new_transaction_id(&ids());
     let mut head = RequestHead::new(
         tid.clone(),
@@ -1725,23 +1732,30 @@ fn data_frame(
         vec![copy.from_path.clone()],
     );
     head.message_id = Some(copy.message_id.clone());
+    let body = body.filter(|b| !b.is_empty());
+    let len = body.map_or(0, Body::len) as u64;
     // An empty frame (an abort, or an empty last piece) is `n-(n-1)/total`, like `1-0/0`.
     head.byte_range = Some(ByteRange {
         start,
-        end: Some(start.saturating_add(body.len() as u64).saturating_sub(1)),
+        end: Some(start.saturating_add(len).saturating_sub(1)),
         total,
     });
-    if !body.is_empty() {
+    if body.is_some() {
         head.content_type = Some("message/cpim".into());
     }
-    let mut out = Vec::with_capacity(body.len() + 256);
+    let mut out = Vec::with_capacity(256);
     encode::request_head(&head, &mut out);
-    out.extend_from_slice(body);
-    encode::end_line(&tid, cont, !body.is_empty(), &mut out);
-    out
+    let mut tail = Vec::with_capacity(tid.len() + 12);
+    encode::end_line(&tid, cont, body.is_some(), &mut tail);
+    Frame {
+        head: out,
+        body: body.cloned(),
+        tail,
+    }
 }
 
-/// Sends the first `n` held bytes of a message to every live copy, with flag `cont`.
+/// Sends the first `n` held bytes of a message to every live copy, with flag `cont`. The bytes
+/// become one [`Body`] shared by every copy's frame.
 fn flush<O: Outlet>(
     m: &mut Message,
     n: usize,
@@ -1765,6 +1779,11 @@ fn flush<O: Outlet>(
         ),
         _ => None,
     });
+    // Hand the held bytes over without copying them when they all go (the usual case at a
+    // message's end); otherwise only the (shorter) remainder is copied.
+    let rest = m.pending.split_off(n);
+    let body = Body::new(std::mem::replace(&mut m.pending, rest));
+    m.pending_start = m.pending_start.saturating_add(n as u64);
     for copy in m.copies.iter_mut().filter(|c| c.live) {
         let Some(c) = conns.get(&copy.conn) else {
             copy.live = false;
@@ -1778,9 +1797,8 @@ fn flush<O: Outlet>(
         if copy.message_id.is_empty() {
             copy.message_id = encode::new_message_id(&ids());
         }
-        let body = m.pending.get(..n).unwrap_or_default();
-        let frame = data_frame(ids, copy, start, body, total, cont);
-        match c.outlet.push(frame, FrameClass::Data) {
+        let frame = data_frame(ids, copy, start, Some(&body), total, cont);
+        match c.outlet.push_frame(frame, FrameClass::Data) {
             Pushed::Queued => {
                 copy.sent_any = true;
                 copy.next = start.saturating_add(n as u64);
@@ -1795,14 +1813,12 @@ fn flush<O: Outlet>(
                 metrics.dropped(DropReason::Congestion);
                 tracing::debug!(conn = copy.conn, session = %copy.session, "data frame dropped: recipient queue full");
                 if copy.sent_any {
-                    let f = data_frame(ids, copy, copy.next, &[], total, Continuation::Abort);
-                    c.outlet.push(f, FrameClass::Control);
+                    let f = data_frame(ids, copy, copy.next, None, total, Continuation::Abort);
+                    c.outlet.push_frame(f, FrameClass::Control);
                 }
             }
         }
     }
-    m.pending.drain(..n);
-    m.pending_start = m.pending_start.saturating_add(n as u64);
 }
 
 /// Sends `#` to every live copy that got part of the message, and stops them all.
@@ -1813,8 +1829,8 @@ fn abort_copies<O: Outlet>(m: &mut Message, conns: &HashMap<ConnId, Conn<O>>, id
             continue;
         }
         if let Some(c) = conns.get(&copy.conn) {
-            let f = data_frame(ids, copy, copy.next, &[], m.total, Continuation::Abort);
-            c.outlet.push(f, FrameClass::Control);
+            let f = data_frame(ids, copy, copy.next, None, m.total, Continuation::Abort);
+            c.outlet.push_frame(f, FrameClass::Control);
         }
     }
 }

@@ -20,7 +20,8 @@ struct FakeState {
 struct Fake(Rc<RefCell<FakeState>>);
 
 impl Outlet for Fake {
-    fn push(&self, frame: Vec<u8>, class: FrameClass) -> Pushed {
+    fn push_frame(&self, frame: Frame, class: FrameClass) -> Pushed {
+        let frame = frame.to_vec();
         let mut s = self.0.borrow_mut();
         if s.closed.is_some() {
             return Pushed::Dropped;
