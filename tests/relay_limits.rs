@@ -77,6 +77,20 @@ impl Relay {
         self.child.id()
     }
 
+    /// CPU time (user + system) the relay has used so far.
+    fn cpu(&self) -> Duration {
+        let s = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let after = &s[s.rfind(')').unwrap() + 2..];
+        let f: Vec<u64> = after
+            .split(' ')
+            .skip(11)
+            .take(2)
+            .map(|v| v.parse().unwrap())
+            .collect();
+        // Clock ticks: 100 per second on Linux.
+        Duration::from_millis((f[0] + f[1]) * 10)
+    }
+
     /// The relay's peak resident set (VmHWM), in bytes.
     fn peak_rss(&self) -> u64 {
         let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
@@ -375,4 +389,219 @@ fn three_hundred_silent_connections_do_not_lock_participants_out() {
             .next_message(Duration::from_secs(3))
             .is_some_and(|m| m.text().ends_with("still here")));
     }
+}
+
+/// A value from the relay's Prometheus endpoint.
+fn metric(addr: &str, name: &str) -> u64 {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).expect("metrics endpoint");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in metrics:\n{out}"))
+}
+
+/// Samples `name` every 10 ms until `stop` is set; returns the largest value seen.
+fn sample_max(
+    addr: String,
+    name: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut max = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            max = max.max(metric(&addr, name));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        max
+    })
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// Issue 7, item 7 (memory): 500 bound recipients that never read and one 16 MiB message keep
+/// the relay's peak RSS under `--max-queued-bytes` + 64 MiB, and its queued bytes under the cap;
+/// the room works afterwards. (Before chunk bodies were shared, each of the 500 copies held its
+/// own 4 MiB queue: 2 GiB.)
+#[test]
+fn five_hundred_non_readers_and_a_16_mib_message_stay_under_the_memory_cap() {
+    let cap = 64 * MIB;
+    let metrics = format!("127.0.0.1:{}", support::free_port());
+    let relay = Relay::start(
+        "mem-cap",
+        "022",
+        &[
+            "--max-queued-bytes",
+            &cap.to_string(),
+            "--metrics",
+            &metrics,
+        ],
+    );
+    let mut ctl = relay.ctl();
+    let (mut sender, sender_uri) = participant(&relay, &mut ctl, 0);
+    let idle: Vec<(Client, String)> = (1..=500)
+        .map(|n| participant(&relay, &mut ctl, n))
+        .collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = sample_max(
+        metrics.clone(),
+        "chat_alias_relay_queued_bytes",
+        stop.clone(),
+    );
+    let content = vec![b'x'; 16 * MIB as usize];
+    let body = cpim_body(
+        &format!("<{sender_uri}>"),
+        &[&format!("<{LOUNGE}>")],
+        "text/plain",
+        &content,
+    );
+    let t0 = Instant::now();
+    let cpu0 = relay.cpu();
+    let statuses = sender.send_chunked(&body, 1024 * 1024, true);
+    let took = t0.elapsed();
+    let cpu = relay.cpu() - cpu0;
+    assert!(
+        statuses.iter().all(|s| *s == Some(200)),
+        "{statuses:?}\n{}",
+        relay.log()
+    );
+    // Let the relay settle (congested copies stopped, aborts queued).
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let max_queued = sampler.join().unwrap();
+    eprintln!(
+        "bytes out {} MiB, frames out {}, congestion drops {}",
+        metric(&metrics, "chat_alias_relay_bytes_out_total") / MIB,
+        metric(&metrics, "chat_alias_relay_frames_out_total"),
+        metric(
+            &metrics,
+            "chat_alias_relay_drops_total{reason=\"congestion\"}"
+        )
+    );
+    let peak = relay.peak_rss();
+    eprintln!(
+        "16 MiB to 500 non-readers: sent in {took:?} (relay CPU {cpu:?}), peak RSS {} MiB, max queued {} MiB",
+        peak / MIB,
+        max_queued / MIB
+    );
+    assert!(
+        peak < cap + 64 * MIB,
+        "peak RSS {} MiB over the cap + 64 MiB",
+        peak / MIB
+    );
+    // Control frames (aborts, responses) may pass the cap by little.
+    assert!(max_queued <= cap + MIB, "queued {max_queued}");
+    // Two readers joining now chat normally.
+    let (mut a, a_uri) = participant(&relay, &mut ctl, 1000);
+    let (mut b, _) = participant(&relay, &mut ctl, 1001);
+    let body = cpim_body(
+        &format!("<{a_uri}>"),
+        &[&format!("<{LOUNGE}>")],
+        "text/plain",
+        b"after the flood",
+    );
+    assert_eq!(a.send_cpim(&body), Some(200));
+    let got = b.next_message(Duration::from_secs(5)).expect("b gets it");
+    assert_eq!(got.body, body);
+    drop(idle);
+}
+
+/// Issue 7, item 7 (control plane): while the relay is saturated by fan-out (four senders of
+/// 4 MiB messages, 100 recipients reading as fast as they can), a join + leave round trip on the
+/// control socket is answered within the module's default `relay_timeout_ms` (200 ms): the worst
+/// of 20 round trips.
+#[test]
+fn joins_and_leaves_are_answered_within_200_ms_under_fan_out() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let metrics = format!("127.0.0.1:{}", support::free_port());
+    let relay = Relay::start("ctl-latency", "022", &["--metrics", &metrics]);
+    let mut ctl = relay.ctl();
+    let senders: Vec<(Client, String)> = (0..4).map(|n| participant(&relay, &mut ctl, n)).collect();
+    let readers: Vec<std::net::TcpStream> = (10..110)
+        .map(|n| {
+            let (c, _) = participant(&relay, &mut ctl, n);
+            let s = c.raw_stream().try_clone().unwrap();
+            s.set_nonblocking(true).unwrap();
+            std::mem::forget(c);
+            s
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    let mut readers = readers;
+    for half in [readers.split_off(50), readers] {
+        let stop = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut half = half;
+            while !stop.load(Ordering::Relaxed) {
+                let mut idle = true;
+                for s in &mut half {
+                    if let Ok(n) = s.read(&mut buf) {
+                        idle &= n == 0;
+                    }
+                }
+                if idle {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }));
+    }
+    for (mut c, uri) in senders {
+        let stop = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            let content = vec![b'y'; 4 * MIB as usize];
+            let body = cpim_body(
+                &format!("<{uri}>"),
+                &[&format!("<{LOUNGE}>")],
+                "text/plain",
+                &content,
+            );
+            while !stop.load(Ordering::Relaxed) {
+                let st = c.send_chunked(&body, 1024 * 1024, true);
+                if st.iter().any(|s| *s != Some(200)) {
+                    break;
+                }
+            }
+        }));
+    }
+    // Saturated: the relay is busy fanning out.
+    std::thread::sleep(Duration::from_millis(500));
+    let out0 = metric(&metrics, "chat_alias_relay_bytes_out_total");
+    let (cpu0, t0) = (relay.cpu(), Instant::now());
+    let mut worst = Duration::ZERO;
+    for _ in 0..20 {
+        let (session, own) = fresh();
+        let t = Instant::now();
+        ctl.join(&session, "sip:late@anonymous.invalid", &own);
+        ctl.leave(&session);
+        worst = worst.max(t.elapsed());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let busy = (relay.cpu() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
+    let fanned = metric(&metrics, "chat_alias_relay_bytes_out_total") - out0;
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    eprintln!(
+        "control round trips under fan-out: worst {worst:?}; relay CPU {:.0}%, {} MiB fanned out meanwhile",
+        busy * 100.0,
+        fanned / MIB
+    );
+    assert!(
+        fanned > 100 * MIB,
+        "the relay was not saturated: {} MiB",
+        fanned / MIB
+    );
+    assert!(
+        worst < Duration::from_millis(200),
+        "worst round trip {worst:?}"
+    );
 }
