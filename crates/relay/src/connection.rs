@@ -24,12 +24,38 @@ use tokio::sync::watch;
 pub const CLOSE_GRACE: Duration = Duration::from_millis(500);
 /// Control frames may exceed the data limit by this much before the peer is cut off.
 pub const CONTROL_SLACK: usize = 1024 * 1024;
-/// Read buffer of a bound connection.
+/// Most bytes read at once from a bound connection.
 pub const READ_BUF: usize = 64 * 1024;
-/// Read buffer of a connection that has bound no session yet: all it may send before binding is
-/// a request head (the decoder holds at most 16 KiB of it) and a small body, so a crowd of idle
-/// or hostile unbound connections costs little. Allocated on the first readable event.
+/// Most bytes read at once from a connection that has bound no session yet: all it may send
+/// before binding is a request head (the decoder holds at most 16 KiB of it) and a small body,
+/// so a crowd of idle or hostile unbound connections gets little work done per wake-up.
 pub const UNBOUND_READ_BUF: usize = 4 * 1024;
+
+thread_local! {
+    /// The read buffer of every connection served by this thread. A read and the decoder's copy
+    /// of what it read happen with no await in between, so one buffer serves all connections:
+    /// a relay with thousands of connections does not hold a read buffer for each of them.
+    static READ_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Reads what `r` has (at most `max` bytes) into the decoder. Ok(0) when nothing was ready;
+/// Err when the peer closed or the read failed.
+fn read_into(r: &OwnedReadHalf, max: usize, decoder: &mut Decoder) -> Result<usize, &'static str> {
+    READ_SCRATCH.with_borrow_mut(|buf| {
+        if buf.len() < max {
+            buf.resize(max, 0);
+        }
+        match r.try_read(buf.get_mut(..max).unwrap_or_default()) {
+            Ok(0) => Err("peer closed"),
+            Ok(n) => {
+                decoder.feed(buf.get(..n).unwrap_or_default());
+                Ok(n)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+            Err(_) => Err("read error"),
+        }
+    })
+}
 
 /// Ends a connection in the switch when dropped: unbinds its session, stops its messages and
 /// drops its state — whether the connection task returned, returned early, was cancelled, or
@@ -123,8 +149,6 @@ async fn read_loop(
     close: &mut watch::Receiver<CloseMode>,
 ) -> &'static str {
     let mut decoder = Decoder::new(Limits::default());
-    // Allocated when data first arrives; small until the connection binds a session.
-    let mut buf: Vec<u8> = Vec::new();
     let mut bound = false;
     let mut spoke = false;
     loop {
@@ -133,21 +157,16 @@ async fn read_loop(
                 if ready.is_err() {
                     return "read error";
                 }
-                let want = if bound { READ_BUF } else { UNBOUND_READ_BUF };
-                if buf.len() != want {
-                    buf = vec![0u8; want];
+                let max = if bound { READ_BUF } else { UNBOUND_READ_BUF };
+                match read_into(r, max, &mut decoder) {
+                    Ok(0) => continue,
+                    Ok(_) => {}
+                    Err(why) => return why,
                 }
-                let n = match r.try_read(&mut buf) {
-                    Ok(0) => return "peer closed",
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    Err(_) => return "read error",
-                };
                 if !spoke {
                     spoke = true;
                     shared.switch.lock().handle_bytes(id);
                 }
-                decoder.feed(buf.get(..n).unwrap_or_default());
                 match process(shared, id, peer, &mut decoder) {
                     Some(b) => bound = b,
                     None => return "framing lost",
