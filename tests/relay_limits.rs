@@ -605,3 +605,55 @@ fn joins_and_leaves_are_answered_within_200_ms_under_fan_out() {
         "worst round trip {worst:?}"
     );
 }
+
+/// Issue 7, item 7 (memory): with `--max-queued-bytes` below what the non-readers would hold,
+/// the relay-wide cap is what stops their copies (counted), the queued bytes never pass it by
+/// more than a few control frames, and the sender is not held back.
+#[test]
+fn the_relay_wide_queue_cap_stops_copies_beyond_it() {
+    let cap = 2 * MIB;
+    let metrics = format!("127.0.0.1:{}", support::free_port());
+    let relay = Relay::start(
+        "mem-small-cap",
+        "022",
+        &[
+            "--max-queued-bytes",
+            &cap.to_string(),
+            "--metrics",
+            &metrics,
+        ],
+    );
+    let mut ctl = relay.ctl();
+    let (mut sender, sender_uri) = participant(&relay, &mut ctl, 0);
+    let idle: Vec<(Client, String)> = (1..=20).map(|n| participant(&relay, &mut ctl, n)).collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = sample_max(
+        metrics.clone(),
+        "chat_alias_relay_queued_bytes",
+        stop.clone(),
+    );
+    let body = cpim_body(
+        &format!("<{sender_uri}>"),
+        &[&format!("<{LOUNGE}>")],
+        "text/plain",
+        &vec![b'z'; 16 * MIB as usize],
+    );
+    let statuses = sender.send_chunked(&body, 1024 * 1024, true);
+    assert!(statuses.iter().all(|s| *s == Some(200)), "{statuses:?}");
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let max_queued = sampler.join().unwrap();
+    let full = metric(&metrics, "chat_alias_relay_global_queue_full_total");
+    eprintln!("cap 2 MiB: max queued {max_queued} bytes, {full} data frames refused at the cap");
+    assert!(full > 0, "the relay-wide cap never refused a frame");
+    assert!(max_queued <= cap + 64 * 1024, "queued {max_queued}");
+    assert_eq!(
+        metric(
+            &metrics,
+            "chat_alias_relay_drops_total{reason=\"congestion\"}"
+        ),
+        20,
+        "every non-reader's copy stopped"
+    );
+    drop(idle);
+}
