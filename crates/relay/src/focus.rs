@@ -619,6 +619,8 @@ mod tests {
             focus_timeout: Duration::from_secs(5),
             max_connections: 4096,
             max_unbound: 256,
+            max_unbound_per_address: 32,
+            first_byte_timeout: Duration::from_secs(5),
         };
         let metrics = Metrics::new();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -629,6 +631,7 @@ mod tests {
             advertise_port: 2855,
             max_size: 1 << 20,
             queue_bytes: 1 << 20,
+            max_queued_bytes: usize::MAX,
             focus: Some(tx),
             resync: None,
             resync_leaves: Default::default(),

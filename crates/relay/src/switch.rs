@@ -41,6 +41,7 @@
 //! success REPORT to the sender (RFC 4975 §7.1.2), bodiless `#` aborts. REPORTs from participants
 //! are consumed, never forwarded (RFC 7701 §6.3); NICKNAME only asks the focus. Each copy has its
 //! own relay-chosen Message-ID, so a recipient cannot be made to splice two messages together.
+use crate::frame::{Body, Frame};
 use crate::metrics::{DropReason, Gauges, Metrics};
 use crate::registry::{Participant, Registry};
 use chat_alias_proto::msrp::{
@@ -49,7 +50,8 @@ use chat_alias_proto::msrp::{
 use chat_alias_proto::{cpim, sip};
 use precis_profiles::precis_core::profile::PrecisFastInvocation;
 use precis_profiles::Nickname;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -95,8 +97,28 @@ pub enum Pushed {
 pub enum ConnLimit {
     /// `--max-connections` connections are open.
     Connections,
-    /// `--max-unbound` connections have bound no session yet.
+    /// `--max-unbound` connections have bound no session yet (and none could be evicted).
     Unbound,
+    /// `--max-unbound-per-address` is 0.
+    PerAddress,
+}
+
+/// Why an unbound connection was closed to make room for a new one ([`Switch::admit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eviction {
+    MaxConnections,
+    MaxUnbound,
+    PerAddress,
+}
+
+impl Eviction {
+    pub fn label(self) -> &'static str {
+        match self {
+            Eviction::MaxConnections => "max_connections",
+            Eviction::MaxUnbound => "max_unbound",
+            Eviction::PerAddress => "max_unbound_per_address",
+        }
+    }
 }
 
 impl ConnLimit {
@@ -104,6 +126,7 @@ impl ConnLimit {
         match self {
             ConnLimit::Connections => "max_connections",
             ConnLimit::Unbound => "max_unbound",
+            ConnLimit::PerAddress => "max_unbound_per_address",
         }
     }
 }
@@ -115,6 +138,10 @@ pub enum CloseReason {
     Left,
     /// Nothing bound within the bind timeout.
     BindTimeout,
+    /// Not a byte within the first-byte timeout.
+    FirstByteTimeout,
+    /// Unbound, and closed to make room for a new connection.
+    Evicted,
     /// The recipient stayed congested past the congestion timeout.
     Congested,
     /// The peer's control frames overflowed its queue.
@@ -127,8 +154,14 @@ pub enum CloseReason {
 
 /// A connection's outbox, as the switch sees it.
 pub trait Outlet {
-    /// Queues a whole frame. A `Data` frame that does not fit is refused (`Dropped`).
-    fn push(&self, frame: Vec<u8>, class: FrameClass) -> Pushed;
+    /// Queues a frame whose body may be shared with other recipients' copies. A `Data` frame
+    /// that does not fit (this connection's queue, or the relay-wide limit) is refused
+    /// (`Dropped`).
+    fn push_frame(&self, frame: Frame, class: FrameClass) -> Pushed;
+    /// Queues a frame held in one buffer.
+    fn push(&self, frame: Vec<u8>, class: FrameClass) -> Pushed {
+        self.push_frame(Frame::whole(frame), class)
+    }
     /// Asks the driver to close the connection.
     fn close(&self, why: CloseReason);
     /// Bytes queued and not yet written.
@@ -155,9 +188,14 @@ pub struct Config {
     pub focus_timeout: Duration,
     /// Open MSRP connections at most (`--max-connections`); more are refused at accept.
     pub max_connections: usize,
-    /// Connections that have bound no session yet, at most (`--max-unbound`); more are refused
-    /// at accept.
+    /// Connections that have bound no session yet, at most (`--max-unbound`); the oldest is
+    /// evicted to make room for a new one.
     pub max_unbound: usize,
+    /// Unbound connections from one source address, at most (`--max-unbound-per-address`); the
+    /// oldest of that address is evicted to make room for a new one.
+    pub max_unbound_per_address: usize,
+    /// A connection that sends no byte within this time is closed (`--first-byte-timeout`).
+    pub first_byte_timeout: Duration,
 }
 
 impl Config {
@@ -268,6 +306,10 @@ struct Message {
 struct Conn<O> {
     outlet: O,
     opened: Instant,
+    /// The source address (the per-address cap on unbound connections).
+    peer: IpAddr,
+    /// Whether any byte arrived (the first-byte timeout).
+    spoke: bool,
     binding: Option<Binding>,
     rx: Option<Rx>,
     congested_since: Option<Instant>,
@@ -356,6 +398,9 @@ pub struct Switch<O> {
     conns: HashMap<ConnId, Conn<O>>,
     /// Session → the connection it is bound to.
     bound: HashMap<String, ConnId>,
+    /// Connections that have bound no session yet, oldest first; and the same by source address.
+    unbound_age: BTreeSet<(Instant, ConnId)>,
+    unbound_by_addr: HashMap<IpAddr, BTreeSet<(Instant, ConnId)>>,
     messages: HashMap<MsgKey, Message>,
     /// Questions to the focus, by id.
     asked: HashMap<AskId, Asked>,
@@ -383,6 +428,8 @@ impl<O: Outlet> Switch<O> {
             registry: Registry::default(),
             conns: HashMap::new(),
             bound: HashMap::new(),
+            unbound_age: BTreeSet::new(),
+            unbound_by_addr: HashMap::new(),
             messages: HashMap::new(),
             asked: HashMap::new(),
             next_ask: 1,
@@ -439,15 +486,72 @@ impl<O: Outlet> Switch<O> {
         self.conns.len().saturating_sub(self.bound.len())
     }
 
-    /// Whether one more connection may be opened ([`Switch::handle_open`]): refused when
-    /// [`Config::max_connections`] are open or [`Config::max_unbound`] have bound nothing yet.
-    pub fn admit(&self) -> Result<(), ConnLimit> {
-        if self.conns.len() >= self.cfg.max_connections {
-            Err(ConnLimit::Connections)
-        } else if self.unbound() >= self.cfg.max_unbound {
-            Err(ConnLimit::Unbound)
-        } else {
-            Ok(())
+    /// Open connections from `peer` that have bound no session yet.
+    pub fn unbound_from(&self, peer: IpAddr) -> usize {
+        self.unbound_by_addr.get(&peer).map_or(0, BTreeSet::len)
+    }
+
+    /// Makes room for one more connection from `peer` ([`Switch::handle_open_from`]).
+    ///
+    /// A connection that has bound nothing proves nothing, so a crowd of them must not lock
+    /// participants out: when a cap is reached ([`Config::max_connections`],
+    /// [`Config::max_unbound_per_address`] for `peer`, [`Config::max_unbound`]), the oldest
+    /// unbound connection in its scope is closed to make room — one that has sent nothing before
+    /// one that has started to speak. A participant binds within a round trip of connecting, so
+    /// a flood has to open a cap's worth of connections in that time to push it out. Refused
+    /// only when nothing can be evicted (every connection bound, or a cap of 0).
+    pub fn admit(&mut self, peer: IpAddr) -> Result<(), ConnLimit> {
+        if self.conns.len() >= self.cfg.max_connections
+            && !self.evict_unbound(None, Eviction::MaxConnections)
+        {
+            return Err(ConnLimit::Connections);
+        }
+        if self.unbound_from(peer) >= self.cfg.max_unbound_per_address
+            && !self.evict_unbound(Some(peer), Eviction::PerAddress)
+        {
+            return Err(ConnLimit::PerAddress);
+        }
+        if self.unbound() >= self.cfg.max_unbound && !self.evict_unbound(None, Eviction::MaxUnbound)
+        {
+            return Err(ConnLimit::Unbound);
+        }
+        Ok(())
+    }
+
+    /// Closes the oldest unbound connection (of `peer`, or of all), preferring one that has sent
+    /// no byte. False when there is none.
+    fn evict_unbound(&mut self, peer: Option<IpAddr>, why: Eviction) -> bool {
+        let set = match peer {
+            Some(p) => self.unbound_by_addr.get(&p),
+            None => Some(&self.unbound_age),
+        };
+        let Some(set) = set else {
+            return false;
+        };
+        let silent = set
+            .iter()
+            .find(|(_, id)| self.conns.get(id).is_some_and(|c| !c.spoke));
+        let Some(&(_, victim)) = silent.or_else(|| set.iter().next()) else {
+            return false;
+        };
+        Metrics::add(self.metrics.evicted(why), 1);
+        tracing::debug!(
+            conn = victim,
+            reason = why.label(),
+            "unbound connection evicted"
+        );
+        self.drop_conn(victim, Some(CloseReason::Evicted));
+        true
+    }
+
+    /// Takes a connection out of the unbound indexes (it bound, or it is gone).
+    fn unindex_unbound(&mut self, conn: ConnId, opened: Instant, peer: IpAddr) {
+        self.unbound_age.remove(&(opened, conn));
+        if let Some(set) = self.unbound_by_addr.get_mut(&peer) {
+            set.remove(&(opened, conn));
+            if set.is_empty() {
+                self.unbound_by_addr.remove(&peer);
+            }
         }
     }
 
@@ -482,13 +586,36 @@ impl<O: Outlet> Switch<O> {
 
     // ---- inputs ----
 
-    /// A connection was accepted.
+    /// A connection was accepted (from an address not worth tracking: tests, the unspecified
+    /// address).
     pub fn handle_open(&mut self, now: Instant, conn: ConnId, outlet: O) {
+        self.handle_open_from(
+            now,
+            conn,
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            outlet,
+        )
+    }
+
+    /// A connection from `peer` was accepted (after [`Switch::admit`] made room for it).
+    pub fn handle_open_from(&mut self, now: Instant, conn: ConnId, peer: IpAddr, outlet: O) {
+        if let Some(old) = self.conns.get(&conn) {
+            // A reused id (never in the driver): forget the old connection's place first.
+            let (opened, peer) = (old.opened, old.peer);
+            self.unindex_unbound(conn, opened, peer);
+        }
+        self.unbound_age.insert((now, conn));
+        self.unbound_by_addr
+            .entry(peer)
+            .or_default()
+            .insert((now, conn));
         self.conns.insert(
             conn,
             Conn {
                 outlet,
                 opened: now,
+                peer,
+                spoke: false,
                 binding: None,
                 rx: None,
                 congested_since: None,
@@ -497,6 +624,14 @@ impl<O: Outlet> Switch<O> {
                 ended: std::collections::VecDeque::new(),
             },
         );
+    }
+
+    /// The first bytes arrived on a connection: it is no longer silent (the first-byte timeout
+    /// no longer applies, and it is evicted after silent ones).
+    pub fn handle_bytes(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.spoke = true;
+        }
     }
 
     /// The driver's connection ended (peer closed, read error, framing lost, or after the switch
@@ -564,10 +699,14 @@ impl<O: Outlet> Switch<O> {
     /// The next deadline (bind, chunk or congestion timeout).
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conns = self.conns.values().filter_map(|c| {
-            let bind = c
-                .binding
-                .is_none()
-                .then(|| c.opened + self.cfg.bind_timeout);
+            let bind = c.binding.is_none().then(|| {
+                let bind = c.opened + self.cfg.bind_timeout;
+                if c.spoke {
+                    bind
+                } else {
+                    bind.min(c.opened + self.cfg.first_byte_timeout)
+                }
+            });
             let congestion = c.congested_since.map(|t| t + self.cfg.congestion_timeout);
             match (bind, congestion) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -653,6 +792,10 @@ impl<O: Outlet> Switch<O> {
                 close.push((id, CloseReason::BindTimeout));
                 continue;
             }
+            if c.binding.is_none() && !c.spoke && now >= c.opened + self.cfg.first_byte_timeout {
+                close.push((id, CloseReason::FirstByteTimeout));
+                continue;
+            }
             if let Some(since) = c.congested_since {
                 if c.outlet.queued() <= self.cfg.queue_bytes / 2 {
                     tracing::info!(conn = id, "recipient no longer congested");
@@ -667,6 +810,10 @@ impl<O: Outlet> Switch<O> {
                 CloseReason::Congested => {
                     Metrics::add(&self.metrics.congestion_disconnects, 1);
                     tracing::warn!(conn = id, session = ?self.session_of(id), "recipient congested too long; disconnecting");
+                }
+                CloseReason::FirstByteTimeout => {
+                    Metrics::add(&self.metrics.first_byte_timeouts, 1);
+                    tracing::debug!(conn = id, "no byte in time; closing");
                 }
                 _ => tracing::info!(conn = id, "no session bound in time; closing"),
             }
@@ -716,6 +863,9 @@ impl<O: Outlet> Switch<O> {
         };
         if let Some(why) = close {
             c.outlet.close(why);
+        }
+        if c.binding.is_none() {
+            self.unindex_unbound(conn, c.opened, c.peer);
         }
         if let Some(b) = &c.binding {
             if self.bound.get(&b.session) == Some(&conn) {
@@ -933,6 +1083,9 @@ impl<O: Outlet> Switch<O> {
         }
         tracing::info!(conn, session = %session, conference = %p.conference, "session bound");
         self.bound.insert(session.clone(), conn);
+        if let Some((opened, peer)) = self.conns.get(&conn).map(|c| (c.opened, c.peer)) {
+            self.unindex_unbound(conn, opened, peer);
+        }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.binding = Some(Binding {
                 session,
@@ -1646,15 +1799,15 @@ fn route<'a>(
     Ok((vec![target], true))
 }
 
-/// Builds one SEND frame of a copy.
+/// Builds one SEND frame of a copy: its own head and end-line around the shared `body`.
 fn data_frame(
     ids: &mut Ids,
     copy: &Copy,
     start: u64,
-    body: &[u8],
+    body: Option<&Body>,
     total: Option<u64>,
     cont: Continuation,
-) -> Vec<u8> {
+) -> Frame {
     let tid = encode::new_transaction_id(&ids());
     let mut head = RequestHead::new(
         tid.clone(),
@@ -1663,23 +1816,30 @@ fn data_frame(
         vec![copy.from_path.clone()],
     );
     head.message_id = Some(copy.message_id.clone());
+    let body = body.filter(|b| !b.is_empty());
+    let len = body.map_or(0, Body::len) as u64;
     // An empty frame (an abort, or an empty last piece) is `n-(n-1)/total`, like `1-0/0`.
     head.byte_range = Some(ByteRange {
         start,
-        end: Some(start.saturating_add(body.len() as u64).saturating_sub(1)),
+        end: Some(start.saturating_add(len).saturating_sub(1)),
         total,
     });
-    if !body.is_empty() {
+    if body.is_some() {
         head.content_type = Some("message/cpim".into());
     }
-    let mut out = Vec::with_capacity(body.len() + 256);
+    let mut out = Vec::with_capacity(256);
     encode::request_head(&head, &mut out);
-    out.extend_from_slice(body);
-    encode::end_line(&tid, cont, !body.is_empty(), &mut out);
-    out
+    let mut tail = Vec::with_capacity(tid.len() + 12);
+    encode::end_line(&tid, cont, body.is_some(), &mut tail);
+    Frame {
+        head: out,
+        body: body.cloned(),
+        tail,
+    }
 }
 
-/// Sends the first `n` held bytes of a message to every live copy, with flag `cont`.
+/// Sends the first `n` held bytes of a message to every live copy, with flag `cont`. The bytes
+/// become one [`Body`] shared by every copy's frame.
 fn flush<O: Outlet>(
     m: &mut Message,
     n: usize,
@@ -1703,6 +1863,11 @@ fn flush<O: Outlet>(
         ),
         _ => None,
     });
+    // Hand the held bytes over without copying them when they all go (the usual case at a
+    // message's end); otherwise only the (shorter) remainder is copied.
+    let rest = m.pending.split_off(n);
+    let body = Body::new(std::mem::replace(&mut m.pending, rest));
+    m.pending_start = m.pending_start.saturating_add(n as u64);
     for copy in m.copies.iter_mut().filter(|c| c.live) {
         let Some(c) = conns.get(&copy.conn) else {
             copy.live = false;
@@ -1716,9 +1881,8 @@ fn flush<O: Outlet>(
         if copy.message_id.is_empty() {
             copy.message_id = encode::new_message_id(&ids());
         }
-        let body = m.pending.get(..n).unwrap_or_default();
-        let frame = data_frame(ids, copy, start, body, total, cont);
-        match c.outlet.push(frame, FrameClass::Data) {
+        let frame = data_frame(ids, copy, start, Some(&body), total, cont);
+        match c.outlet.push_frame(frame, FrameClass::Data) {
             Pushed::Queued => {
                 copy.sent_any = true;
                 copy.next = start.saturating_add(n as u64);
@@ -1733,14 +1897,12 @@ fn flush<O: Outlet>(
                 metrics.dropped(DropReason::Congestion);
                 tracing::debug!(conn = copy.conn, session = %copy.session, "data frame dropped: recipient queue full");
                 if copy.sent_any {
-                    let f = data_frame(ids, copy, copy.next, &[], total, Continuation::Abort);
-                    c.outlet.push(f, FrameClass::Control);
+                    let f = data_frame(ids, copy, copy.next, None, total, Continuation::Abort);
+                    c.outlet.push_frame(f, FrameClass::Control);
                 }
             }
         }
     }
-    m.pending.drain(..n);
-    m.pending_start = m.pending_start.saturating_add(n as u64);
 }
 
 /// Sends `#` to every live copy that got part of the message, and stops them all.
@@ -1751,8 +1913,8 @@ fn abort_copies<O: Outlet>(m: &mut Message, conns: &HashMap<ConnId, Conn<O>>, id
             continue;
         }
         if let Some(c) = conns.get(&copy.conn) {
-            let f = data_frame(ids, copy, copy.next, &[], m.total, Continuation::Abort);
-            c.outlet.push(f, FrameClass::Control);
+            let f = data_frame(ids, copy, copy.next, None, m.total, Continuation::Abort);
+            c.outlet.push_frame(f, FrameClass::Control);
         }
     }
 }

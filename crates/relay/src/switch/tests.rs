@@ -20,7 +20,8 @@ struct FakeState {
 struct Fake(Rc<RefCell<FakeState>>);
 
 impl Outlet for Fake {
-    fn push(&self, frame: Vec<u8>, class: FrameClass) -> Pushed {
+    fn push_frame(&self, frame: Frame, class: FrameClass) -> Pushed {
+        let frame = frame.to_vec();
         let mut s = self.0.borrow_mut();
         if s.closed.is_some() {
             return Pushed::Dropped;
@@ -126,6 +127,8 @@ fn cfg() -> Config {
         focus_timeout: Duration::from_secs(1),
         max_connections: 4096,
         max_unbound: 256,
+        max_unbound_per_address: 32,
+        first_byte_timeout: Duration::from_secs(5),
     }
 }
 
@@ -2098,31 +2101,173 @@ fn private_message_to_a_registered_but_unconnected_participant_is_404() {
     assert_eq!(h.metrics.refusals(404), 2);
 }
 
-/// Finding 3 (sans-IO part): the switch admits connections up to the total and unbound caps;
-/// binding frees an unbound place, a close frees both.
+/// Finding 3 (sans-IO part), revised by issue 7: at the total and unbound caps the switch makes
+/// room by evicting the oldest unbound connection (a silent one before one that has spoken);
+/// binding frees an unbound place, a close frees both; refused only when nothing can be evicted.
 #[test]
-fn admit_caps_total_and_unbound_connections() {
+fn admit_evicts_the_oldest_unbound_connection_at_the_caps() {
     let mut h = H::with(Config {
         max_connections: 3,
         max_unbound: 2,
         ..cfg()
     });
     let a = h.join("alice", CONF, "sip:alice@example.com", None);
-    assert_eq!(h.sw.admit(), Ok(()));
+    let ip = local(1);
+    assert_eq!(h.sw.admit(ip), Ok(()));
+    h.open_from(1, ip);
+    h.now += Duration::from_millis(1);
+    h.open_from(2, ip);
+    assert_eq!(h.sw.unbound(), 2);
+    // 1 is older, but it has started to speak: 2 (silent) goes first.
+    h.sw.handle_bytes(1);
+    assert_eq!(h.sw.admit(ip), Ok(()));
+    assert_eq!(h.closed(2), Some(CloseReason::Evicted));
+    assert_eq!(h.closed(1), None);
+    assert_eq!(
+        h.metrics
+            .evicted_max_unbound
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    h.now += Duration::from_millis(1);
+    h.open_from(3, ip);
+    h.feed(1, &bodiless("ad01", &a));
+    assert_eq!(h.take(1)[0].status(), Some(200));
+    assert_eq!(h.sw.unbound(), 1);
+    assert_eq!(h.sw.admit(ip), Ok(()));
+    h.now += Duration::from_millis(1);
+    h.open_from(4, ip);
+    // Three open (one bound): the total cap evicts the oldest unbound one, 3.
+    assert_eq!(h.sw.admit(ip), Ok(()));
+    assert_eq!(h.closed(3), Some(CloseReason::Evicted));
+    assert_eq!(
+        h.metrics
+            .evicted_max_connections
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(h.sw.gauges().connections, 2);
+    // Nothing unbound to evict: refused.
+    let mut h = H::with(Config {
+        max_connections: 1,
+        ..cfg()
+    });
+    let a = h.join("alice", CONF, "sip:alice@example.com", None);
+    h.open_from(1, ip);
+    h.feed(1, &bodiless("ad02", &a));
+    assert_eq!(h.sw.admit(ip), Err(ConnLimit::Connections));
+    h.sw.handle_closed(1);
+    assert_eq!(h.sw.admit(ip), Ok(()));
+    let mut h = H::with(Config {
+        max_unbound: 0,
+        ..cfg()
+    });
+    assert_eq!(h.sw.admit(ip), Err(ConnLimit::Unbound));
+}
+
+/// Issue 7: a flood from one address evicts only its own oldest unbound connections once it
+/// reaches the per-address cap; other addresses keep theirs, and a newcomer on the flooding
+/// address (a participant behind the same NAT or SBC) gets in and binds.
+#[test]
+fn the_per_address_cap_evicts_that_address_s_oldest_unbound_connection() {
+    let mut h = H::with(Config {
+        max_unbound_per_address: 3,
+        ..cfg()
+    });
+    let a = h.join("alice", CONF, "sip:alice@example.com", None);
+    let (flood, other) = (local(1), local(2));
+    h.open_from(100, other);
+    for id in 1..=3 {
+        h.now += Duration::from_millis(1);
+        assert_eq!(h.sw.admit(flood), Ok(()));
+        h.open_from(id, flood);
+    }
+    assert_eq!((h.sw.unbound_from(flood), h.sw.unbound_from(other)), (3, 1));
+    for id in 4..=10 {
+        h.now += Duration::from_millis(1);
+        assert_eq!(h.sw.admit(flood), Ok(()));
+        h.open_from(id, flood);
+        assert_eq!(h.closed(id - 3), Some(CloseReason::Evicted), "{id}");
+        assert_eq!(h.sw.unbound_from(flood), 3);
+    }
+    assert_eq!(h.closed(100), None);
+    assert_eq!(
+        h.metrics
+            .evicted_per_address
+            .load(std::sync::atomic::Ordering::Relaxed),
+        7
+    );
+    // The participant on the flooding address connects and binds at once.
+    h.now += Duration::from_millis(1);
+    assert_eq!(h.sw.admit(flood), Ok(()));
+    h.open_from(11, flood);
+    h.feed(11, &bodiless("pa01", &a));
+    assert_eq!(h.take(11)[0].status(), Some(200));
+    assert_eq!(h.sw.unbound_from(flood), 2);
+    // Bound, it is out of reach of further evictions.
+    for id in 12..=20 {
+        h.now += Duration::from_millis(1);
+        assert_eq!(h.sw.admit(flood), Ok(()));
+        h.open_from(id, flood);
+    }
+    assert_eq!(h.closed(11), None);
+    assert_eq!(h.sw.session_of(11), Some(a.as_str()));
+    // A closed connection leaves no trace in the indexes.
+    for id in 18..=20 {
+        h.sw.handle_closed(id);
+    }
+    h.sw.handle_closed(100);
+    assert_eq!((h.sw.unbound_from(flood), h.sw.unbound_from(other)), (0, 0));
+    assert!(h.sw.unbound_by_addr.is_empty() && h.sw.unbound_age.is_empty());
+    let mut h = H::with(Config {
+        max_unbound_per_address: 0,
+        ..cfg()
+    });
+    assert_eq!(h.sw.admit(flood), Err(ConnLimit::PerAddress));
+}
+
+/// Issue 7: a connection that sends no byte within the first-byte timeout is closed (counted);
+/// one that has sent something is left to the bind timeout.
+#[test]
+fn silent_connections_are_closed_after_the_first_byte_timeout() {
+    let mut h = H::with(Config {
+        first_byte_timeout: Duration::from_secs(2),
+        ..cfg()
+    });
     h.open(1);
     h.open(2);
-    assert_eq!(h.sw.unbound(), 2);
-    assert_eq!(h.sw.admit(), Err(ConnLimit::Unbound));
-    h.feed(1, &bodiless("ad01", &a));
-    assert_eq!(h.sw.unbound(), 1);
-    assert_eq!(h.sw.admit(), Ok(()));
-    h.open(3);
-    assert_eq!(h.sw.admit(), Err(ConnLimit::Connections));
-    h.sw.handle_closed(1);
-    assert_eq!((h.sw.unbound(), h.sw.admit()), (2, Err(ConnLimit::Unbound)));
-    h.sw.handle_closed(2);
-    assert_eq!(h.sw.admit(), Ok(()));
-    assert_eq!(h.sw.gauges().unbound, 1);
+    h.sw.handle_bytes(2);
+    h.feed(2, b"MSRP a");
+    assert_eq!(h.sw.poll_timeout(), Some(h.now + Duration::from_secs(2)));
+    h.sw.handle_timeout(h.now + Duration::from_millis(1999));
+    assert_eq!(h.closed(1), None);
+    h.sw.handle_timeout(h.now + Duration::from_secs(2));
+    assert_eq!(h.closed(1), Some(CloseReason::FirstByteTimeout));
+    assert_eq!(h.closed(2), None);
+    assert_eq!(
+        h.metrics
+            .first_byte_timeouts
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(h.sw.poll_timeout(), Some(h.now + Duration::from_secs(5)));
+    h.sw.handle_timeout(h.now + Duration::from_secs(5));
+    assert_eq!(h.closed(2), Some(CloseReason::BindTimeout));
+    assert!(h.sw.unbound_age.is_empty());
+}
+
+fn local(n: u8) -> IpAddr {
+    IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, n))
+}
+
+impl H {
+    fn open_from(&mut self, conn: ConnId, ip: IpAddr) -> Fake {
+        let f = Fake::default();
+        self.sw.handle_open_from(self.now, conn, ip, f.clone());
+        self.outs.insert(conn, f.clone());
+        self.decs.insert(conn, Decoder::new(Limits::default()));
+        f
+    }
 }
 
 impl H {
