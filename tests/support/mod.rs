@@ -103,7 +103,8 @@ impl Stack {
         }
         let relay_sock = run_dir.join("relay.sock");
         let ctl_sock = run_dir.join("kamailio_ctl");
-        let rpc_sock = run_dir.join("kamailio_rpc.sock");
+        // The module's focus socket, at its default place next to the relay's control socket.
+        let focus_sock = run_dir.join("relay.sock.focus");
         let mut stack = Stack {
             name: name.to_string(),
             sip_port,
@@ -122,7 +123,7 @@ impl Stack {
                     "--listen",
                     &format!("127.0.0.1:{msrp_port}"),
                 ])
-                .args(["--focus-rpc", rpc_sock.to_str().unwrap()])
+                .args(["--focus", focus_sock.to_str().unwrap()])
                 .args(&opts.extra_relay_args)
                 .stdout(Stdio::from(
                     std::fs::File::create(run_dir.join("relay.log")).unwrap(),
@@ -170,7 +171,6 @@ impl Stack {
             "CTL_SOCKET",
             format!("\"unix:{}\"", ctl_sock.display()),
         ));
-        args.extend(define("RPC_SOCKET", format!("\"{}\"", rpc_sock.display())));
         args.extend(define("DIALOG_TIMEOUT", opts.dialog_timeout.to_string()));
         args.extend(define(
             "RELAY_TIMEOUT_MS",
@@ -215,6 +215,12 @@ impl Stack {
                 stack.log()
             );
         }
+        // The main process creates the focus socket after its UDP workers may already answer.
+        wait_for(
+            || focus_sock.exists(),
+            Duration::from_secs(10),
+            "the module's focus socket",
+        );
         stack
     }
 
@@ -285,8 +291,8 @@ impl Stack {
                     &format!("127.0.0.1:{}", self.msrp_port),
                 ])
                 .args([
-                    "--focus-rpc",
-                    self.run_dir.join("kamailio_rpc.sock").to_str().unwrap(),
+                    "--focus",
+                    self.run_dir.join("relay.sock.focus").to_str().unwrap(),
                 ])
                 .args(extra)
                 .stdout(Stdio::from(append("relay.log")))
