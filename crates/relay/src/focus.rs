@@ -912,6 +912,59 @@ mod tests {
         assert_eq!(parse_sessions(&json!({"result":[],"id":1})).unwrap().1, 0);
     }
 
+    /// A `chat_alias.missing` answer closes the sessions of the batch asked that it names, and
+    /// nothing else: not a session outside the batch (registered after the question), not one
+    /// the answer does not name; an error answer closes nothing.
+    #[test]
+    fn missing_answers_close_only_what_was_asked() {
+        let shared = crate::test_support::shared(crate::test_support::config());
+        let p = |sid: &str| Participant {
+            session: sid.into(),
+            conference: "sip:lounge@im.example.net".into(),
+            uri: format!("sip:{sid}@anonymous.invalid"),
+            display_name: None,
+            anonymous: true,
+            peer_path: vec!["msrp://192.0.2.1:7654/abc;tcp".into()],
+            accept_wrapped_types: vec![],
+            chatroom: vec![],
+            private_messages_allowed: false,
+        };
+        for sid in [
+            "aaaaaaaaaaaaaaaa0001",
+            "aaaaaaaaaaaaaaaa0002",
+            "aaaaaaaaaaaaaaaa0003",
+        ] {
+            shared.switch.lock().join(p(sid)).unwrap();
+        }
+        let batch = shared.switch.lock().registry.sessions();
+        assert_eq!(batch.len(), 3);
+        let q: Value =
+            serde_json::from_slice(&missing_request(CHECK_ID_BASE + 1, &batch[..2])).unwrap();
+        assert_eq!(q["method"], "chat_alias.missing");
+        assert_eq!(
+            q["params"],
+            json!([
+                ["sip:lounge@im.example.net", "aaaaaaaaaaaaaaaa0001"],
+                ["sip:lounge@im.example.net", "aaaaaaaaaaaaaaaa0002"]
+            ])
+        );
+        let asked: std::collections::HashSet<String> =
+            batch[..2].iter().map(|(_, s)| s.clone()).collect();
+        assert_eq!(
+            parse_missing(&json!({"error":{"code":-32601,"message":"Method not found"},"id":1})),
+            None
+        );
+        let answer = json!({"jsonrpc":"2.0","result":{"missing":[
+            "aaaaaaaaaaaaaaaa0002", "aaaaaaaaaaaaaaaa0003", "aaaaaaaaaaaaaaaa0009"]},"id":1});
+        let missing = parse_missing(&answer).unwrap();
+        assert_eq!(close_missing(&shared, &asked, missing), 1);
+        let sw = shared.switch.lock();
+        assert!(sw.registry.get("aaaaaaaaaaaaaaaa0001").is_some());
+        assert!(sw.registry.get("aaaaaaaaaaaaaaaa0002").is_none());
+        // Not part of the batch asked: this answer cannot judge it.
+        assert!(sw.registry.get("aaaaaaaaaaaaaaaa0003").is_some());
+    }
+
     #[test]
     fn reply_path_is_next_to_the_control_socket() {
         assert_eq!(
