@@ -406,11 +406,8 @@ fn admit_to_conference(
         place.commit();
         ffi::count(Counter::ActiveParticipants, 1);
     }
-    if !tx.reply(200, "OK", &answer.headers, &answer.body) {
-        // The dialog fails without a 200 and its watch frees the place.
-        ffi::log(Level::Error, "t_reply(200) failed");
-        return Ok(());
-    }
+    // Counted before the 200 leaves: whoever reads the statistics after receiving the 200 must
+    // see this join (a count after t_reply raced with that reader).
     if fresh {
         ffi::count(Counter::Joins, 1);
         if adm.anonymous {
@@ -419,6 +416,10 @@ fn admit_to_conference(
         if answer.modified {
             ffi::count(Counter::ModifiedAliases, 1);
         }
+    }
+    if !tx.reply(200, "OK", &answer.headers, &answer.body) {
+        // The dialog fails without a 200 and its watch frees the place.
+        ffi::log(Level::Error, "t_reply(200) failed");
     }
     Ok(())
 }
