@@ -62,4 +62,12 @@ void chat_alias_dialog_ended(uint64_t handle, int cb_type);
 int ca_counters_register(const char **names, const char **descrs, int n);
 void ca_counter_add(int i, int v);
 
+/* A server process of the module's own. ca_register_procs(n) in mod_init announces n processes;
+ * ca_fork_process (main process, child_init(PROC_MAIN)) forks one: in the child it initialises the
+ * config framework and runs body(arg), which must not return (the child exits if it does); in the
+ * parent it returns the child's pid, or -1. ca_cfg_update refreshes the child's config copy. */
+int ca_register_procs(int n);
+int ca_fork_process(const char *desc, int arg, void (*body)(int));
+void ca_cfg_update(void);
+
 #endif

@@ -5,6 +5,10 @@ pub struct Config {
     pub groups_dir: String,
     /// The relay's control socket (Unix stream).
     pub relay_socket: String,
+    /// The focus socket the relay asks (Unix datagram); empty: `<relay_socket>.focus`.
+    pub focus_socket: String,
+    /// The uid whose datagrams the focus socket answers; None: Kamailio's own.
+    pub focus_allowed_uid: Option<u32>,
     /// How long a worker waits for the relay to acknowledge a join or leave.
     pub relay_timeout_ms: u32,
     /// `Retry-After` seconds on 503 answers.

@@ -760,3 +760,35 @@ pub fn sessions(m: &Module, offset: usize, limit: usize) -> Vec<SessionRecord> {
         })
         .collect()
 }
+
+/// Of the `(conference URI, session id)` pairs the relay holds, the session ids the alias table no
+/// longer has (the relay closes them: a leave it never received, or a restarted Kamailio). The
+/// conference is found as the relay was told in `join` (the group URI as written) or, for a group
+/// no longer loaded, by its canonical key; O(1) per pair through the table's session index, each
+/// stripe lock held for one lookup.
+pub fn missing_sessions(m: &Module, pairs: &[(String, String)]) -> Vec<String> {
+    let keys: Vec<String> = with_process(m, |p| {
+        pairs
+            .iter()
+            .map(|(uri, _)| match p.groups.find(uri) {
+                Some(g) => join::conference_key(g),
+                None => chat_alias_proto::sip::parse_uri(uri)
+                    .map(|u| u.key())
+                    .unwrap_or_else(|_| uri.clone()),
+            })
+            .collect()
+    });
+    pairs
+        .iter()
+        .zip(keys)
+        .filter(|((_, session), key)| {
+            let stripe = alias_table::stripe_of(key, m.shared.stripes());
+            let held = m.shared.with_stripe(stripe, |mem| {
+                // A stripe that cannot be read says nothing: keep the session rather than drop it.
+                Stripe::attach(mem).map_or(true, |s| s.has_session(key, session))
+            });
+            !held
+        })
+        .map(|((_, session), _)| session.clone())
+        .collect()
+}

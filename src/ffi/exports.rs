@@ -45,6 +45,8 @@ static P_GROUPS_DIR: KCell<*mut c_char> = KCell(UnsafeCell::new(
 static P_RELAY_SOCKET: KCell<*mut c_char> = KCell(UnsafeCell::new(
     c"/run/chat-alias/relay.sock".as_ptr().cast_mut(),
 ));
+static P_FOCUS_SOCKET: KCell<*mut c_char> = KCell(UnsafeCell::new(c"".as_ptr().cast_mut()));
+static P_FOCUS_ALLOWED_UID: KCell<c_int> = KCell(UnsafeCell::new(-1));
 static P_RELAY_TIMEOUT_MS: KCell<c_int> = KCell(UnsafeCell::new(200));
 static P_RETRY_AFTER: KCell<c_int> = KCell(UnsafeCell::new(5));
 static P_MAX_DISPLAY_NAME: KCell<c_int> = KCell(UnsafeCell::new(64));
@@ -61,12 +63,22 @@ const fn param(name: &'static CStr, ty: u32, p: *mut c_void) -> b::param_export_
     }
 }
 
-static PARAMS: KCell<[b::param_export_t; 10]> = KCell(UnsafeCell::new([
+static PARAMS: KCell<[b::param_export_t; 12]> = KCell(UnsafeCell::new([
     param(c"groups_dir", b::PARAM_STRING, P_GROUPS_DIR.0.get().cast()),
     param(
         c"relay_socket",
         b::PARAM_STRING,
         P_RELAY_SOCKET.0.get().cast(),
+    ),
+    param(
+        c"focus_socket",
+        b::PARAM_STRING,
+        P_FOCUS_SOCKET.0.get().cast(),
+    ),
+    param(
+        c"focus_allowed_uid",
+        b::PARAM_INT,
+        P_FOCUS_ALLOWED_UID.0.get().cast(),
     ),
     param(
         c"relay_timeout_ms",
@@ -200,6 +212,10 @@ fn config_from_params() -> Config {
         groups_dir: unsafe { param_str(&P_GROUPS_DIR) },
         // SAFETY: see param_str.
         relay_socket: unsafe { param_str(&P_RELAY_SOCKET) },
+        // SAFETY: see param_str.
+        focus_socket: unsafe { param_str(&P_FOCUS_SOCKET) },
+        // SAFETY: modparams are written only during config parsing, before mod_init.
+        focus_allowed_uid: u32::try_from(unsafe { *P_FOCUS_ALLOWED_UID.0.get() }).ok(),
         relay_timeout_ms: param_u32(&P_RELAY_TIMEOUT_MS),
         retry_after: param_u32(&P_RETRY_AFTER),
         max_display_name_chars: param_u32(&P_MAX_DISPLAY_NAME),
@@ -253,6 +269,7 @@ fn init() -> Result<(), String> {
             cfg.relay_socket
         ),
     );
+    super::focus::register_process()?;
     let m = Module { cfg, shared };
     service::reload(&m)?;
     MODULE.set(m).map_err(|_| "mod_init ran twice".to_string())
@@ -268,9 +285,45 @@ unsafe extern "C" fn mod_init() -> c_int {
     })
 }
 
-unsafe extern "C" fn child_init(_rank: c_int) -> c_int {
-    // Nothing to open here: the relay connection is opened lazily by the first request that needs it.
-    guard("child_init", -1, || 0)
+/// Kamailio's PROC_MAIN rank (core/sr_module.h): child_init in the main process, before the fork
+/// of the processes modules registered.
+const PROC_MAIN: c_int = 0;
+
+unsafe extern "C" fn child_init(rank: c_int) -> c_int {
+    // The relay connection is opened lazily by the first request that needs it. The main process
+    // creates the focus socket (a failure stops Kamailio) and forks the process that serves it.
+    guard("child_init", -1, || {
+        if rank != PROC_MAIN {
+            return 0;
+        }
+        match start_focus_socket() {
+            Ok(()) => 0,
+            Err(e) => {
+                log(Level::Error, &format!("focus socket: {e}"));
+                -1
+            }
+        }
+    })
+}
+
+fn start_focus_socket() -> Result<(), String> {
+    let m = module().ok_or("module not initialised")?;
+    let path = crate::focus_socket::path(&m.cfg.focus_socket, &m.cfg.relay_socket);
+    let sock = super::focus::bind_private(&path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let uid = m
+        .cfg
+        .focus_allowed_uid
+        .unwrap_or_else(super::focus::own_uid);
+    super::focus::fork_server(sock, uid)?;
+    log(
+        Level::Info,
+        &format!(
+            "focus socket at {} (mode 0600), answering uid {uid}",
+            path.display()
+        ),
+    );
+    Ok(())
 }
 
 unsafe extern "C" fn mod_destroy() {

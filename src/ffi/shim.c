@@ -1,10 +1,12 @@
 /* Thin wrappers over Kamailio macros and static inlines; see include/chat_alias_shim.h. */
+#include <stdlib.h>
 #include "core/sr_module.h"
 #include "core/dprint.h"
 #include "core/mem/shm_mem.h"
 #include "core/mem/mem.h"
 #include "core/locking.h"
 #include "core/pt.h"
+#include "core/cfg/cfg_struct.h"
 #include "core/ip_addr.h"
 #include "core/counters.h"
 #include "core/data_lump_rpl.h"
@@ -213,3 +215,29 @@ void ca_counter_add(int i, int v)
 	if(i >= 0 && i < ca_counter_count)
 		counter_add(ca_counters[i], v);
 }
+
+/* One extra process of the module's own (the focus socket server): announced in mod_init. */
+int ca_register_procs(int n)
+{
+	if(register_procs(n) < 0)
+		return -1;
+	cfg_register_child(n);
+	return 0;
+}
+
+int ca_fork_process(const char *desc, int arg, void (*body)(int))
+{
+	int pid = fork_process(PROC_RPC, (char *)desc, 1);
+	if(pid < 0)
+		return -1;
+	if(pid == 0) {
+		if(cfg_child_init())
+			exit(-1);
+		body(arg);
+		/* The body serves until Kamailio stops it; never fall back into the caller's child_init. */
+		exit(-1);
+	}
+	return pid;
+}
+
+void ca_cfg_update(void) { cfg_update(); }

@@ -1006,6 +1006,14 @@ impl<'m> Stripe<'m> {
         self.find_dialog(c, dialog_key).map(|p| self.assigned_of(p))
     }
 
+    /// Whether the conference holds a participant with this MSRP session id: O(1) through the
+    /// session index (the relay asks this to drop sessions the table no longer has).
+    pub fn has_session(&self, conference_key: &str, session_id: &str) -> bool {
+        self.find_conf(conference_key, self.conf_key_hash(conference_key))
+            .and_then(|c| self.find_session(c, session_id))
+            .is_some()
+    }
+
     /// The participant behind a live handle.
     pub fn participant(&self, handle: ParticipantHandle) -> Option<ParticipantInfo> {
         self.live_slot(handle).map(|p| self.info_of(p))

@@ -128,9 +128,10 @@ struct Args {
     /// Answer NICKNAME requests (RFC 7701 §7); with `false` they get 501.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     nicknames: bool,
-    /// Kamailio's jsonrpcs Unix datagram socket: NICKNAME requests are decided by the focus
-    /// (`chat_alias.nickname`). Without it, NICKNAME gets 403.
-    #[arg(long, value_name = "PATH")]
+    /// The module's focus socket (Unix datagram, modparam `focus_socket`): NICKNAME requests are
+    /// decided by the focus (`chat_alias.nickname`) and the registry is rebuilt from it after a
+    /// restart. Without it, NICKNAME gets 403. `--focus-rpc` is the old name.
+    #[arg(long = "focus", alias = "focus-rpc", value_name = "PATH")]
     focus_rpc: Option<PathBuf>,
     /// How long the focus has to answer a NICKNAME question (then 500).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]

@@ -1354,3 +1354,20 @@ fn media_is_kept_for_rebuilding_the_relay() {
     );
     assert_eq!(compact_list::<&str>(&[], 8), "");
 }
+
+#[test]
+fn has_session_answers_for_the_conference_and_forgets_on_leave() {
+    let c = cfg(4, 16);
+    let mut m = region(&c);
+    let mut t = Stripe::init(&mut m, &c, 0, KEY).unwrap();
+    let alice = join_s(&mut t, Some("alice"), false, 1);
+    join_s(&mut t, Some("bob"), true, 2);
+    assert!(t.has_session(ROOM, &sid(1)));
+    assert!(t.has_session(ROOM, &sid(2)));
+    assert!(!t.has_session(ROOM, &sid(3)));
+    // The session index is per conference: the same id in another conference is not this one.
+    assert!(!t.has_session("sip:other@im.example.net", &sid(1)));
+    t.leave(alice.handle).unwrap();
+    assert!(!t.has_session(ROOM, &sid(1)));
+    assert!(t.has_session(ROOM, &sid(2)));
+}
