@@ -82,7 +82,7 @@ use layout::{
     MAX_SESSION, MAX_STRIPES, MAX_WRAPPED, NIL, POOLS, STATE, USED, VERSION,
 };
 
-/// The base name of an anonymous joiner who gave no display name (CONTRACT-NOTES).
+/// The base name of an anonymous joiner who gave no display name (the name the CR's suffix rule then numbers).
 pub const ANONYMOUS_NAME: &str = "Anonymous";
 /// The plain anonymous URI (number 1).
 pub const ANONYMOUS_URI: &str = "sip:anonymous@anonymous.invalid";

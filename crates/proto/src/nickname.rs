@@ -1,4 +1,4 @@
-//! Display names and nicknames: validation and clash detection (SPEC.md §7).
+//! Display names and nicknames: validation and clash detection (RFC 8266 Nickname profile, RFC 8264; look-alikes by the Unicode confusable skeleton, UTS #39).
 //!
 //! Two participants must not be able to appear under the same name (RFC 7701 §11: a nickname
 //! takeover misroutes private messages; RFC 4575 §5.6). "The same" is decided by
