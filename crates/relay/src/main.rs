@@ -17,6 +17,7 @@ use std::time::Duration;
 mod connection;
 mod control;
 mod focus;
+mod liveness;
 mod metrics;
 mod outbox;
 mod registry;
