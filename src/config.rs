@@ -17,6 +17,12 @@ pub struct Config {
     pub max_conferences: u32,
     /// Number of independently locked stripes of the alias table.
     pub table_stripes: u32,
+    /// Seconds after its 200 OK within which a participant must bind its MSRP session, else the
+    /// focus ends its dialog (0: never).
+    pub bind_timeout: u32,
+    /// Seconds a participant's MSRP connection may stay gone before the focus ends its dialog
+    /// (0: never).
+    pub msrp_gone_timeout: u32,
 }
 
 impl Config {

@@ -2,7 +2,7 @@
 //! (`chat_alias_focus::join`), the shared alias table, the relay, and the reply. Safe Rust: the FFI
 //! layer hands in the request's parts and a [`Transaction`] to answer through.
 use crate::config::Config;
-use crate::ffi::{self, Level, Shared};
+use crate::ffi::{self, DialogRef, Level, Shared};
 use crate::relay_link::RelayLink;
 use crate::stats::{refusal_counter, Counter};
 use chat_alias_focus::alias_table::{
@@ -52,6 +52,8 @@ pub trait Transaction {
     fn begin(&mut self) -> Result<bool, ()>;
     /// The To-tag the replies to this request carry (tm's local tag).
     fn local_tag(&mut self) -> Option<String>;
+    /// The request's dialog as the focus needs it to send a BYE later (after `begin`).
+    fn dialog_ref(&mut self) -> Option<DialogRef>;
     /// Watches the request's dialog; when it ends, `dialog_ended(handle)` runs (in any process).
     fn watch_dialog(&mut self, handle: u64) -> bool;
     /// Sends the final reply through tm (retransmitted as tm does).
@@ -97,9 +99,22 @@ fn with_process<R>(m: &Module, f: impl FnOnce(&mut Process) -> R) -> R {
 
 /// Reads the group directory and, if every document is valid, publishes it to all processes.
 /// On error the previous definitions stay in force and the error names file, line and reason.
-pub fn reload(m: &Module) -> Result<usize, String> {
+/// A directory without any group is refused unless `force`: it would end every conference.
+/// Conferences of groups that are gone afterwards are ended by the timer process (BYE to each
+/// participant, see [`timer_tick`]).
+pub fn reload(m: &Module, force: bool) -> Result<usize, String> {
     let loaded = GroupSet::load_dir(std::path::Path::new(&m.cfg.groups_dir));
     match loaded {
+        Ok((set, _)) if set.is_empty() && !force => {
+            ffi::count(Counter::ReloadFailures, 1);
+            let msg = format!(
+                "reload refused: {} holds no group document, which would end every conference; \
+                 the previous groups stay in force (chat_alias.reload force accepts it)",
+                m.cfg.groups_dir
+            );
+            ffi::log(Level::Error, &msg);
+            Err(msg)
+        }
         Ok((set, docs)) => {
             // A conference lives in one stripe: say so when a group could outgrow it.
             let (_, per_stripe) = m.cfg.per_stripe();
@@ -313,6 +328,22 @@ fn admit_to_conference(
             ))
         }
     };
+    if fresh {
+        // What a BYE from the focus needs (it removes participants not backed by a live MSRP
+        // session); released with the place.
+        match tx.dialog_ref() {
+            Some(d) => {
+                let left_behind = m
+                    .shared
+                    .with_stripe_dialogs(stripe, |_, mut refs| refs.put(assigned.handle, d));
+                drop(left_behind);
+            }
+            None => ffi::log(
+                Level::Warn,
+                "tm could not build the participant's dialog: the focus cannot end it with a BYE",
+            ),
+        }
+    }
     // From here on a fresh place is released on every way out (an error return, a panic) unless
     // the join commits: one mechanism instead of an undo at each exit.
     let mut place = Placement {
@@ -347,10 +378,7 @@ fn admit_to_conference(
         display_name: assigned.display_name.clone(),
         uri: assigned.uri.clone(),
     };
-    let answer = match join::answer(adm, &identity, &grant, answer_random) {
-        Ok(a) => a,
-        Err(r) => return Err(r),
-    };
+    let answer = join::answer(adm, &identity, &grant, answer_random)?;
     if fresh {
         if !tx.watch_dialog(assigned.handle.to_u64()) {
             ffi::log(
@@ -442,6 +470,31 @@ fn relay_join(
     })
 }
 
+/// Takes a participant's place out of the table, with its dialog. None for a stale handle.
+fn take_place(m: &Module, handle: ParticipantHandle) -> Option<(Departed, Option<DialogRef>)> {
+    let stripe = handle.stripe as usize;
+    if stripe >= m.shared.stripes() {
+        return None;
+    }
+    m.shared.with_stripe_dialogs(stripe, |mem, mut refs| {
+        let departed = Stripe::attach(mem).ok().and_then(|mut s| s.leave(handle))?;
+        Some((departed, refs.take(handle)))
+    })
+}
+
+fn relay_leave(relay: &mut RelayLink, session: &str) {
+    let id = relay.next_id();
+    if let Err(e) = relay.call(&Request::Leave {
+        id,
+        session: session.to_string(),
+    }) {
+        ffi::log(
+            Level::Warn,
+            &format!("relay did not acknowledge leave of session {session}: {e}"),
+        );
+    }
+}
+
 /// Frees a participant's place and tells the relay. Idempotent: a stale handle does nothing.
 fn release(
     m: &Module,
@@ -449,26 +502,10 @@ fn release(
     handle: ParticipantHandle,
     why: &str,
 ) -> Option<Departed> {
-    let stripe = handle.stripe as usize;
-    if stripe >= m.shared.stripes() {
-        return None;
-    }
-    let departed = m.shared.with_stripe(stripe, |mem| {
-        Stripe::attach(mem).ok().and_then(|mut s| s.leave(handle))
-    })?;
-    let id = relay.next_id();
-    if let Err(e) = relay.call(&Request::Leave {
-        id,
-        session: departed.session_id.clone(),
-    }) {
-        ffi::log(
-            Level::Warn,
-            &format!(
-                "relay did not acknowledge leave of session {}: {e}",
-                departed.session_id
-            ),
-        );
-    }
+    let (departed, dialog) = take_place(m, handle)?;
+    // The participant ended the dialog (or it never began): nothing to send in it.
+    drop(dialog);
+    relay_leave(relay, &departed.session_id);
     ffi::log(
         Level::Debug,
         &format!(
@@ -477,6 +514,191 @@ fn release(
         ),
     );
     Some(departed)
+}
+
+/// Why the focus itself ends a participant's place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removal {
+    /// No MSRP connection bound the session within `bind_timeout` of the 200 OK.
+    NeverBound,
+    /// The MSRP connection has been gone for `msrp_gone_timeout`.
+    MsrpGone,
+    /// A reload removed the participant's group.
+    GroupRemoved,
+}
+
+impl Removal {
+    /// The BYE's `Reason` header (RFC 3326 §2), CRLF-terminated.
+    pub fn reason_header(self) -> &'static str {
+        match self {
+            Removal::NeverBound => {
+                "Reason: SIP;cause=408;text=\"MSRP session not established\"\r\n"
+            }
+            Removal::MsrpGone => "Reason: SIP;cause=408;text=\"MSRP connection lost\"\r\n",
+            Removal::GroupRemoved => "Reason: SIP;cause=410;text=\"Group removed\"\r\n",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Removal::NeverBound => "MSRP session not bound within bind_timeout",
+            Removal::MsrpGone => "MSRP connection gone for msrp_gone_timeout",
+            Removal::GroupRemoved => "group removed by a reload",
+        }
+    }
+
+    fn counter(self) -> Counter {
+        match self {
+            Removal::NeverBound => Counter::RemovedNeverBound,
+            Removal::MsrpGone => Counter::RemovedMsrpGone,
+            Removal::GroupRemoved => Counter::RemovedGroupGone,
+        }
+    }
+}
+
+/// The focus ends a participant's place: frees its identity first (so nothing is ever delivered
+/// to it again and its name is free at once), then sends a BYE with the reason in its dialog and
+/// tells the relay. Whatever the participant answers to the BYE, or if it never does, changes
+/// nothing. False for a stale handle (the participant left meanwhile).
+fn remove(m: &Module, relay: &mut RelayLink, handle: ParticipantHandle, why: Removal) -> bool {
+    let Some((departed, dialog)) = take_place(m, handle) else {
+        return false;
+    };
+    let bye = match &dialog {
+        Some(d) if d.bye(why.reason_header()) => "BYE sent",
+        Some(_) => "BYE could not be sent",
+        None => "no dialog to send a BYE in",
+    };
+    drop(dialog);
+    ffi::count(Counter::Leaves, 1);
+    ffi::count(Counter::ActiveParticipants, -1);
+    ffi::count(why.counter(), 1);
+    // The operator's trail: group and assigned identity, never the real one.
+    ffi::log(
+        Level::Info,
+        &format!(
+            "removed {:?} <{}> from {}: {} ({bye})",
+            departed.display_name.as_deref().unwrap_or(""),
+            departed.uri,
+            departed.conference_key,
+            why.describe()
+        ),
+    );
+    relay_leave(relay, &departed.session_id);
+    true
+}
+
+/// Most participants one tick removes from conferences of removed groups (the rest follow on the
+/// next ticks): a tick stays short whatever a reload removed.
+const MAX_GROUP_REMOVALS_PER_TICK: usize = 256;
+/// Most sessions one tick asks the relay about.
+const MAX_IDLE_PER_TICK: u32 = 64;
+
+/// Once a second, in the module's timer process: ends the places not backed by a live MSRP
+/// session (as the relay reports them) and those of groups a reload removed.
+pub fn timer_tick(m: &Module) {
+    with_process(m, |p| {
+        remove_orphans(m, p);
+        remove_idle(m, p);
+    })
+}
+
+/// Participants of conferences whose group is no longer loaded.
+fn remove_orphans(m: &Module, p: &mut Process) {
+    // Only against a definition set this process has really caught up with: an empty set after a
+    // failed catch-up must not end every conference.
+    if p.generation == 0 || p.generation != m.shared.docs_generation() {
+        return;
+    }
+    let loaded: std::collections::HashSet<String> =
+        p.groups.iter().map(join::conference_key).collect();
+    let mut budget = MAX_GROUP_REMOVALS_PER_TICK;
+    for i in 0..m.shared.stripes() {
+        if budget == 0 {
+            return;
+        }
+        let victims: Vec<ParticipantHandle> = m.shared.with_stripe(i, |mem| {
+            let Ok(s) = Stripe::attach(mem) else {
+                return Vec::new();
+            };
+            s.conferences()
+                .into_iter()
+                .filter(|c| !loaded.contains(&c.key))
+                .flat_map(|c| s.participants(&c.key).into_iter().map(|pi| pi.handle))
+                .take(budget)
+                .collect()
+        });
+        budget -= victims.len();
+        for h in victims {
+            remove(m, &mut p.relay, h, Removal::GroupRemoved);
+        }
+    }
+}
+
+fn millis_or_never(seconds: u32) -> u64 {
+    if seconds == 0 {
+        u64::MAX
+    } else {
+        u64::from(seconds) * 1000
+    }
+}
+
+/// Participants the relay reports without a bound MSRP connection for too long.
+fn remove_idle(m: &Module, p: &mut Process) {
+    if m.cfg.bind_timeout == 0 && m.cfg.msrp_gone_timeout == 0 {
+        return;
+    }
+    let id = p.relay.next_id();
+    let req = Request::Idle {
+        id,
+        bind_timeout_ms: millis_or_never(m.cfg.bind_timeout),
+        gone_timeout_ms: millis_or_never(m.cfg.msrp_gone_timeout),
+        max: MAX_IDLE_PER_TICK,
+    };
+    let idle = match p.relay.call(&req) {
+        Ok(r) if r.ok => r.idle,
+        Ok(r) => {
+            ffi::log(
+                Level::Debug,
+                &format!("relay refused idle: {}", r.error.unwrap_or_default()),
+            );
+            return;
+        }
+        Err(e) => {
+            ffi::log(Level::Debug, &format!("relay idle query failed: {e}"));
+            return;
+        }
+    };
+    for s in idle.into_iter().take(MAX_IDLE_PER_TICK as usize) {
+        let why = match s.reason {
+            control::IdleReason::NeverBound => Removal::NeverBound,
+            control::IdleReason::Gone => Removal::MsrpGone,
+        };
+        let key = p
+            .groups
+            .find(&s.conference)
+            .map(join::conference_key)
+            .or_else(|| {
+                chat_alias_proto::sip::parse_uri(&s.conference)
+                    .ok()
+                    .map(|u| u.key())
+            });
+        let handle = key.and_then(|key| {
+            let stripe = alias_table::stripe_of(&key, m.shared.stripes());
+            m.shared.with_stripe(stripe, |mem| {
+                Stripe::attach(mem)
+                    .ok()
+                    .and_then(|t| t.find_by_session(&key, &s.session))
+            })
+        });
+        match handle {
+            Some(h) => {
+                remove(m, &mut p.relay, h, why);
+            }
+            // The relay holds a session the table no longer has: let it go there too.
+            None => relay_leave(&mut p.relay, &s.session),
+        }
+    }
 }
 
 /// The dialog of a participant ended (BYE, expiry, failure): free its identity.
@@ -516,7 +738,14 @@ fn dialog_participant(
     from: Option<&str>,
     to: Option<&str>,
 ) -> Option<ParticipantHandle> {
-    let conference_key = with_process(m, |p| p.groups.find(request_uri).map(join::conference_key))?;
+    // A group a reload removed still has its participants until the timer process ends their
+    // dialogs: their in-dialog requests (a BYE above all) must still match meanwhile.
+    let conference_key = with_process(m, |p| p.groups.find(request_uri).map(join::conference_key))
+        .or_else(|| {
+            chat_alias_proto::sip::parse_uri(request_uri)
+                .ok()
+                .map(|u| u.key())
+        })?;
     let to_tag = header_tag(to);
     if to_tag.is_empty() {
         return None;

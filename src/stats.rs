@@ -25,11 +25,14 @@ pub enum Counter {
     RefusedInternal,
     Reloads,
     ReloadFailures,
+    RemovedNeverBound,
+    RemovedMsrpGone,
+    RemovedGroupGone,
 }
 
 impl Counter {
     /// Every counter, in registration order: `ALL[i] as usize == i` (checked at compile time).
-    pub const ALL: [Counter; 20] = [
+    pub const ALL: [Counter; 23] = [
         Counter::Joins,
         Counter::AnonymousJoins,
         Counter::ModifiedAliases,
@@ -50,6 +53,9 @@ impl Counter {
         Counter::RefusedInternal,
         Counter::Reloads,
         Counter::ReloadFailures,
+        Counter::RemovedNeverBound,
+        Counter::RemovedMsrpGone,
+        Counter::RemovedGroupGone,
     ];
 
     /// (name, description), NUL-terminated for Kamailio. The match is exhaustive: a new counter
@@ -128,6 +134,18 @@ impl Counter {
             Counter::ReloadFailures => (
                 c"reload_failures",
                 c"refused chat_alias.reload commands (old groups kept)",
+            ),
+            Counter::RemovedNeverBound => (
+                c"removed_never_bound",
+                c"participants the focus removed (BYE) because their MSRP session was not bound within bind_timeout",
+            ),
+            Counter::RemovedMsrpGone => (
+                c"removed_msrp_gone",
+                c"participants the focus removed (BYE) because their MSRP connection was gone for msrp_gone_timeout",
+            ),
+            Counter::RemovedGroupGone => (
+                c"removed_group_gone",
+                c"participants the focus removed (BYE) because a reload removed their group",
             ),
         }
     }

@@ -51,6 +51,8 @@ static P_MAX_DISPLAY_NAME: KCell<c_int> = KCell(UnsafeCell::new(64));
 static P_MAX_PARTICIPANTS: KCell<c_int> = KCell(UnsafeCell::new(16384));
 static P_MAX_CONFERENCES: KCell<c_int> = KCell(UnsafeCell::new(1024));
 static P_TABLE_STRIPES: KCell<c_int> = KCell(UnsafeCell::new(16));
+static P_BIND_TIMEOUT: KCell<c_int> = KCell(UnsafeCell::new(30));
+static P_MSRP_GONE_TIMEOUT: KCell<c_int> = KCell(UnsafeCell::new(60));
 
 const fn param(name: &'static CStr, ty: u32, p: *mut c_void) -> b::param_export_t {
     b::param_export_t {
@@ -60,7 +62,7 @@ const fn param(name: &'static CStr, ty: u32, p: *mut c_void) -> b::param_export_
     }
 }
 
-static PARAMS: KCell<[b::param_export_t; 9]> = KCell(UnsafeCell::new([
+static PARAMS: KCell<[b::param_export_t; 11]> = KCell(UnsafeCell::new([
     param(c"groups_dir", b::PARAM_STRING, P_GROUPS_DIR.0.get().cast()),
     param(
         c"relay_socket",
@@ -92,6 +94,12 @@ static PARAMS: KCell<[b::param_export_t; 9]> = KCell(UnsafeCell::new([
         c"table_stripes",
         b::PARAM_INT,
         P_TABLE_STRIPES.0.get().cast(),
+    ),
+    param(c"bind_timeout", b::PARAM_INT, P_BIND_TIMEOUT.0.get().cast()),
+    param(
+        c"msrp_gone_timeout",
+        b::PARAM_INT,
+        P_MSRP_GONE_TIMEOUT.0.get().cast(),
     ),
     b::param_export_t {
         name: null_mut(),
@@ -200,6 +208,8 @@ fn config_from_params() -> Config {
         max_participants: param_u32(&P_MAX_PARTICIPANTS),
         max_conferences: param_u32(&P_MAX_CONFERENCES),
         table_stripes: param_u32(&P_TABLE_STRIPES),
+        bind_timeout: param_u32(&P_BIND_TIMEOUT),
+        msrp_gone_timeout: param_u32(&P_MSRP_GONE_TIMEOUT),
     }
 }
 
@@ -246,8 +256,13 @@ fn init() -> Result<(), String> {
             cfg.relay_socket
         ),
     );
+    // SAFETY: called once in mod_init, before the fork.
+    if unsafe { b::ca_timer_register() } != 0 {
+        return Err("cannot register the module's timer process".into());
+    }
     let m = Module { cfg, shared };
-    service::reload(&m)?;
+    // At start-up an empty directory is allowed (groups can be added and reloaded later).
+    service::reload(&m, true)?;
     MODULE.set(m).map_err(|_| "mod_init ran twice".to_string())
 }
 
@@ -261,9 +276,18 @@ unsafe extern "C" fn mod_init() -> c_int {
     })
 }
 
-unsafe extern "C" fn child_init(_rank: c_int) -> c_int {
+unsafe extern "C" fn child_init(rank: c_int) -> c_int {
     // Nothing to open here: the relay connection is opened lazily by the first request that needs it.
-    guard("child_init", -1, || 0)
+    // From the main process: fork the timer process that removes participants not backed by a
+    // live MSRP session and those of removed groups.
+    guard("child_init", -1, || {
+        // SAFETY: plain call; the shim forks only for PROC_MAIN.
+        if unsafe { b::ca_timer_fork(rank) } != 0 {
+            log(Level::Error, "cannot fork the chat_alias timer process");
+            return -1;
+        }
+        0
+    })
 }
 
 unsafe extern "C" fn mod_destroy() {
@@ -392,6 +416,16 @@ unsafe extern "C" fn w_chat_alias_is_group(
     _p2: *mut c_char,
 ) -> c_int {
     guard("chat_alias_is_group", -1, || is_group(msg))
+}
+
+/// Called every second in the module's timer process.
+#[no_mangle]
+pub extern "C" fn chat_alias_timer_tick() {
+    guard("timer", (), || {
+        if let Some(m) = module() {
+            service::timer_tick(m);
+        }
+    })
 }
 
 /// Called by the shim's dialog callback in whichever process sees the dialog end.

@@ -941,6 +941,17 @@ impl<'m> Stripe<'m> {
         self.find_dialog(c, dialog_key).map(|p| self.assigned_of(p))
     }
 
+    /// The participant whose MSRP session id is `session_id` in `conference_key`, if it is still
+    /// there. O(1) through the session index.
+    pub fn find_by_session(
+        &self,
+        conference_key: &str,
+        session_id: &str,
+    ) -> Option<ParticipantHandle> {
+        let c = self.find_conf(conference_key, self.conf_key_hash(conference_key))?;
+        self.find_session(c, session_id).map(|p| self.handle_of(p))
+    }
+
     /// The participant behind a live handle.
     pub fn participant(&self, handle: ParticipantHandle) -> Option<ParticipantInfo> {
         self.live_slot(handle).map(|p| self.info_of(p))

@@ -97,7 +97,8 @@ impl Liveness {
         out
     }
 
-    /// Sessions being watched (for tests and gauges).
+    /// Sessions being watched.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.waiting.len() + self.unstamped.len()
     }
@@ -158,7 +159,10 @@ mod tests {
         let t0 = Instant::now();
         let mut l = Liveness::default();
         for i in 0..100u32 {
-            l.registered(t0 + Duration::from_millis(u64::from(i)), &format!("s{i:03}"));
+            l.registered(
+                t0 + Duration::from_millis(u64::from(i)),
+                &format!("s{i:03}"),
+            );
         }
         let got = l.overdue(t0 + 60 * S, 30 * S, 60 * S, 5);
         assert_eq!(

@@ -466,16 +466,18 @@ impl<O: Outlet> Switch<O> {
         self.liveness
             .overdue(now, bind_timeout, gone_timeout, max)
             .into_iter()
-            .map(|(session, reason, idle)| chat_alias_proto::control::IdleSession {
-                conference: self
-                    .registry
-                    .get(&session)
-                    .map(|p| p.conference.clone())
-                    .unwrap_or_default(),
-                session,
-                reason,
-                idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
-            })
+            .map(
+                |(session, reason, idle)| chat_alias_proto::control::IdleSession {
+                    conference: self
+                        .registry
+                        .get(&session)
+                        .map(|p| p.conference.clone())
+                        .unwrap_or_default(),
+                    session,
+                    reason,
+                    idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
+                },
+            )
             .collect()
     }
 
