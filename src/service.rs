@@ -482,16 +482,21 @@ fn take_place(m: &Module, handle: ParticipantHandle) -> Option<(Departed, Option
     })
 }
 
-fn relay_leave(relay: &mut RelayLink, session: &str) {
+/// Tells the relay a session left; false if it did not acknowledge (logged).
+fn relay_leave(relay: &mut RelayLink, session: &str) -> bool {
     let id = relay.next_id();
-    if let Err(e) = relay.call(&Request::Leave {
+    match relay.call(&Request::Leave {
         id,
         session: session.to_string(),
     }) {
-        ffi::log(
-            Level::Warn,
-            &format!("relay did not acknowledge leave of session {session}: {e}"),
-        );
+        Ok(_) => true,
+        Err(e) => {
+            ffi::log(
+                Level::Warn,
+                &format!("relay did not acknowledge leave of session {session}: {e}"),
+            );
+            false
+        }
     }
 }
 
@@ -560,7 +565,16 @@ impl Removal {
 /// to it again and its name is free at once), then sends a BYE with the reason in its dialog and
 /// tells the relay. Whatever the participant answers to the BYE, or if it never does, changes
 /// nothing. False for a stale handle (the participant left meanwhile).
-fn remove(m: &Module, relay: &mut RelayLink, handle: ParticipantHandle, why: Removal) -> bool {
+///
+/// `relay` is None once the relay failed to answer during this tick: a stalled relay must not
+/// cost `relay_timeout_ms` per removal. The relay drops a session the module no longer has when
+/// it rebuilds its registry, and its MSRP connection is gone or never came anyway.
+fn remove(
+    m: &Module,
+    relay: &mut Option<&mut RelayLink>,
+    handle: ParticipantHandle,
+    why: Removal,
+) -> bool {
     let Some((departed, dialog)) = take_place(m, handle) else {
         return false;
     };
@@ -584,7 +598,11 @@ fn remove(m: &Module, relay: &mut RelayLink, handle: ParticipantHandle, why: Rem
             why.describe()
         ),
     );
-    relay_leave(relay, &departed.session_id);
+    if let Some(r) = relay.as_deref_mut() {
+        if !relay_leave(r, &departed.session_id) {
+            *relay = None;
+        }
+    }
     true
 }
 
@@ -613,6 +631,7 @@ fn remove_orphans(m: &Module, p: &mut Process) {
     let loaded: std::collections::HashSet<String> =
         p.groups.iter().map(join::conference_key).collect();
     let mut budget = MAX_GROUP_REMOVALS_PER_TICK;
+    let mut relay = Some(&mut p.relay);
     for i in 0..m.shared.stripes() {
         if budget == 0 {
             return;
@@ -630,7 +649,7 @@ fn remove_orphans(m: &Module, p: &mut Process) {
         });
         budget -= victims.len();
         for h in victims {
-            remove(m, &mut p.relay, h, Removal::GroupRemoved);
+            remove(m, &mut relay, h, Removal::GroupRemoved);
         }
     }
 }
@@ -669,6 +688,7 @@ fn remove_idle(m: &Module, p: &mut Process) {
             return;
         }
     };
+    let mut relay = Some(&mut p.relay);
     for s in idle.into_iter().take(MAX_IDLE_PER_TICK as usize) {
         let why = match s.reason {
             control::IdleReason::NeverBound => Removal::NeverBound,
@@ -693,10 +713,16 @@ fn remove_idle(m: &Module, p: &mut Process) {
         });
         match handle {
             Some(h) => {
-                remove(m, &mut p.relay, h, why);
+                remove(m, &mut relay, h, why);
             }
             // The relay holds a session the table no longer has: let it go there too.
-            None => relay_leave(&mut p.relay, &s.session),
+            None => {
+                if let Some(r) = relay.as_deref_mut() {
+                    if !relay_leave(r, &s.session) {
+                        relay = None;
+                    }
+                }
+            }
         }
     }
 }
