@@ -470,15 +470,20 @@ fn relay_join(
     })
 }
 
+/// A place taken out of the table: what left, its SIP dialog, and its dialog key.
+type TakenPlace = (Departed, Option<DialogRef>, u128);
+
 /// Takes a participant's place out of the table, with its dialog. None for a stale handle.
-fn take_place(m: &Module, handle: ParticipantHandle) -> Option<(Departed, Option<DialogRef>)> {
+fn take_place(m: &Module, handle: ParticipantHandle) -> Option<TakenPlace> {
     let stripe = handle.stripe as usize;
     if stripe >= m.shared.stripes() {
         return None;
     }
     m.shared.with_stripe_dialogs(stripe, |mem, mut refs| {
-        let departed = Stripe::attach(mem).ok().and_then(|mut s| s.leave(handle))?;
-        Some((departed, refs.take(handle)))
+        let mut s = Stripe::attach(mem).ok()?;
+        let dialog_key = s.participant(handle)?.dialog_key;
+        let departed = s.leave(handle)?;
+        Some((departed, refs.take(handle), dialog_key))
     })
 }
 
@@ -507,7 +512,7 @@ fn release(
     handle: ParticipantHandle,
     why: &str,
 ) -> Option<Departed> {
-    let (departed, dialog) = take_place(m, handle)?;
+    let (departed, dialog, _) = take_place(m, handle)?;
     // The participant ended the dialog (or it never began): nothing to send in it.
     drop(dialog);
     relay_leave(relay, &departed.session_id);
@@ -575,9 +580,11 @@ fn remove(
     handle: ParticipantHandle,
     why: Removal,
 ) -> bool {
-    let Some((departed, dialog)) = take_place(m, handle) else {
+    let Some((departed, dialog, dialog_key)) = take_place(m, handle) else {
         return false;
     };
+    // Before the BYE leaves: a BYE of the participant crossing ours must still match.
+    m.shared.bury(dialog_key);
     let bye = match &dialog {
         Some(d) if d.bye(why.reason_header()) => "BYE sent",
         Some(_) => "BYE could not be sent",
@@ -755,20 +762,20 @@ pub fn group_count(m: &Module) -> usize {
     with_process(m, |p| p.groups.len())
 }
 
-/// The participant whose dialog an in-dialog request names (Request-URI = the group, Call-ID, From-tag
-/// and the To-tag of the focus's 200 OK), if any.
-fn dialog_participant(
+/// The dialog an in-dialog request names (Request-URI = the group, Call-ID, From-tag and the To-tag
+/// of the focus's 200 OK): its key, and the participant holding it if any.
+fn dialog_lookup(
     m: &Module,
     request_uri: &str,
     call_id: Option<&str>,
     from: Option<&str>,
     to: Option<&str>,
-) -> Option<ParticipantHandle> {
+) -> Option<(u128, Option<ParticipantHandle>)> {
     // A group a reload removed still has its participants until the timer process ends their
     // dialogs: their in-dialog requests (a BYE above all) must still match meanwhile.
     let conference_key = with_process(m, |p| p.groups.find(request_uri).map(join::conference_key))
         .or_else(|| {
-            chat_alias_proto::sip::parse_uri(request_uri)
+            chat_alias_proto::sip::parse_uri(request_uri.trim())
                 .ok()
                 .map(|u| u.key())
         })?;
@@ -778,15 +785,17 @@ fn dialog_participant(
     }
     let key = dialog_key(call_id, &header_tag(from), &to_tag);
     let stripe = alias_table::stripe_of(&conference_key, m.shared.stripes());
-    m.shared.with_stripe(stripe, |mem| {
+    let handle = m.shared.with_stripe(stripe, |mem| {
         Stripe::attach(mem)
             .ok()
             .and_then(|s| s.find_by_dialog(&conference_key, key))
             .map(|a| a.handle)
-    })
+    });
+    Some((key, handle))
 }
 
-/// Whether an in-dialog request belongs to a participant's dialog. The sample config answers 481
+/// Whether an in-dialog request belongs to a participant's dialog, or to one the focus ended
+/// itself lately (a BYE crossing the focus's BYE is answered 200). The sample config answers 481
 /// otherwise.
 pub fn in_dialog(
     m: &Module,
@@ -795,7 +804,11 @@ pub fn in_dialog(
     from: Option<&str>,
     to: Option<&str>,
 ) -> bool {
-    dialog_participant(m, request_uri, call_id, from, to).is_some()
+    match dialog_lookup(m, request_uri, call_id, from, to) {
+        Some((_, Some(_))) => true,
+        Some((key, None)) => m.shared.is_buried(key),
+        None => false,
+    }
 }
 
 /// A BYE: frees the participant's identity at once and tells the relay, whatever state the dialog
@@ -809,12 +822,12 @@ pub fn leave_dialog(
     from: Option<&str>,
     to: Option<&str>,
 ) -> bool {
-    match dialog_participant(m, request_uri, call_id, from, to) {
-        Some(handle) => {
+    match dialog_lookup(m, request_uri, call_id, from, to) {
+        Some((_, Some(handle))) => {
             dialog_ended(m, handle.to_u64(), "BYE");
             true
         }
-        None => false,
+        _ => false,
     }
 }
 

@@ -189,7 +189,14 @@ fn a_participant_that_never_binds_gets_a_bye_and_its_name_is_free() {
         !lines[0].contains("ghost@example.com"),
         "no real identity at INFO: {lines:?}"
     );
-    // Its own BYE afterwards (a crossing BYE) is still answered 200, not 481.
+    // Its own BYE afterwards (a crossing BYE) is still answered 200, not 481; one with another
+    // To-tag is not in that dialog.
+    let forged = ghost.inv.bye(&ghost.sip, "not-the-focus-tag");
+    let r = ghost
+        .sip
+        .transact(&forged, Duration::from_secs(5))
+        .expect("answer");
+    assert_eq!(r.code, 481, "{}", r.raw_text());
     assert_eq!(leave(&mut ghost.sip, &ghost.inv, &ghost.ok).code, 200);
     let (_, stats) = stack.kamcmd(&["stats.get_statistics", "chat_alias:"]);
     assert!(

@@ -15,7 +15,18 @@ struct DocsSlot {
     len: usize,
 }
 
+/// How many dialogs the focus ended itself are remembered (see [`Shared::bury`]).
+const TOMBS: usize = 1024;
+
+/// The dialog keys of the latest participants the focus removed, in a ring.
+#[repr(C)]
+struct Tombs {
+    next: u64,
+    keys: [u128; TOMBS],
+}
+
 pub struct Shared {
+    tombs: *mut Tombs,
     locks: *mut c_void,
     base: *mut u8,
     stripe_bytes: usize,
@@ -134,15 +145,21 @@ impl Shared {
         let dialog_words = slots_per_stripe
             .checked_mul(2 * stripes)
             .ok_or("alias table size overflows")?;
-        let (locks, base, docs, dialogs) = unsafe {
+        let (tombs, locks, base, docs, dialogs) = unsafe {
             (
+                b::ca_shm_malloc(std::mem::size_of::<Tombs>()).cast::<Tombs>(),
                 b::ca_lockset_new(stripes as i32 + 1),
                 b::ca_shm_malloc(total).cast::<u8>(),
                 b::ca_shm_malloc(std::mem::size_of::<DocsSlot>()).cast::<DocsSlot>(),
                 b::ca_shm_malloc(dialog_words.max(1) * 8).cast::<u64>(),
             )
         };
-        if locks.is_null() || base.is_null() || docs.is_null() || dialogs.is_null() {
+        if tombs.is_null()
+            || locks.is_null()
+            || base.is_null()
+            || docs.is_null()
+            || dialogs.is_null()
+        {
             return Err(format!(
                 "cannot allocate the alias table ({total} bytes of shared memory for {} participants, \
                  {} conferences): raise kamailio's -m or lower max_participants/max_conferences",
@@ -159,8 +176,10 @@ impl Shared {
             });
             std::ptr::write_bytes(base, 0, total);
             std::ptr::write_bytes(dialogs, 0, dialog_words);
+            std::ptr::write_bytes(tombs, 0, 1);
         }
         let shared = Shared {
+            tombs,
             locks,
             base,
             stripe_bytes,
@@ -223,6 +242,30 @@ impl Shared {
         // SAFETY: the last lock of the set guards the documents slot.
         unsafe { b::ca_lockset_get(self.locks, i) };
         LockGuard { set: self.locks, i }
+    }
+
+    /// Remembers the dialog of a participant the focus removed itself (and sent a BYE to), so that
+    /// a BYE of the participant crossing ours still matches (answered 200, not 481; RFC 3261
+    /// §15.1.2 lets either side end the dialog). The latest 1024 are kept.
+    pub fn bury(&self, dialog_key: u128) {
+        let _g = self.docs_lock();
+        // SAFETY: under the docs lock nobody else reads or writes the ring.
+        unsafe {
+            let t = &mut *self.tombs;
+            let i = (t.next % TOMBS as u64) as usize;
+            t.keys[i] = dialog_key;
+            t.next = t.next.wrapping_add(1);
+        }
+    }
+
+    /// Whether `dialog_key` names a dialog the focus ended itself lately.
+    pub fn is_buried(&self, dialog_key: u128) -> bool {
+        if dialog_key == 0 {
+            return false;
+        }
+        let _g = self.docs_lock();
+        // SAFETY: under the docs lock the ring is stable.
+        unsafe { (*self.tombs).keys.contains(&dialog_key) }
     }
 
     /// The generation of the published documents (0: none yet). Read without the lock: workers
