@@ -24,6 +24,12 @@ pub struct Config {
     /// Places one authenticated identity may hold in one conference, anonymous and named together
     /// (a sock-puppet bound); 0 = no limit.
     pub max_places_per_identity: u32,
+    /// Seconds after its 200 OK within which a participant must bind its MSRP session, else the
+    /// focus ends its dialog (0: never).
+    pub bind_timeout: u32,
+    /// Seconds a participant's MSRP connection may stay gone before the focus ends its dialog
+    /// (0: never).
+    pub msrp_gone_timeout: u32,
 }
 
 impl Config {

@@ -26,11 +26,14 @@ pub enum Counter {
     Reloads,
     ReloadFailures,
     RefusedPlaces,
+    RemovedNeverBound,
+    RemovedMsrpGone,
+    RemovedGroupGone,
 }
 
 impl Counter {
     /// Every counter, in registration order: `ALL[i] as usize == i` (checked at compile time).
-    pub const ALL: [Counter; 21] = [
+    pub const ALL: [Counter; 24] = [
         Counter::Joins,
         Counter::AnonymousJoins,
         Counter::ModifiedAliases,
@@ -52,6 +55,9 @@ impl Counter {
         Counter::Reloads,
         Counter::ReloadFailures,
         Counter::RefusedPlaces,
+        Counter::RemovedNeverBound,
+        Counter::RemovedMsrpGone,
+        Counter::RemovedGroupGone,
     ];
 
     /// (name, description), NUL-terminated for Kamailio. The match is exhaustive: a new counter
@@ -134,6 +140,18 @@ impl Counter {
             Counter::RefusedPlaces => (
                 c"refused_places",
                 c"INVITEs refused 486: the identity holds max_places_per_identity places already",
+            ),
+            Counter::RemovedNeverBound => (
+                c"removed_never_bound",
+                c"participants the focus removed (BYE) because their MSRP session was not bound within bind_timeout",
+            ),
+            Counter::RemovedMsrpGone => (
+                c"removed_msrp_gone",
+                c"participants the focus removed (BYE) because their MSRP connection was gone for msrp_gone_timeout",
+            ),
+            Counter::RemovedGroupGone => (
+                c"removed_group_gone",
+                c"participants the focus removed (BYE) because a reload removed their group",
             ),
         }
     }

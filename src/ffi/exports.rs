@@ -54,6 +54,8 @@ static P_MAX_PARTICIPANTS: KCell<c_int> = KCell(UnsafeCell::new(16384));
 static P_MAX_CONFERENCES: KCell<c_int> = KCell(UnsafeCell::new(1024));
 static P_TABLE_STRIPES: KCell<c_int> = KCell(UnsafeCell::new(16));
 static P_MAX_PLACES_PER_IDENTITY: KCell<c_int> = KCell(UnsafeCell::new(3));
+static P_BIND_TIMEOUT: KCell<c_int> = KCell(UnsafeCell::new(30));
+static P_MSRP_GONE_TIMEOUT: KCell<c_int> = KCell(UnsafeCell::new(60));
 
 const fn param(name: &'static CStr, ty: u32, p: *mut c_void) -> b::param_export_t {
     b::param_export_t {
@@ -63,7 +65,7 @@ const fn param(name: &'static CStr, ty: u32, p: *mut c_void) -> b::param_export_
     }
 }
 
-static PARAMS: KCell<[b::param_export_t; 12]> = KCell(UnsafeCell::new([
+static PARAMS: KCell<[b::param_export_t; 14]> = KCell(UnsafeCell::new([
     param(c"groups_dir", b::PARAM_STRING, P_GROUPS_DIR.0.get().cast()),
     param(
         c"relay_socket",
@@ -110,6 +112,12 @@ static PARAMS: KCell<[b::param_export_t; 12]> = KCell(UnsafeCell::new([
         c"max_places_per_identity",
         b::PARAM_INT,
         P_MAX_PLACES_PER_IDENTITY.0.get().cast(),
+    ),
+    param(c"bind_timeout", b::PARAM_INT, P_BIND_TIMEOUT.0.get().cast()),
+    param(
+        c"msrp_gone_timeout",
+        b::PARAM_INT,
+        P_MSRP_GONE_TIMEOUT.0.get().cast(),
     ),
     b::param_export_t {
         name: null_mut(),
@@ -223,6 +231,8 @@ fn config_from_params() -> Config {
         max_conferences: param_u32(&P_MAX_CONFERENCES),
         table_stripes: param_u32(&P_TABLE_STRIPES),
         max_places_per_identity: param_u32(&P_MAX_PLACES_PER_IDENTITY),
+        bind_timeout: param_u32(&P_BIND_TIMEOUT),
+        msrp_gone_timeout: param_u32(&P_MSRP_GONE_TIMEOUT),
     }
 }
 
@@ -270,8 +280,13 @@ fn init() -> Result<(), String> {
         ),
     );
     super::focus::register_process()?;
+    // SAFETY: called once in mod_init, before the fork.
+    if unsafe { b::ca_timer_register() } != 0 {
+        return Err("cannot register the module's timer process".into());
+    }
     let m = Module { cfg, shared };
-    service::reload(&m)?;
+    // At start-up an empty directory is allowed (groups can be added and reloaded later).
+    service::reload(&m, true)?;
     MODULE.set(m).map_err(|_| "mod_init ran twice".to_string())
 }
 
@@ -291,18 +306,23 @@ const PROC_MAIN: c_int = 0;
 
 unsafe extern "C" fn child_init(rank: c_int) -> c_int {
     // The relay connection is opened lazily by the first request that needs it. The main process
-    // creates the focus socket (a failure stops Kamailio) and forks the process that serves it.
+    // creates the focus socket (a failure stops Kamailio) and forks the process that serves it,
+    // and forks the timer process that removes participants not backed by a live MSRP session
+    // and those of removed groups.
     guard("child_init", -1, || {
         if rank != PROC_MAIN {
             return 0;
         }
-        match start_focus_socket() {
-            Ok(()) => 0,
-            Err(e) => {
-                log(Level::Error, &format!("focus socket: {e}"));
-                -1
-            }
+        if let Err(e) = start_focus_socket() {
+            log(Level::Error, &format!("focus socket: {e}"));
+            return -1;
         }
+        // SAFETY: plain call from the main process's child_init, as fork_basic_timer requires.
+        if unsafe { b::ca_timer_fork(rank) } != 0 {
+            log(Level::Error, "cannot fork the chat_alias timer process");
+            return -1;
+        }
+        0
     })
 }
 
@@ -452,6 +472,16 @@ unsafe extern "C" fn w_chat_alias_is_group(
     _p2: *mut c_char,
 ) -> c_int {
     guard("chat_alias_is_group", -1, || is_group(msg))
+}
+
+/// Called every second in the module's timer process.
+#[no_mangle]
+pub extern "C" fn chat_alias_timer_tick() {
+    guard("timer", (), || {
+        if let Some(m) = module() {
+            service::timer_tick(m);
+        }
+    })
 }
 
 /// Called by the shim's dialog callback in whichever process sees the dialog end.

@@ -9,7 +9,7 @@ mod msg;
 mod rpc;
 mod shared;
 
-pub use shared::Shared;
+pub use shared::{DialogRef, Shared};
 
 /// Kamailio's API as bindgen sees it through `include/wrapper.h` (allowlisted).
 #[allow(

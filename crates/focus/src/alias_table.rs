@@ -1009,9 +1009,18 @@ impl<'m> Stripe<'m> {
     /// Whether the conference holds a participant with this MSRP session id: O(1) through the
     /// session index (the relay asks this to drop sessions the table no longer has).
     pub fn has_session(&self, conference_key: &str, session_id: &str) -> bool {
-        self.find_conf(conference_key, self.conf_key_hash(conference_key))
-            .and_then(|c| self.find_session(c, session_id))
-            .is_some()
+        self.find_by_session(conference_key, session_id).is_some()
+    }
+
+    /// The participant whose MSRP session id is `session_id` in `conference_key`, if it is still
+    /// there. O(1) through the session index.
+    pub fn find_by_session(
+        &self,
+        conference_key: &str,
+        session_id: &str,
+    ) -> Option<ParticipantHandle> {
+        let c = self.find_conf(conference_key, self.conf_key_hash(conference_key))?;
+        self.find_session(c, session_id).map(|p| self.handle_of(p))
     }
 
     /// The participant behind a live handle.

@@ -10,6 +10,11 @@ use chat_alias_proto::control::{self, Grant, Request, Response};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Most sessions one `idle` answer lists: 64 entries of at most ~400 bytes (session id ≤ 64,
+/// conference URI ≤ 255) stay far below the control line limit.
+pub const MAX_IDLE_PER_ANSWER: usize = 64;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
@@ -148,7 +153,7 @@ async fn connection(stream: UnixStream, shared: Arc<Shared>) -> std::io::Result<
                     id: 0,
                     ok: false,
                     error: Some(e.to_string()),
-                    grant: None,
+                    ..Default::default()
                 };
                 w.write_all(&control::encode(&resp)).await?;
                 return Ok(());
@@ -167,7 +172,7 @@ pub fn handle(shared: &Shared, req: Request) -> Response {
         id,
         ok: false,
         error: Some(e),
-        grant: None,
+        ..Default::default()
     };
     match req {
         Request::Ping { .. } => Response {
@@ -184,7 +189,7 @@ pub fn handle(shared: &Shared, req: Request) -> Response {
             }
             let session = j.session.clone();
             let mut sw = shared.switch.lock();
-            match sw.join(Participant::from(&j)) {
+            match sw.join_at(Instant::now(), Participant::from(&j)) {
                 Ok(()) => {
                     tracing::info!(session = %session, conference = %j.conference, uri = %j.uri, "participant joined");
                     Response {
@@ -197,9 +202,31 @@ pub fn handle(shared: &Shared, req: Request) -> Response {
                             path: sw.config().session_uri(&session),
                             max_size: shared.max_size,
                         }),
+                        ..Default::default()
                     }
                 }
                 Err(e) => fail(e),
+            }
+        }
+        Request::Idle {
+            bind_timeout_ms,
+            gone_timeout_ms,
+            max,
+            ..
+        } => {
+            // Bounded whatever the module asks: the answer must fit in one control line.
+            let max = (max as usize).min(MAX_IDLE_PER_ANSWER);
+            let idle = shared.switch.lock().idle(
+                Instant::now(),
+                Duration::from_millis(bind_timeout_ms),
+                Duration::from_millis(gone_timeout_ms),
+                max,
+            );
+            Response {
+                id,
+                ok: true,
+                idle,
+                ..Default::default()
             }
         }
         Request::Leave { session, .. } => {

@@ -18,6 +18,7 @@ mod connection;
 mod control;
 mod focus;
 mod frame;
+mod liveness;
 mod metrics;
 mod outbox;
 mod registry;

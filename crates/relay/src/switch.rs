@@ -408,6 +408,8 @@ pub struct Switch<O> {
     actions: std::collections::VecDeque<Action>,
     ids: Ids,
     metrics: Arc<Metrics>,
+    /// Registered sessions without a bound connection, and since when (control `idle`).
+    liveness: crate::liveness::Liveness,
 }
 
 /// What a refusal looks like on the wire and in the log.
@@ -436,6 +438,7 @@ impl<O: Outlet> Switch<O> {
             actions: std::collections::VecDeque::new(),
             ids,
             metrics,
+            liveness: Default::default(),
         }
     }
 
@@ -557,14 +560,55 @@ impl<O: Outlet> Switch<O> {
 
     // ---- commands ----
 
-    /// Registers (or refreshes) a participant (control `join`).
+    /// Registers (or refreshes) a participant (control `join`), as of the current time.
     pub fn join(&mut self, p: Participant) -> Result<(), String> {
-        self.registry.join(p)
+        self.join_at(Instant::now(), p)
+    }
+
+    /// Registers (or refreshes) a participant at `now`: a new session is watched until it binds
+    /// (see [`Switch::idle`]).
+    pub fn join_at(&mut self, now: Instant, p: Participant) -> Result<(), String> {
+        let session = p.session.clone();
+        let new = self.registry.get(&session).is_none();
+        self.registry.join(p)?;
+        if new && !self.bound.contains_key(&session) {
+            self.liveness.registered(now, &session);
+        }
+        Ok(())
+    }
+
+    /// Registered sessions that never bound within `bind_timeout` of their join, or whose
+    /// connection has been gone for `gone_timeout`: at most `max`, for the focus to end their
+    /// dialogs (control `idle`). Changes nothing.
+    pub fn idle(
+        &mut self,
+        now: Instant,
+        bind_timeout: Duration,
+        gone_timeout: Duration,
+        max: usize,
+    ) -> Vec<chat_alias_proto::control::IdleSession> {
+        self.liveness
+            .overdue(now, bind_timeout, gone_timeout, max)
+            .into_iter()
+            .map(
+                |(session, reason, idle)| chat_alias_proto::control::IdleSession {
+                    conference: self
+                        .registry
+                        .get(&session)
+                        .map(|p| p.conference.clone())
+                        .unwrap_or_default(),
+                    session,
+                    reason,
+                    idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
+                },
+            )
+            .collect()
     }
 
     /// Forgets a participant (control `leave`) and closes its connection.
     pub fn leave(&mut self, session: &str) -> Option<Participant> {
         let p = self.registry.leave(session)?;
+        self.liveness.forget(session);
         if let Some(conn) = self.bound.get(session).copied() {
             tracing::info!(
                 session,
@@ -786,6 +830,7 @@ impl<O: Outlet> Switch<O> {
     /// congested recipients that drained are cleared and those congested too long are closed,
     /// stalled messages are aborted.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.liveness.stamp(now);
         let mut close = Vec::new();
         for (&id, c) in self.conns.iter_mut() {
             if c.binding.is_none() && now >= c.opened + self.cfg.bind_timeout {
@@ -871,6 +916,9 @@ impl<O: Outlet> Switch<O> {
             if self.bound.get(&b.session) == Some(&conn) {
                 self.bound.remove(&b.session);
                 tracing::info!(session = %b.session, conn, "session unbound");
+                if self.registry.get(&b.session).is_some() {
+                    self.liveness.unbound(&b.session);
+                }
             }
         }
         for mid in c.sending {
@@ -1086,6 +1134,7 @@ impl<O: Outlet> Switch<O> {
         if let Some((opened, peer)) = self.conns.get(&conn).map(|c| (c.opened, c.peer)) {
             self.unindex_unbound(conn, opened, peer);
         }
+        self.liveness.bound(&session);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.binding = Some(Binding {
                 session,

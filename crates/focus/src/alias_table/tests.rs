@@ -1371,3 +1371,26 @@ fn has_session_answers_for_the_conference_and_forgets_on_leave() {
     assert!(!t.has_session(ROOM, &sid(1)));
     assert!(t.has_session(ROOM, &sid(2)));
 }
+
+#[test]
+fn find_by_session_finds_the_live_participant_only() {
+    let c = cfg(4, 16);
+    let mut m = region(&c);
+    let mut t = Stripe::init(&mut m, &c, 0, KEY).unwrap();
+    let mut r1 = req(ROOM, Some("ann"), true, "sip:ann@example.net", 1);
+    r1.session_id = "sessionone000000";
+    let mut r2 = req(ROOM, Some("ben"), true, "sip:ben@example.net", 2);
+    r2.session_id = "sessiontwo000000";
+    let a = t.join(&r1).unwrap();
+    let b = t.join(&r2).unwrap();
+    assert_eq!(t.find_by_session(ROOM, "sessionone000000"), Some(a.handle));
+    assert_eq!(t.find_by_session(ROOM, "sessiontwo000000"), Some(b.handle));
+    assert_eq!(t.find_by_session(ROOM, "sessionnone00000"), None);
+    assert_eq!(
+        t.find_by_session("sip:other@im.example.net", "sessionone000000"),
+        None
+    );
+    t.leave(a.handle).unwrap();
+    assert_eq!(t.find_by_session(ROOM, "sessionone000000"), None);
+    assert_eq!(t.find_by_session(ROOM, "sessiontwo000000"), Some(b.handle));
+}

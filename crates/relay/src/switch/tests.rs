@@ -3085,3 +3085,72 @@ fn a_bare_lf_in_either_header_block_is_400_and_nothing_is_delivered() {
     assert_eq!(statuses(&mut h, 1), vec![400]);
     assert_eq!(h.metrics.drops(DropReason::Refused), 6);
 }
+
+/// The sessions the focus is told about (control `idle`): registered and never bound, or whose
+/// connection closed, past the limits; a session that binds (again) or leaves is not listed.
+#[test]
+fn idle_lists_sessions_without_a_live_connection() {
+    let mut h = H::new();
+    let t0 = h.now;
+    let bind = Duration::from_secs(30);
+    let gone = Duration::from_secs(60);
+    let mk = |s: &str| Participant {
+        session: format!("{s:a<16}"),
+        conference: CONF.into(),
+        uri: format!("sip:{s}@anonymous.invalid"),
+        display_name: None,
+        anonymous: true,
+        peer_path: vec![peer_path(&format!("{s:a<16}"))],
+        accept_wrapped_types: vec![],
+        chatroom: vec![],
+        private_messages_allowed: false,
+    };
+    let (never, killed, back) = (mk("never"), mk("killed"), mk("back"));
+    for p in [&never, &killed, &back] {
+        h.sw.join_at(t0, p.clone()).unwrap();
+    }
+    h.bind(1, &killed.session);
+    h.bind(2, &back.session);
+    let idle = |h: &mut H, at: Duration| -> Vec<(String, chat_alias_proto::control::IdleReason)> {
+        h.sw.idle(t0 + at, bind, gone, 10)
+            .into_iter()
+            .map(|s| {
+                assert_eq!(s.conference, CONF);
+                (s.session, s.reason)
+            })
+            .collect()
+    };
+    use chat_alias_proto::control::IdleReason::*;
+    assert!(idle(&mut h, Duration::from_secs(29)).is_empty());
+    assert_eq!(
+        idle(&mut h, Duration::from_secs(30)),
+        vec![(never.session.clone(), NeverBound)]
+    );
+    // Both connections drop at 40 s (the clock comes with the next timer run); one comes back.
+    h.sw.handle_closed(1);
+    h.sw.handle_closed(2);
+    h.sw.handle_timeout(t0 + Duration::from_secs(40));
+    h.now = t0 + Duration::from_secs(45);
+    h.bind(3, &back.session);
+    assert_eq!(
+        idle(&mut h, Duration::from_secs(99)),
+        vec![(never.session.clone(), NeverBound)]
+    );
+    assert_eq!(
+        idle(&mut h, Duration::from_secs(100)),
+        vec![
+            (never.session.clone(), NeverBound),
+            (killed.session.clone(), Gone)
+        ]
+    );
+    // A refreshed join does not restart the clock; a leave forgets the session.
+    h.sw.join_at(t0 + Duration::from_secs(100), never.clone())
+        .unwrap();
+    assert!(h.sw.leave(&killed.session).is_some());
+    assert_eq!(
+        idle(&mut h, Duration::from_secs(100)),
+        vec![(never.session.clone(), NeverBound)]
+    );
+    assert!(h.sw.leave(&never.session).is_some());
+    assert!(idle(&mut h, Duration::from_secs(1000)).is_empty());
+}
