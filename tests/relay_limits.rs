@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::msrp::{cpim as cpim_body, new_id, Client};
 
@@ -16,7 +16,7 @@ const LOUNGE: &str = "sip:lounge@im.example.net";
 
 /// A relay process of its own: free port, own run directory, stopped (by pid) on drop.
 struct Relay {
-    child: Child,
+    child: support::process::GroupChild,
     dir: PathBuf,
     control: PathBuf,
     port: u16,
@@ -40,21 +40,22 @@ impl Relay {
         std::fs::create_dir_all(&dir).unwrap();
         let control = dir.join("relay.sock");
         let port = support::free_port();
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
-            .arg(relay_bin())
-            .args(["--control", control.to_str().unwrap()])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(args)
-            .stdout(Stdio::from(
-                std::fs::File::create(dir.join("relay.log")).unwrap(),
-            ))
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.join("relay.err")).unwrap(),
-            ))
-            .spawn()
-            .expect("start relay");
+        let child = support::process::GroupChild::spawn(
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+                .arg(relay_bin())
+                .args(["--control", control.to_str().unwrap()])
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .args(args)
+                .stdout(Stdio::from(
+                    std::fs::File::create(dir.join("relay.log")).unwrap(),
+                ))
+                .stderr(Stdio::from(
+                    std::fs::File::create(dir.join("relay.err")).unwrap(),
+                )),
+        )
+        .expect("start relay");
         support::wait_for(
             || control.exists(),
             Duration::from_secs(10),
@@ -113,8 +114,7 @@ impl Relay {
 
 impl Drop for Relay {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill_group();
     }
 }
 

@@ -3,11 +3,13 @@
 #![allow(dead_code)]
 pub mod answer;
 pub mod msrp;
+pub mod process;
 pub mod sip;
 
+use process::GroupChild;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn repo() -> PathBuf {
@@ -75,9 +77,9 @@ pub struct Stack {
     pub run_dir: PathBuf,
     pub groups_dir: PathBuf,
     pub ctl: String,
-    kamailio: Option<Child>,
+    kamailio: Option<GroupChild>,
     kamailio_args: Vec<String>,
-    relay: Option<Child>,
+    relay: Option<GroupChild>,
 }
 
 impl Stack {
@@ -118,23 +120,24 @@ impl Stack {
             relay: None,
         };
         stack.relay = Some(
-            Command::new(&relay_bin)
-                .args([
-                    "--control",
-                    relay_sock.to_str().unwrap(),
-                    "--listen",
-                    &format!("127.0.0.1:{msrp_port}"),
-                ])
-                .args(["--focus", focus_sock.to_str().unwrap()])
-                .args(&opts.extra_relay_args)
-                .stdout(Stdio::from(
-                    std::fs::File::create(run_dir.join("relay.log")).unwrap(),
-                ))
-                .stderr(Stdio::from(
-                    std::fs::File::create(run_dir.join("relay.err")).unwrap(),
-                ))
-                .spawn()
-                .expect("start relay"),
+            GroupChild::spawn(
+                Command::new(&relay_bin)
+                    .args([
+                        "--control",
+                        relay_sock.to_str().unwrap(),
+                        "--listen",
+                        &format!("127.0.0.1:{msrp_port}"),
+                    ])
+                    .args(["--focus", focus_sock.to_str().unwrap()])
+                    .args(&opts.extra_relay_args)
+                    .stdout(Stdio::from(
+                        std::fs::File::create(run_dir.join("relay.log")).unwrap(),
+                    ))
+                    .stderr(Stdio::from(
+                        std::fs::File::create(run_dir.join("relay.err")).unwrap(),
+                    )),
+            )
+            .expect("start relay"),
         );
         wait_for(
             || relay_sock.exists(),
@@ -188,18 +191,19 @@ impl Stack {
         stack.kamailio_args = args.clone();
         let log = std::fs::File::create(run_dir.join("kamailio.log")).unwrap();
         stack.kamailio = Some(
-            Command::new("kamailio")
-                .args(&args)
-                .stdout(Stdio::from(log.try_clone().unwrap()))
-                .stderr(Stdio::from(log))
-                .spawn()
-                .expect("start kamailio"),
+            GroupChild::spawn(
+                Command::new("kamailio")
+                    .args(&args)
+                    .stdout(Stdio::from(log.try_clone().unwrap()))
+                    .stderr(Stdio::from(log)),
+            )
+            .expect("start kamailio"),
         );
         // Ready when OPTIONS is answered 200.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(k) = stack.kamailio.as_mut() {
-                if let Ok(Some(status)) = k.try_wait() {
+                if let Some(status) = k.try_wait() {
                     panic!(
                         "kamailio exited ({status}) during start-up:\n{}",
                         stack.log()
@@ -251,23 +255,10 @@ impl Stack {
         )
     }
 
-    /// Sends the relay SIGTERM and waits (up to `wait`) for it to exit; its exit status.
+    /// Sends the relay SIGTERM and waits (up to `wait`) for it to exit; its exit status. Whatever
+    /// is left of its process group is killed either way.
     pub fn terminate_relay(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
-        let mut r = self.relay.take()?;
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(r.id().to_string())
-            .status();
-        let deadline = Instant::now() + wait;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = r.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = r.kill();
-        let _ = r.wait();
-        None
+        self.relay.take()?.stop(wait)
     }
 
     /// Starts the relay again after [`Stack::terminate_relay`]: the arguments of
@@ -286,22 +277,23 @@ impl Stack {
                 .unwrap()
         };
         self.relay = Some(
-            Command::new(&relay_bin)
-                .args([
-                    "--control",
-                    relay_sock.to_str().unwrap(),
-                    "--listen",
-                    &format!("127.0.0.1:{}", self.msrp_port),
-                ])
-                .args([
-                    "--focus",
-                    self.run_dir.join("relay.sock.focus").to_str().unwrap(),
-                ])
-                .args(extra)
-                .stdout(Stdio::from(append("relay.log")))
-                .stderr(Stdio::from(append("relay.err")))
-                .spawn()
-                .expect("restart relay"),
+            GroupChild::spawn(
+                Command::new(&relay_bin)
+                    .args([
+                        "--control",
+                        relay_sock.to_str().unwrap(),
+                        "--listen",
+                        &format!("127.0.0.1:{}", self.msrp_port),
+                    ])
+                    .args([
+                        "--focus",
+                        self.run_dir.join("relay.sock.focus").to_str().unwrap(),
+                    ])
+                    .args(extra)
+                    .stdout(Stdio::from(append("relay.log")))
+                    .stderr(Stdio::from(append("relay.err"))),
+            )
+            .expect("restart relay"),
         );
         wait_for(
             || relay_sock.exists(),
@@ -315,19 +307,7 @@ impl Stack {
     /// back. The log is appended to.
     pub fn restart_kamailio(&mut self) {
         if let Some(mut k) = self.kamailio.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(k.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = k.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = k.kill();
-            let _ = k.wait();
+            k.stop(process::TERM_WAIT);
         }
         let focus_sock = self.run_dir.join("relay.sock.focus");
         let _ = std::fs::remove_file(&focus_sock);
@@ -337,12 +317,13 @@ impl Stack {
             .open(self.run_dir.join("kamailio.log"))
             .unwrap();
         self.kamailio = Some(
-            Command::new("kamailio")
-                .args(&self.kamailio_args)
-                .stdout(Stdio::from(log.try_clone().unwrap()))
-                .stderr(Stdio::from(log))
-                .spawn()
-                .expect("restart kamailio"),
+            GroupChild::spawn(
+                Command::new("kamailio")
+                    .args(&self.kamailio_args)
+                    .stdout(Stdio::from(log.try_clone().unwrap()))
+                    .stderr(Stdio::from(log)),
+            )
+            .expect("restart kamailio"),
         );
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -364,11 +345,17 @@ impl Stack {
         );
     }
 
+    /// Kills the relay (SIGKILL to its process group) without waiting for it to shut down.
     pub fn stop_relay(&mut self) {
         if let Some(mut r) = self.relay.take() {
-            let _ = r.kill();
-            let _ = r.wait();
+            r.kill_group();
         }
+    }
+
+    /// The pid of Kamailio's main process, which is also the id of the process group its workers
+    /// run in.
+    pub fn kamailio_pid(&self) -> Option<u32> {
+        self.kamailio.as_ref().map(GroupChild::id)
     }
 
     pub fn client(&self, t: sip::Transport) -> sip::Client {
@@ -379,20 +366,9 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         if let Some(mut k) = self.kamailio.take() {
-            // SIGTERM lets Kamailio's main process stop its children.
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(k.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = k.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = k.kill();
-            let _ = k.wait();
+            // SIGTERM lets Kamailio's main process stop its children; then the group is killed
+            // whatever happened, so no orphaned worker outlives the test.
+            k.stop(process::TERM_WAIT);
         }
         self.stop_relay();
         if std::thread::panicking() {
