@@ -9,8 +9,8 @@ mod support;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use support::answer::assigned;
-use support::msrp::{new_id, Client};
-use support::sip::{join, leave, msrp_offer, Incoming, Invite, Response, Transport};
+use support::participant::Participant;
+use support::sip::{join, leave, Incoming, Invite, Transport};
 use support::{Stack, StackOptions};
 
 const LOUNGE: &str = "sip:lounge@im.example.net";
@@ -32,47 +32,14 @@ fn stack(name: &str, groups_dir: Option<PathBuf>) -> Stack {
     )
 }
 
-/// A participant joined over SIP (UDP, so that the focus's BYE reaches the test's socket).
-struct Member {
-    sip: support::sip::Client,
-    inv: Invite,
-    ok: Response,
-    relay: String,
-    own: String,
-    msrp: Option<Client>,
+/// A participant joined anonymously over SIP (UDP, so that the focus's BYE reaches the test's
+/// socket), not yet bound.
+fn member(stack: &Stack, group: &str, identity: &str, alias: &str) -> Participant {
+    Participant::join(stack, group, identity, Some(alias), true)
 }
 
-impl Member {
-    fn join(stack: &Stack, group: &str, identity: &str, alias: &str) -> Member {
-        let mut sip = stack.client(Transport::Udp);
-        let mut inv = Invite::anonymous(group, identity, Some(alias));
-        let session = new_id() + &new_id();
-        let port = 20000 + u16::from_str_radix(&session[..4], 16).unwrap() % 9000;
-        inv.body = Some(("application/sdp".into(), msrp_offer(port, &session)));
-        let ok = join(&mut sip, &inv);
-        assert_eq!(ok.code, 200, "join of {identity}: {}", ok.raw_text());
-        let relay = support::answer::sdp_of(&ok)
-            .lines()
-            .find_map(|l| l.strip_prefix("a=path:"))
-            .expect("a=path")
-            .trim()
-            .to_string();
-        Member {
-            sip,
-            inv,
-            ok,
-            relay,
-            own: format!("msrp://127.0.0.1:{port}/{session};tcp"),
-            msrp: None,
-        }
-    }
-
-    fn bind(&mut self) {
-        let mut c = Client::connect(&self.relay, &self.own);
-        assert_eq!(c.bind(), Some(200), "bind");
-        self.msrp = Some(c);
-    }
-
+// What only these tests do with a participant (same crate, so an inherent impl is allowed).
+impl Participant {
     /// Closes the MSRP connection the way a killed client does: no BYE, a reset instead of an
     /// orderly close.
     fn kill_msrp(&mut self) {
@@ -122,7 +89,7 @@ impl Member {
 
 /// Whether a join of `alias` now gets it unmodified (the name is free).
 fn name_is_free(stack: &Stack, group: &str, identity: &str, alias: &str) -> bool {
-    let m = Member::join(stack, group, identity, alias);
+    let m = member(stack, group, identity, alias);
     let free = assigned(&m.ok).is_none();
     let mut m = m;
     assert_eq!(leave(&mut m.sip, &m.inv, &m.ok).code, 200);
@@ -152,7 +119,7 @@ fn removal_lines(stack: &Stack, n: usize) -> Vec<String> {
 #[test]
 fn a_participant_that_never_binds_gets_a_bye_and_its_name_is_free() {
     let stack = stack("ghost-unbound", None);
-    let mut ghost = Member::join(&stack, LOUNGE, "sip:ghost@example.com", "casper");
+    let mut ghost = member(&stack, LOUNGE, "sip:ghost@example.com", "casper");
     let t0 = Instant::now();
     // While the place is held, the same name is given a suffix: the check below can fail.
     assert!(!name_is_free(
@@ -212,8 +179,8 @@ fn a_participant_that_never_binds_gets_a_bye_and_its_name_is_free() {
 #[test]
 fn a_participant_whose_msrp_connection_is_gone_is_removed_one_that_reconnects_is_kept() {
     let stack = stack("ghost-gone", None);
-    let mut killed = Member::join(&stack, LOUNGE, "sip:killed@example.com", "kenny");
-    let mut flaky = Member::join(&stack, LOUNGE, "sip:flaky@example.com", "flo");
+    let mut killed = member(&stack, LOUNGE, "sip:killed@example.com", "kenny");
+    let mut flaky = member(&stack, LOUNGE, "sip:flaky@example.com", "flo");
     killed.bind();
     flaky.bind();
     // Both bound: nothing happens past bind_timeout.
@@ -271,9 +238,9 @@ fn groups_copy(name: &str) -> PathBuf {
 fn a_reload_that_removes_an_occupied_group_ends_its_conference() {
     let dir = groups_copy("ghost-reload");
     let stack = stack("ghost-reload", Some(dir.clone()));
-    let mut alice = Member::join(&stack, QUIET, "sip:alice@example.com", "al");
-    let mut bob = Member::join(&stack, QUIET, "sip:bob@example.com", "bo");
-    let mut lounger = Member::join(&stack, LOUNGE, "sip:lounger@example.com", "lou");
+    let mut alice = member(&stack, QUIET, "sip:alice@example.com", "al");
+    let mut bob = member(&stack, QUIET, "sip:bob@example.com", "bo");
+    let mut lounger = member(&stack, LOUNGE, "sip:lounger@example.com", "lou");
     alice.bind();
     bob.bind();
     lounger.bind();
@@ -315,7 +282,7 @@ fn a_reload_that_removes_an_occupied_group_ends_its_conference() {
 fn a_reload_to_an_empty_directory_is_refused_unless_forced() {
     let dir = groups_copy("ghost-empty");
     let stack = stack("ghost-empty", Some(dir.clone()));
-    let mut m = Member::join(&stack, LOUNGE, "sip:stay@example.com", "stay");
+    let mut m = member(&stack, LOUNGE, "sip:stay@example.com", "stay");
     m.bind();
     for e in std::fs::read_dir(&dir).unwrap() {
         std::fs::remove_file(e.unwrap().path()).unwrap();
@@ -331,7 +298,7 @@ fn a_reload_to_an_empty_directory_is_refused_unless_forced() {
         m.expect_bye(Duration::from_millis(1500)).is_none(),
         "nothing ended"
     );
-    let probe = Member::join(&stack, LOUNGE, "sip:probe@example.com", "probe");
+    let probe = member(&stack, LOUNGE, "sip:probe@example.com", "probe");
     let mut probe = probe;
     assert_eq!(leave(&mut probe.sip, &probe.inv, &probe.ok).code, 200);
     let (_, out) = stack.kamcmd(&["chat_alias.reload", "nonsense"]);

@@ -6,75 +6,19 @@ mod support;
 
 use chat_alias_proto::msrp::{encode, ByteRange, Continuation, Method};
 use std::time::Duration;
-use support::answer::assigned;
 use support::msrp::{cpim as cpim_body, new_id, Client, Frame};
-use support::sip::{join, leave, msrp_offer, Invite, Response, Transport};
+use support::participant::Participant;
+use support::sip::leave;
 use support::Stack;
 
 const LOUNGE: &str = "sip:lounge@im.example.net";
-const ANON: &str = "sip:anonymous@anonymous.invalid";
+const ANON: &str = support::participant::ANONYMOUS_URI;
 const T: Duration = Duration::from_secs(3);
 /// How long "nothing arrives" is watched for.
 const QUIET_PERIOD: Duration = Duration::from_millis(400);
 
-/// A participant that joined over SIP and bound over MSRP.
-struct Member {
-    sip: support::sip::Client,
-    inv: Invite,
-    ok: Response,
-    name: Option<String>,
-    uri: String,
-    msrp: Client,
-}
-
-impl Member {
-    fn cpim_from(&self) -> String {
-        match &self.name {
-            Some(n) => format!("\"{n}\" <{}>", self.uri),
-            None => format!("<{}>", self.uri),
-        }
-    }
-    fn m(&mut self) -> &mut Client {
-        &mut self.msrp
-    }
-}
-
-fn enter(stack: &Stack, identity: &str, alias: Option<&str>, anonymous: bool) -> Member {
-    let mut sip = stack.client(Transport::Udp);
-    let mut inv = if anonymous {
-        Invite::anonymous(LOUNGE, identity, alias)
-    } else {
-        Invite::named(LOUNGE, identity, alias)
-    };
-    let own_session = new_id() + &new_id();
-    // Below the ephemeral range, so it cannot be the relay's own port.
-    let own_port = 20000 + u16::from_str_radix(&own_session[..4], 16).unwrap() % 9000;
-    inv.body = Some(("application/sdp".into(), msrp_offer(own_port, &own_session)));
-    let ok = join(&mut sip, &inv);
-    assert_eq!(ok.code, 200, "join of {identity}: {}", ok.raw_text());
-    // Without an assigned identity in the answer, the participant speaks as it joined.
-    let (name, uri) = assigned(&ok).unwrap_or_else(|| {
-        let uri = if anonymous { ANON } else { identity };
-        (alias.map(str::to_string), uri.to_string())
-    });
-    let relay = ok
-        .body_text()
-        .lines()
-        .find_map(|l| l.strip_prefix("a=path:"))
-        .expect("a=path in the 200 OK")
-        .trim()
-        .to_string();
-    let own = format!("msrp://127.0.0.1:{own_port}/{own_session};tcp");
-    let mut msrp = Client::connect(&relay, &own);
-    assert_eq!(msrp.bind(), Some(200), "bind of {identity}");
-    Member {
-        sip,
-        inv,
-        ok,
-        name,
-        uri,
-        msrp,
-    }
+fn enter(stack: &Stack, identity: &str, alias: Option<&str>, anonymous: bool) -> Participant {
+    Participant::enter(stack, LOUNGE, identity, alias, anonymous)
 }
 
 /// One SEND chunk with any Byte-Range (`end`/`total` None: `*`); returns its transaction id.

@@ -10,9 +10,10 @@ mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
-use support::answer::{assigned, sdp_of};
-use support::msrp::{new_id, Client as Msrp};
-use support::sip::{join, leave, msrp_offer, Client, Invite, Response, Transport};
+use support::answer::assigned;
+use support::msrp::Client as Msrp;
+use support::participant::{relay_path, Participant};
+use support::sip::{join, leave, Client, Invite, Response, Transport};
 use support::Stack;
 
 const LOUNGE: &str = "sip:lounge@im.example.net";
@@ -143,24 +144,8 @@ fn names_with_invisible_or_bidi_code_points_are_refused_naming_the_code_point() 
 
     // NICKNAME (RFC 7701): the relay asks the focus, which refuses the name: 424, and the old name
     // stays in force.
-    let mut sip = stack.client(Transport::Udp);
-    let own_session = new_id() + &new_id();
-    let own_port = 20000 + u16::from_str_radix(&own_session[..4], 16).unwrap() % 9000;
-    let mut inv = Invite::anonymous(LOUNGE, "sip:dave@example.com", Some("dave"));
-    inv.body = Some(("application/sdp".into(), msrp_offer(own_port, &own_session)));
-    let ok = join(&mut sip, &inv);
-    assert_eq!(ok.code, 200, "{}", ok.raw_text());
-    let relay = sdp_of(&ok)
-        .lines()
-        .find_map(|l| l.strip_prefix("a=path:"))
-        .expect("a=path")
-        .trim()
-        .to_string();
-    let mut m = Msrp::connect(
-        &relay,
-        &format!("msrp://127.0.0.1:{own_port}/{own_session};tcp"),
-    );
-    assert_eq!(m.bind(), Some(200));
+    let mut dave = Participant::enter(&stack, LOUNGE, "sip:dave@example.com", Some("dave"), true);
+    let m = dave.m();
     for bad in ["\u{202E}ecila", "dave\u{200B}", "\u{2066}dave"] {
         assert_eq!(m.nickname(bad), Some(424), "{bad:?}: {}", stack.relay_log());
     }
@@ -291,13 +276,7 @@ fn identity_parts(
     inv: &Invite,
 ) -> (Option<String>, (Option<String>, String), String) {
     assert_eq!(r.code, 200, "{}", r.raw_text());
-    let path = sdp_of(r)
-        .lines()
-        .find_map(|l| l.strip_prefix("a=path:"))
-        .expect("a=path")
-        .trim()
-        .to_string();
-    (r.to_tag(), announced(r, inv), path)
+    (r.to_tag(), announced(r, inv), relay_path(r))
 }
 
 /// Item "a request cannot change a participant after the fact": the same Call-ID, From-tag and top

@@ -5,9 +5,9 @@ mod support;
 use chat_alias_proto::cpim;
 use chat_alias_proto::msrp::{Continuation, ReportMode};
 use std::time::{Duration, Instant};
-use support::answer::assigned;
 use support::msrp::{cpim as cpim_body, new_id, Client, Frame};
-use support::sip::{join, leave, msrp_offer, Invite, Response, Transport};
+use support::participant::Participant;
+use support::sip::leave;
 use support::{Stack, StackOptions};
 
 const LOUNGE: &str = "sip:lounge@im.example.net";
@@ -16,121 +16,17 @@ const T: Duration = Duration::from_secs(3);
 /// How long "nothing arrives" is watched for.
 const QUIET_PERIOD: Duration = Duration::from_millis(400);
 
-/// A participant that joined over SIP and connected (bound) over MSRP.
-struct Member {
-    sip: support::sip::Client,
-    inv: Invite,
-    ok: Response,
-    /// The assigned identity: display name and URI.
-    name: Option<String>,
-    uri: String,
-    /// The relay's a=path from the 200 OK.
-    relay: String,
-    /// The client's own a=path from its offer (port, session).
-    own: String,
-    own_port: u16,
-    own_session: String,
-    msrp: Option<Client>,
-}
-
-impl Member {
-    fn cpim_from(&self) -> String {
-        match &self.name {
-            Some(n) => format!("\"{n}\" <{}>", self.uri),
-            None => format!("<{}>", self.uri),
-        }
-    }
-    fn m(&mut self) -> &mut Client {
-        self.msrp.as_mut().expect("connected")
-    }
-    /// Sends a CPIM message from this member's assigned identity.
-    fn say(&mut self, to: &str, text: &str) -> (Vec<u8>, Option<u16>) {
-        let body = cpim_body(&self.cpim_from(), &[to], "text/plain", text.as_bytes());
-        let st = self.m().send_cpim(&body);
-        (body, st)
-    }
-}
-
-fn sdp_path(r: &Response) -> String {
-    r.body_text()
-        .lines()
-        .find_map(|l| l.strip_prefix("a=path:"))
-        .expect("a=path in the 200 OK")
-        .trim()
-        .to_string()
-}
-
-/// Joins `group` (anonymously with `alias`, or with the real identity `name`), then connects to
-/// the relay and binds.
-fn enter(
-    stack: &Stack,
-    group: &str,
-    identity: &str,
-    alias: Option<&str>,
-    anonymous: bool,
-) -> Member {
-    let mut m = enter_sip(stack, group, identity, alias, anonymous);
-    let mut c = Client::connect(&m.relay, &m.own);
-    assert_eq!(c.bind(), Some(200), "bind of {identity}");
-    m.msrp = Some(c);
-    m
-}
-
-fn enter_sip(
-    stack: &Stack,
-    group: &str,
-    identity: &str,
-    alias: Option<&str>,
-    anonymous: bool,
-) -> Member {
-    let mut sip = stack.client(Transport::Udp);
-    let mut inv = if anonymous {
-        Invite::anonymous(group, identity, alias)
-    } else {
-        Invite::named(group, identity, alias)
-    };
-    let own_session = new_id() + &new_id();
-    // Below the ephemeral range, so it cannot be the relay's own port.
-    let own_port = 20000 + u16::from_str_radix(&own_session[..4], 16).unwrap() % 9000;
-    inv.body = Some(("application/sdp".into(), msrp_offer(own_port, &own_session)));
-    let ok = join(&mut sip, &inv);
-    assert_eq!(ok.code, 200, "join of {identity}: {}", ok.raw_text());
-    let (name, uri) = assigned(&ok).unwrap_or_else(|| {
-        if anonymous {
-            (
-                alias.map(str::to_string),
-                "sip:anonymous@anonymous.invalid".to_string(),
-            )
-        } else {
-            (alias.map(str::to_string), identity.to_string())
-        }
-    });
-    let relay = sdp_path(&ok);
-    Member {
-        sip,
-        inv,
-        ok,
-        name,
-        uri,
-        relay,
-        own: format!("msrp://127.0.0.1:{own_port}/{own_session};tcp"),
-        own_port,
-        own_session,
-        msrp: None,
-    }
-}
-
 /// Alice (named), then two anonymous bobs: `bob` and `bob-2`.
-fn lounge(stack: &Stack) -> (Member, Member, Member) {
-    let alice = enter(stack, LOUNGE, "sip:alice@example.com", Some("Alice"), false);
-    let bob = enter(
+fn lounge(stack: &Stack) -> (Participant, Participant, Participant) {
+    let alice = Participant::enter(stack, LOUNGE, "sip:alice@example.com", Some("Alice"), false);
+    let bob = Participant::enter(
         stack,
         LOUNGE,
         "sip:bob.secret@example.com",
         Some("bob"),
         true,
     );
-    let bob2 = enter(stack, LOUNGE, "sip:robert@example.org", Some("bob"), true);
+    let bob2 = Participant::enter(stack, LOUNGE, "sip:robert@example.org", Some("bob"), true);
     assert_eq!(bob2.name.as_deref(), Some("bob-2"));
     assert_eq!(bob2.uri, "sip:anonymous2@anonymous.invalid");
     (alice, bob, bob2)
@@ -144,7 +40,7 @@ fn nothing_for(c: &mut Client) {
 #[test]
 fn binding_rules_481_506_403() {
     let stack = Stack::start("relay-binding");
-    let alice = enter_sip(
+    let alice = Participant::join(
         &stack,
         LOUNGE,
         "sip:alice@example.com",
@@ -219,8 +115,8 @@ fn fan_out_with_cpim_from_and_private_messages() {
 #[test]
 fn private_messages_not_allowed_428() {
     let stack = Stack::start("relay-quiet");
-    let mut a = enter(&stack, QUIET, "sip:alice@example.com", Some("ann"), true);
-    let mut b = enter(&stack, QUIET, "sip:bob@example.com", Some("ben"), true);
+    let mut a = Participant::enter(&stack, QUIET, "sip:alice@example.com", Some("ann"), true);
+    let mut b = Participant::enter(&stack, QUIET, "sip:bob@example.com", Some("ben"), true);
     let to = format!("<{}>", b.uri);
     let (_, st) = a.say(&to, "psst");
     assert_eq!(st, Some(428));
@@ -564,7 +460,7 @@ fn nickname_is_decided_by_the_focus_and_enforced_by_the_relay() {
     );
     assert_eq!(bob.m().send_cpim(&old), Some(403));
     // The module's table knows the accepted name: a later SIP join choosing it gets a suffix.
-    let carol = enter_sip(
+    let carol = Participant::join(
         &stack,
         LOUNGE,
         "sip:carol@example.org",
@@ -594,7 +490,7 @@ fn nickname_is_decided_by_the_focus_and_enforced_by_the_relay() {
     assert_eq!(alice.m().next_message(T).unwrap().body, body);
     assert_eq!(bob2.m().next_message(T).unwrap().body, body);
     // ...and the name is free again in the module's table.
-    let dave = enter_sip(&stack, LOUNGE, "sip:dave@example.org", Some("Robert"), true);
+    let dave = Participant::join(&stack, LOUNGE, "sip:dave@example.org", Some("Robert"), true);
     assert_eq!(
         dave.name.as_deref(),
         Some("Robert"),
@@ -735,7 +631,7 @@ fn default_max_size_admits_a_16_mib_content_in_its_cpim_wrapper() {
 fn private_message_to_a_participant_not_connected_is_404() {
     let stack = Stack::start("relay-unbound-pm");
     let (mut alice, mut bob, mut bob2) = lounge(&stack);
-    let mut carol = enter_sip(&stack, LOUNGE, "sip:carol@example.org", Some("carol"), true);
+    let mut carol = Participant::join(&stack, LOUNGE, "sip:carol@example.org", Some("carol"), true);
     let to_carol = format!("<{}>", carol.uri);
     let (_, st) = bob.say(&to_carol, "are you there?");
     assert_eq!(st, Some(404), "{}", stack.relay_log());
@@ -828,7 +724,7 @@ fn connections_beyond_the_limits_are_refused() {
     // The unbound place frees when the idle connection goes; a participant binds there.
     drop(extra);
     wait_connections(3);
-    let carol = enter(&stack, LOUNGE, "sip:carol@example.org", Some("carol"), true);
+    let carol = Participant::enter(&stack, LOUNGE, "sip:carol@example.org", Some("carol"), true);
     // Five open (four bound, one unbound): the total cap evicts the unbound one for the next.
     let mut idle = std::net::TcpStream::connect(&addr).unwrap();
     wait_connections(5);
@@ -846,7 +742,7 @@ fn connections_beyond_the_limits_are_refused() {
     );
     // A participant takes the last place (evicting the unbound one again); with every
     // connection bound, the next one is refused.
-    let dave = enter(&stack, LOUNGE, "sip:dave@example.org", Some("dave"), true);
+    let dave = Participant::enter(&stack, LOUNGE, "sip:dave@example.org", Some("dave"), true);
     wait_connections(5);
     let mut extra = std::net::TcpStream::connect(&addr).unwrap();
     assert!(

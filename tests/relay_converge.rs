@@ -7,9 +7,8 @@ use chat_alias_proto::control::{self, Join, Request};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
-use support::answer::sdp_of;
 use support::msrp::{new_id, Client};
-use support::sip::{join, msrp_offer, Invite, Transport};
+use support::participant::Participant;
 use support::Stack;
 
 const LOUNGE: &str = "sip:lounge@im.example.net";
@@ -53,20 +52,8 @@ fn a_session_whose_leave_was_lost_is_closed_within_10_s() {
     );
     eprintln!("closed after {:?}", t0.elapsed());
     // A participant the module has is kept.
-    let mut sip = stack.client(Transport::Udp);
-    let mut inv = Invite::anonymous(LOUNGE, "sip:bob@example.com", Some("bob"));
-    let own_session = new_id() + &new_id();
-    inv.body = Some(("application/sdp".into(), msrp_offer(24567, &own_session)));
-    let ok = join(&mut sip, &inv);
-    assert_eq!(ok.code, 200);
-    let relay = sdp_of(&ok)
-        .lines()
-        .find_map(|l| l.strip_prefix("a=path:"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let mut b = Client::connect(&relay, &format!("msrp://127.0.0.1:24567/{own_session};tcp"));
-    assert_eq!(b.bind(), Some(200));
+    let mut bob = Participant::enter(&stack, LOUNGE, "sip:bob@example.com", Some("bob"), true);
+    let b = bob.m();
     assert!(
         !b.wait_closed(Duration::from_secs(9)),
         "a live participant was closed"
@@ -78,24 +65,11 @@ fn a_session_whose_leave_was_lost_is_closed_within_10_s() {
 #[test]
 fn sessions_of_a_restarted_kamailio_are_closed_within_10_s() {
     let mut stack = Stack::start("relay-converge-restart");
-    let mut sip = stack.client(Transport::Udp);
-    let mut inv = Invite::anonymous(LOUNGE, "sip:bob@example.com", Some("bob"));
-    let own_session = new_id() + &new_id();
-    inv.body = Some(("application/sdp".into(), msrp_offer(25678, &own_session)));
-    let ok = join(&mut sip, &inv);
-    assert_eq!(ok.code, 200);
-    let relay = sdp_of(&ok)
-        .lines()
-        .find_map(|l| l.strip_prefix("a=path:"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let mut b = Client::connect(&relay, &format!("msrp://127.0.0.1:25678/{own_session};tcp"));
-    assert_eq!(b.bind(), Some(200));
+    let mut bob = Participant::enter(&stack, LOUNGE, "sip:bob@example.com", Some("bob"), true);
     stack.restart_kamailio();
     let t0 = Instant::now();
     assert!(
-        b.wait_closed(Duration::from_secs(10)),
+        bob.m().wait_closed(Duration::from_secs(10)),
         "not closed within 10 s of the restart:\n{}",
         stack.relay_log()
     );

@@ -277,35 +277,12 @@ fn control_socket_is_0600_under_umask_000_and_refuses_other_uids() {
 /// A participant of a real stack: joins `LOUNGE` over SIP (anonymously as `alias`), connects to
 /// the relay and binds. Returns its MSRP client and CPIM From.
 fn enter_stack(stack: &support::Stack, identity: &str, alias: &str) -> (Client, String) {
-    use support::sip::{join, msrp_offer, Invite, Transport};
-    let mut sip = stack.client(Transport::Udp);
-    let mut inv = Invite::anonymous(LOUNGE, identity, Some(alias));
-    let own_session = new_id() + &new_id();
-    let own_port = 20000 + u16::from_str_radix(&own_session[..4], 16).unwrap() % 9000;
-    inv.body = Some(("application/sdp".into(), msrp_offer(own_port, &own_session)));
-    let ok = join(&mut sip, &inv);
-    assert_eq!(ok.code, 200, "join of {identity}: {}", ok.raw_text());
-    let (name, uri) = support::answer::assigned(&ok).unwrap_or_else(|| {
-        (
-            Some(alias.to_string()),
-            "sip:anonymous@anonymous.invalid".to_string(),
-        )
-    });
-    let relay = support::answer::sdp_of(&ok)
-        .lines()
-        .find_map(|l| l.strip_prefix("a=path:"))
-        .expect("a=path")
-        .trim()
-        .to_string();
-    let own = format!("msrp://127.0.0.1:{own_port}/{own_session};tcp");
-    let mut c = Client::connect(&relay, &own);
-    assert_eq!(c.bind(), Some(200), "bind of {identity} past the flood");
+    let mut p =
+        support::participant::Participant::enter(stack, LOUNGE, identity, Some(alias), true);
+    let from = p.cpim_from();
+    let c = p.msrp.take().expect("bound");
     // The SIP dialog must outlive the test's use of the session.
-    std::mem::forget(sip);
-    let from = match name {
-        Some(n) => format!("\"{n}\" <{uri}>"),
-        None => format!("<{uri}>"),
-    };
+    std::mem::forget(p.sip);
     (c, from)
 }
 

@@ -5,72 +5,16 @@ mod support;
 
 use chat_alias_proto::cpim;
 use std::time::Duration;
-use support::answer::{assigned, sdp_of};
-use support::msrp::{cpim as cpim_body, new_id, Client};
-use support::sip::{join, leave, msrp_offer, Invite, Response, Transport};
+use support::msrp::{cpim as cpim_body, Client};
+use support::participant::Participant;
+use support::sip::leave;
 use support::Stack;
 
 const LOUNGE: &str = "sip:lounge@im.example.net";
 const T: Duration = Duration::from_secs(3);
 
-struct Member {
-    sip: support::sip::Client,
-    inv: Invite,
-    ok: Response,
-    name: Option<String>,
-    uri: String,
-    relay: String,
-    own: String,
-}
-
-fn enter_sip(stack: &Stack, identity: &str, alias: &str, anonymous: bool) -> Member {
-    let mut sip = stack.client(Transport::Udp);
-    let mut inv = if anonymous {
-        Invite::anonymous(LOUNGE, identity, Some(alias))
-    } else {
-        Invite::named(LOUNGE, identity, Some(alias))
-    };
-    let own_session = new_id() + &new_id();
-    let own_port = 20000 + u16::from_str_radix(&own_session[..4], 16).unwrap() % 9000;
-    inv.body = Some(("application/sdp".into(), msrp_offer(own_port, &own_session)));
-    let ok = join(&mut sip, &inv);
-    assert_eq!(ok.code, 200, "join of {identity}: {}", ok.raw_text());
-    let (name, uri) = assigned(&ok).unwrap_or_else(|| {
-        let uri = if anonymous {
-            "sip:anonymous@anonymous.invalid".to_string()
-        } else {
-            identity.to_string()
-        };
-        (Some(alias.to_string()), uri)
-    });
-    let relay = sdp_of(&ok)
-        .lines()
-        .find_map(|l| l.strip_prefix("a=path:"))
-        .expect("a=path in the 200 OK")
-        .trim()
-        .to_string();
-    Member {
-        sip,
-        inv,
-        ok,
-        name,
-        uri,
-        relay,
-        own: format!("msrp://127.0.0.1:{own_port}/{own_session};tcp"),
-    }
-}
-
-impl Member {
-    fn cpim_from(&self) -> String {
-        match &self.name {
-            Some(n) => format!("\"{n}\" <{}>", self.uri),
-            None => format!("<{}>", self.uri),
-        }
-    }
-}
-
 /// Binds, retrying 481 for a while: the relay rebuilds its registry asynchronously after start.
-fn bind_eventually(m: &Member) -> Client {
+fn bind_eventually(m: &Participant) -> Client {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let mut c = Client::connect(&m.relay, &m.own);
@@ -89,9 +33,27 @@ fn bind_eventually(m: &Member) -> Client {
 #[test]
 fn a_restarted_relay_rebuilds_its_registry_from_the_focus() {
     let mut stack = Stack::start("relay-resync");
-    let alice = enter_sip(&stack, "sip:alice@example.com", "Alice", false);
-    let mut bob = enter_sip(&stack, "sip:bob.secret@example.com", "bob", true);
-    let mut carol = enter_sip(&stack, "sip:carol@example.com", "Carol", false);
+    let alice = Participant::join(
+        &stack,
+        LOUNGE,
+        "sip:alice@example.com",
+        Some("Alice"),
+        false,
+    );
+    let mut bob = Participant::join(
+        &stack,
+        LOUNGE,
+        "sip:bob.secret@example.com",
+        Some("bob"),
+        true,
+    );
+    let mut carol = Participant::join(
+        &stack,
+        LOUNGE,
+        "sip:carol@example.com",
+        Some("Carol"),
+        false,
+    );
     // Alice binds before the restart (her connection is closed by it).
     let mut before = Client::connect(&alice.relay, &alice.own);
     assert_eq!(before.bind(), Some(200));

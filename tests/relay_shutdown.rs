@@ -4,33 +4,21 @@ mod support;
 
 use std::net::TcpStream;
 use std::time::Duration;
-use support::answer::sdp_of;
-use support::msrp::{new_id, Client};
-use support::sip::{join, msrp_offer, Invite, Transport};
+use support::participant::Participant;
+use support::sip::{join, Invite, Transport};
 use support::Stack;
 
 #[test]
 fn sigterm_closes_sessions_removes_the_socket_and_exits_zero() {
     let mut stack = Stack::start("relay-sigterm");
-    let mut sip = stack.client(Transport::Udp);
-    let own_session = new_id() + &new_id();
-    let own = format!("msrp://127.0.0.1:20999/{own_session};tcp");
-    let mut inv = Invite::anonymous(
+    let mut bob = Participant::enter(
+        &stack,
         "sip:lounge@im.example.net",
         "sip:bob@example.com",
         Some("bob"),
+        true,
     );
-    inv.body = Some(("application/sdp".into(), msrp_offer(20999, &own_session)));
-    let ok = join(&mut sip, &inv);
-    assert_eq!(ok.code, 200, "{}", ok.raw_text());
-    let relay = sdp_of(&ok)
-        .lines()
-        .find_map(|l| l.strip_prefix("a=path:"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let mut msrp = Client::connect(&relay, &own);
-    assert_eq!(msrp.bind(), Some(200));
+    let msrp = bob.m();
 
     let control = stack.run_dir.join("relay.sock");
     assert!(control.exists());

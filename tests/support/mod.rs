@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 pub mod answer;
 pub mod msrp;
+pub mod participant;
 pub mod process;
 pub mod sip;
 
