@@ -1,5 +1,7 @@
 //! A minimal SIP UAC for the end-to-end tests: builds requests, sends them over UDP (with RFC 3261
-//! timer A retransmissions) or TCP (framed by Content-Length), and parses responses.
+//! timer A retransmissions) or TCP, and reads what comes back with the workspace's one SIP message
+//! parser and stream framer (`chat_alias_proto::sip::message`).
+use chat_alias_proto::sip::message::{same_header_name, SipMessage, StartLine, StreamDecoder};
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
@@ -21,16 +23,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header(&self.headers, name)
     }
     pub fn to_tag(&self) -> Option<String> {
-        let to = self.header("To").or(self.header("t"))?;
-        to.split(';')
-            .find_map(|p| p.trim().strip_prefix("tag="))
-            .map(|s| s.to_string())
+        tag_of(&self.headers, "To")
     }
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -40,27 +36,34 @@ impl Response {
     }
 }
 
+/// The first value of header `name` (compact forms understood).
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| same_header_name(n, name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// The `tag` parameter of a From/To header (the header split at `;`, so a URI parameter named
+/// tag inside `<…>` would fool it; the focus writes none).
+fn tag_of(headers: &[(String, String)], name: &str) -> Option<String> {
+    header(headers, name)?
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("tag="))
+        .map(str::to_string)
+}
+
+/// A response, or None for a request or bytes that are not a SIP message.
 pub fn parse_response(raw: &[u8]) -> Option<Response> {
-    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..head_end]).ok()?;
-    let mut lines = head.split("\r\n");
-    let status = lines.next()?;
-    let mut parts = status.splitn(3, ' ');
-    if parts.next()? != "SIP/2.0" {
+    let m = SipMessage::parse(raw).ok()?;
+    let StartLine::Response { code, reason } = m.start else {
         return None;
-    }
-    let code = parts.next()?.parse().ok()?;
-    let reason = parts.next().unwrap_or("").to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let body = raw[head_end + 4..].to_vec();
+    };
     Some(Response {
         code,
         reason,
-        headers,
-        body,
+        headers: m.headers,
+        body: m.body,
         raw: raw.to_vec(),
     })
 }
@@ -70,7 +73,7 @@ pub struct Client {
     server_port: u16,
     udp: Option<UdpSocket>,
     tcp: Option<TcpStream>,
-    tcp_buf: Vec<u8>,
+    tcp_in: StreamDecoder,
     pub local_port: u16,
     /// The address the client sends from (and puts in Via and Contact).
     pub local_ip: IpAddr,
@@ -103,7 +106,7 @@ impl Client {
                     server_port,
                     udp: Some(s),
                     tcp: None,
-                    tcp_buf: Vec::new(),
+                    tcp_in: StreamDecoder::default(),
                     local_port,
                     local_ip,
                 }
@@ -120,7 +123,7 @@ impl Client {
                     server_port,
                     udp: None,
                     tcp: Some(s),
-                    tcp_buf: Vec::new(),
+                    tcp_in: StreamDecoder::default(),
                     local_port,
                     local_ip,
                 }
@@ -149,41 +152,18 @@ impl Client {
     pub fn recv(&mut self, timeout: Duration) -> Option<Response> {
         let deadline = Instant::now() + timeout;
         match self.transport {
-            Transport::Udp => {
-                let u = self.udp.as_ref().unwrap();
-                let mut buf = vec![0u8; 65536];
-                loop {
-                    let left = deadline.checked_duration_since(Instant::now())?;
-                    u.set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                        .unwrap();
-                    match u.recv(&mut buf) {
-                        Ok(n) => {
-                            if let Some(r) = parse_response(&buf[..n]) {
-                                return Some(r);
-                            }
-                        }
-                        Err(_) => return None,
-                    }
-                }
-            }
+            Transport::Udp => self.recv_udp(deadline, parse_response),
             Transport::Tcp => loop {
-                if let Some(end) = self.tcp_buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&self.tcp_buf[..end]).to_string();
-                    let cl: usize = head
-                        .split("\r\n")
-                        .filter_map(|l| l.split_once(':'))
-                        .find(|(n, _)| {
-                            n.trim().eq_ignore_ascii_case("content-length") || n.trim() == "l"
-                        })
-                        .and_then(|(_, v)| v.trim().parse().ok())
-                        .unwrap_or(0);
-                    if self.tcp_buf.len() >= end + 4 + cl {
-                        let msg: Vec<u8> = self.tcp_buf.drain(..end + 4 + cl).collect();
-                        if let Some(r) = parse_response(&msg) {
+                match self.tcp_in.poll_frame() {
+                    Some(Ok(raw)) => {
+                        if let Some(r) = parse_response(&raw) {
                             return Some(r);
                         }
                         continue;
                     }
+                    // The framing is lost: nothing more can be read from this connection.
+                    Some(Err(_)) => return None,
+                    None => {}
                 }
                 let left = deadline.checked_duration_since(Instant::now())?;
                 let t = self.tcp.as_mut().unwrap();
@@ -192,7 +172,7 @@ impl Client {
                 let mut buf = [0u8; 65536];
                 match t.read(&mut buf) {
                     Ok(0) => return None,
-                    Ok(n) => self.tcp_buf.extend_from_slice(&buf[..n]),
+                    Ok(n) => self.tcp_in.feed(&buf[..n]),
                     Err(_) => return None,
                 }
             },
@@ -446,40 +426,26 @@ pub struct Incoming {
 
 impl Incoming {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        header(&self.headers, name)
     }
-    pub fn tag_of(&self, header: &str) -> Option<String> {
-        self.header(header)?
-            .split(';')
-            .find_map(|p| p.trim().strip_prefix("tag="))
-            .map(str::to_string)
+    pub fn tag_of(&self, name: &str) -> Option<String> {
+        tag_of(&self.headers, name)
     }
     pub fn raw_text(&self) -> String {
         String::from_utf8_lossy(&self.raw).into_owned()
     }
 }
 
+/// A request, or None for a response or bytes that are not a SIP message.
 pub fn parse_request(raw: &[u8]) -> Option<Incoming> {
-    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&raw[..head_end]).ok()?;
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next()?.splitn(3, ' ');
-    let method = first.next()?.to_string();
-    let uri = first.next()?.to_string();
-    if first.next()? != "SIP/2.0" {
+    let m = SipMessage::parse(raw).ok()?;
+    let StartLine::Request { method, uri } = m.start else {
         return None;
-    }
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        .collect();
+    };
     Some(Incoming {
         method,
         uri,
-        headers,
+        headers: m.headers,
         raw: raw.to_vec(),
     })
 }
@@ -487,8 +453,13 @@ pub fn parse_request(raw: &[u8]) -> Option<Incoming> {
 impl Client {
     /// The next request the server sends this (UDP) client within `timeout`; responses are skipped.
     pub fn recv_request(&mut self, timeout: Duration) -> Option<Incoming> {
-        let deadline = Instant::now() + timeout;
-        let u = self.udp.as_ref().expect("recv_request is for UDP clients");
+        assert!(self.udp.is_some(), "recv_request is for UDP clients");
+        self.recv_udp(Instant::now() + timeout, parse_request)
+    }
+
+    /// The first datagram before `deadline` that `parse` accepts; others are skipped.
+    fn recv_udp<T>(&self, deadline: Instant, parse: impl Fn(&[u8]) -> Option<T>) -> Option<T> {
+        let u = self.udp.as_ref().unwrap();
         let mut buf = vec![0u8; 65536];
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;
@@ -496,7 +467,7 @@ impl Client {
                 .unwrap();
             match u.recv(&mut buf) {
                 Ok(n) => {
-                    if let Some(r) = parse_request(&buf[..n]) {
+                    if let Some(r) = parse(&buf[..n]) {
                         return Some(r);
                     }
                 }

@@ -65,7 +65,7 @@ pub fn ping(
             let mut buf = vec![0u8; 65536];
             loop {
                 while let Some(m) = d.poll() {
-                    let m = m?;
+                    let m = m.map_err(|e| e.to_string())?;
                     if let Some(c) = m.code().filter(|c| *c >= 200) {
                         return Ok((c, m.reason().to_string()));
                     }

@@ -1,8 +1,9 @@
-//! The SIP side of joining: messages, the INVITE/ACK/BYE user agent client (sans-IO), the SDP
-//! offer and the reading of the 200 OK.
+//! The SIP side of joining: the INVITE/ACK/BYE user agent client (sans-IO), the SDP offer and the
+//! reading of the 200 OK. Messages and their stream framing are `chat_alias_proto::sip::message`.
 pub mod answer;
-pub mod message;
 pub mod uac;
+
+pub use chat_alias_proto::sip::message;
 
 pub use answer::{parse_join_answer, JoinAnswer};
 pub use message::{SipMessage, StartLine, StreamDecoder};

@@ -1,4 +1,4 @@
-//! Pieces of SIP header values: name-addr / addr-spec (RFC 3261 §20.10, §25.1), URIs and their
+//! Whole SIP messages and their framing on streams ([`message`]), and pieces of SIP header values: name-addr / addr-spec (RFC 3261 §20.10, §25.1), URIs and their
 //! equivalence (§19.1), Privacy (RFC 3323 §4.2, RFC 3325 §9.3), media types and Accept (§20.1),
 //! and quoting of display names for composing.
 //!
@@ -16,6 +16,7 @@
 mod error;
 mod lex;
 mod media_type;
+pub mod message;
 mod name_addr;
 mod privacy;
 mod quote;
@@ -23,6 +24,7 @@ mod uri;
 
 pub use error::SipError;
 pub use media_type::{accept_allows, parse_media_type, MediaType};
+pub use message::{MessageError, SipMessage, StartLine, StreamDecoder};
 pub use name_addr::{format_name_addr, parse_name_addr, parse_name_addr_list, NameAddr};
 pub use privacy::{privacy_requests_id, privacy_values};
 pub use quote::{quote_display_name, try_quote_display_name};
