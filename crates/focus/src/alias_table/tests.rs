@@ -166,7 +166,7 @@ fn a_spent_suffix_is_not_handed_out_again_even_when_chosen_literally() {
         let own = named(&mut t, literal, n);
         assert_ne!(own.display_name.as_deref(), Some(literal));
         assert!(own.name_modified, "{own:?}");
-        assert!(!chat_alias_proto::nickname::same_nickname(
+        assert!(!chat_alias_proto::nickname::names_clash(
             own.display_name.as_deref().unwrap(),
             "bob-2"
         ));
@@ -206,7 +206,7 @@ fn a_suffix_follows_the_name_without_its_trailing_spaces() {
     named(&mut t, "alice", 1);
     let a = named(&mut t, "  alice  ", 2);
     assert_eq!(a.display_name.as_deref(), Some("  alice-2"));
-    assert!(chat_alias_proto::nickname::same_nickname(
+    assert!(chat_alias_proto::nickname::names_clash(
         a.display_name.as_deref().unwrap(),
         "alice-2"
     ));
