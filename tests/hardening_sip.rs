@@ -136,7 +136,7 @@ fn names_with_invisible_or_bidi_code_points_are_refused_naming_the_code_point() 
     assert_eq!(rb.code, 200, "{}", rb.raw_text());
     let name = assigned(&rb).and_then(|(n, _)| n).expect("a suffixed name");
     assert!(
-        chat_alias_proto::nickname::same_nickname(&name, "alice-2"),
+        chat_alias_proto::nickname::names_clash(&name, "alice-2"),
         "{name:?}"
     );
     let (_c, _ci, rc) = anonymous_join(&stack, "sip:carol@example.com", "carol   the  great");
@@ -186,7 +186,7 @@ fn a_departed_suffix_and_anonymous_number_are_never_handed_out_again() {
     let (_c4, i4, r4) = anonymous_join(&stack, "sip:u4@example.com", "bob-2");
     let (name4, uri4) = announced(&r4, &i4);
     assert_ne!(name4.as_deref(), Some("bob-2"), "{}", r4.raw_text());
-    assert!(!chat_alias_proto::nickname::same_nickname(
+    assert!(!chat_alias_proto::nickname::names_clash(
         name4.as_deref().unwrap(),
         "bob-2"
     ));

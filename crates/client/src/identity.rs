@@ -109,7 +109,7 @@ impl Directory {
                 self.known.iter().find(|k| {
                     k.display_name
                         .as_deref()
-                        .is_some_and(|d| nickname::same_nickname(d, name))
+                        .is_some_and(|d| nickname::names_clash(d, name))
                 })
             })
     }

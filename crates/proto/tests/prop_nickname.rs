@@ -1,6 +1,6 @@
 //! Property tests for `nickname`.
 use chat_alias_proto::nickname::{
-    clash_key, code_point_label, first_disallowed, same_nickname, validate_display_name, NameError,
+    clash_key, code_point_label, first_disallowed, names_clash, validate_display_name, NameError,
 };
 use proptest::prelude::*;
 
@@ -13,10 +13,10 @@ proptest! {
 
     #[test]
     fn ascii_case_and_outer_spaces_never_matter(s in "[a-zA-Z0-9 _.-]{1,30}", pad in "[ \u{00A0}\u{3000}]{0,3}") {
-        prop_assert!(same_nickname(&s, &s.to_ascii_uppercase()));
-        prop_assert!(same_nickname(&s, &s.to_ascii_lowercase()));
+        prop_assert!(names_clash(&s, &s.to_ascii_uppercase()));
+        prop_assert!(names_clash(&s, &s.to_ascii_lowercase()));
         let padded = format!("{pad}{s}{pad}");
-        prop_assert!(same_nickname(&s, &padded));
+        prop_assert!(names_clash(&s, &padded));
     }
 
     #[test]
@@ -31,7 +31,7 @@ proptest! {
     #[test]
     fn suffixes_keep_names_apart(s in "[a-z]{1,10}", n in 2u32..1000) {
         let suffixed = format!("{s}-{n}");
-        prop_assert!(!same_nickname(&s, &suffixed));
+        prop_assert!(!names_clash(&s, &suffixed));
     }
 
     #[test]

@@ -7,7 +7,7 @@ pub use chat_alias_proto::sip::message;
 
 pub use answer::{parse_join_answer, JoinAnswer};
 pub use message::{SipMessage, StartLine, StreamDecoder};
-pub use uac::{JoinRequest, Uac, UacEvent};
+pub use uac::{InviteParams, Uac, UacEvent};
 
 /// The SIP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
