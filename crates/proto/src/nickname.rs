@@ -261,9 +261,19 @@ fn control_alias(c: char) -> Option<&'static str> {
     }
 }
 
-/// Whether two names clash (equal [`clash_key`]s).
+/// Whether two names clash (equal [`clash_key`]s): the loose test, for keeping names apart
+/// (look-alikes clash). Its strict counterpart is [`rfc8266_equal`].
 pub fn same_nickname(a: &str, b: &str) -> bool {
     clash_key(a) == clash_key(b)
+}
+
+/// Whether two names are the same name by the RFC 8266 §2.4 Nickname comparison (case, width,
+/// spaces, NFKC) and nothing more: the strict test, for checking that a name someone claims is
+/// the one they were given. Look-alikes (`B0b`, Cyrillic `bоb`) are *different* names here. A
+/// name the profile refuses is equal only to itself, byte for byte.
+pub fn rfc8266_equal(a: &str, b: &str) -> bool {
+    a == b
+        || <Nickname as precis_core::profile::PrecisFastInvocation>::compare(a, b).unwrap_or(false)
 }
 
 /// The key under which names are compared: two names clash iff their keys are equal.
@@ -407,6 +417,13 @@ mod tests {
     #[test]
     fn distinct_names_do_not_clash() {
         assert!(!same_nickname("alice", "bob"));
+        assert!(rfc8266_equal("Richard \u{2163}", "richard iv"));
+        assert!(rfc8266_equal("  Bob  ", "bob"));
+        assert!(!rfc8266_equal("B0b", "Bob"));
+        assert!(!rfc8266_equal("b\u{043E}b", "bob"));
+        assert!(!rfc8266_equal("\u{3C3}", "\u{3C2}"));
+        assert!(rfc8266_equal("x\u{200B}y", "x\u{200B}y"));
+        assert!(!rfc8266_equal("x\u{200B}y", "xy"));
         assert!(!same_nickname("bob-2", "bob"));
         assert!(!same_nickname("bob-2", "bob-3"));
         assert!(!same_nickname("Bob Smith", "BobSmith"));

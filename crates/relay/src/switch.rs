@@ -45,11 +45,9 @@ use crate::frame::{Body, Frame};
 use crate::metrics::{DropReason, Gauges, Metrics};
 use crate::registry::{Participant, Registry};
 use chat_alias_proto::msrp::{
-    self, encode, ByteRange, Continuation, Event, Method, MsrpUri, ReportMode, RequestHead, Status,
+    self, encode, ByteRange, Continuation, Event, Method, MsrpUri, RequestHead, Responses, Status,
 };
-use chat_alias_proto::{cpim, sip};
-use precis_profiles::precis_core::profile::PrecisFastInvocation;
-use precis_profiles::Nickname;
+use chat_alias_proto::{cpim, nickname, sip};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -205,17 +203,6 @@ impl Config {
     }
 }
 
-/// Who may be answered for a transaction (RFC 4975 §7.1.2, §7.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reply {
-    /// `Failure-Report: yes` (or absent): 200 and errors.
-    All,
-    /// `Failure-Report: partial`: errors only.
-    ErrorsOnly,
-    /// `Failure-Report: no`, and every REPORT: nothing at all.
-    Never,
-}
-
 /// The connection's session, once bound.
 #[derive(Debug, Clone)]
 struct Binding {
@@ -231,7 +218,7 @@ struct Binding {
 #[derive(Debug)]
 struct Rx {
     tid: String,
-    reply: Reply,
+    reply: Responses,
     /// Response To-Path: the first URI of the request's From-Path.
     resp_to: String,
     /// Response From-Path: the URI of the request's To-Path that names the relay.
@@ -373,7 +360,7 @@ struct Asked {
 #[derive(Debug)]
 struct PendingAnswer {
     tid: String,
-    reply: Reply,
+    reply: Responses,
     to: String,
     from: String,
 }
@@ -981,7 +968,7 @@ impl<O: Outlet> Switch<O> {
         &mut self,
         conn: ConnId,
         rx_tid: &str,
-        reply: Reply,
+        reply: Responses,
         to: &str,
         from: &str,
         code: u16,
@@ -989,12 +976,7 @@ impl<O: Outlet> Switch<O> {
         if code != 200 {
             self.metrics.refusal(code);
         }
-        let allowed = match reply {
-            Reply::All => true,
-            Reply::ErrorsOnly => code != 200,
-            Reply::Never => false,
-        };
-        if !allowed {
+        if !reply.allows(code) {
             if code != 200 {
                 tracing::info!(
                     conn,
@@ -1038,22 +1020,11 @@ impl<O: Outlet> Switch<O> {
     }
 
     fn on_request(&mut self, now: Instant, conn: ConnId, head: RequestHead) {
-        let reply = if head.method == Method::Report {
-            Reply::Never
-        } else if head.method == Method::Nickname {
-            // RFC 7701 §7: NICKNAME knows no Failure-Report; it is always answered.
-            Reply::All
-        } else {
-            match head.failure_report {
-                None | Some(ReportMode::Yes) => Reply::All,
-                Some(ReportMode::Partial) => Reply::ErrorsOnly,
-                Some(ReportMode::No) => Reply::Never,
-            }
-        };
+        let reply = head.responses();
         let resp_to = head.from_path.first().cloned().unwrap_or_default();
         let resp_from = head.to_path.first().cloned().unwrap_or_default();
         let reply = if resp_to.is_empty() || resp_from.is_empty() {
-            Reply::Never
+            Responses::Never
         } else {
             reply
         };
@@ -1748,25 +1719,9 @@ enum Decision {
     Deliver(Vec<Copy>),
 }
 
-/// Whether `accept` (a=accept-wrapped-types) allows `t`: absent list or `*` → anything;
-/// `type/*` → that type.
+/// Whether `accept` (a=accept-wrapped-types) allows `t`: an absent list allows anything.
 pub fn accepts(accept: &[String], t: &sip::MediaType) -> bool {
-    if accept.is_empty() {
-        return true;
-    }
-    accept.iter().any(|a| {
-        let a = a.split(';').next().unwrap_or("").trim();
-        if a == "*" || a == "*/*" {
-            return true;
-        }
-        match a.split_once('/') {
-            Some((ty, sub)) => {
-                ty.eq_ignore_ascii_case(&t.type_)
-                    && (sub == "*" || sub.eq_ignore_ascii_case(&t.subtype))
-            }
-            None => false,
-        }
-    })
+    sip::accept_allows(accept, &t.type_, &t.subtype)
 }
 
 /// Whether the display name of a CPIM From (`claimed`) is the sender's enforced name (`own`):
@@ -1775,7 +1730,7 @@ pub fn accepts(accept: &[String], t: &sip::MediaType) -> bool {
 /// apart when it assigns names, and the relay must not let one participant speak under
 /// another's look-alike. A name PRECIS refuses compares equal only to itself, byte for byte.
 pub fn same_display_name(claimed: &str, own: &str) -> bool {
-    claimed == own || Nickname::compare(claimed, own).unwrap_or(false)
+    nickname::rfc8266_equal(claimed, own)
 }
 
 /// Routing of a message whose CPIM headers are in: checks the sender's CPIM From, then decides

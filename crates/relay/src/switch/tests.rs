@@ -1,7 +1,7 @@
 //! Switch logic without sockets: an in-memory outlet per connection, a virtual clock, and the
 //! real codec to write requests and read back what the switch sends.
 use super::*;
-use chat_alias_proto::msrp::{Decoder, Limits, MsrpError, ResponseHead};
+use chat_alias_proto::msrp::{Decoder, Limits, MsrpError, ReportMode, ResponseHead};
 use std::cell::RefCell;
 use std::rc::Rc;
 
