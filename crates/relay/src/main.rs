@@ -1,8 +1,10 @@
 //! chat-alias-relay: the MSRP switch of Chat Alias (RFC 4975, RFC 6135, RFC 7701 behaviour).
 //!
 //! - `control`: the focus's joins and leaves over a Unix socket (docs/control-protocol.md);
-//! - `focus`: NICKNAME questions to the focus (Kamailio's jsonrpcs datagram socket);
-//! - `switch`: the room logic (binding, routing, re-chunking, congestion), sans-IO;
+//! - `focus_socket`: the datagram link to the module's focus socket, which carries the switch's
+//!   questions (NICKNAME, registry resync, convergence checks);
+//! - `switch`: the room logic (binding, routing, re-chunking, congestion, NICKNAME, keeping the
+//!   registry in step with the module), sans-IO;
 //! - `connection` / `outbox`: the tokio drivers of one MSRP connection;
 //! - `metrics`: counters and the Prometheus endpoint.
 #![forbid(unsafe_code)]
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 mod connection;
 mod control;
-mod focus;
+mod focus_socket;
 mod frame;
 mod liveness;
 mod metrics;
@@ -153,14 +155,8 @@ pub struct Shared {
     pub queue_bytes: usize,
     /// The relay-wide limit on queued bytes (`--max-queued-bytes`).
     pub max_queued_bytes: usize,
-    /// Questions for the focus link (None: no `--focus-rpc`).
-    pub focus: Option<tokio::sync::mpsc::UnboundedSender<switch::NicknameAsk>>,
-    /// Asks the focus link to rebuild the registry from `chat_alias.sessions` (None: no
-    /// `--focus-rpc`).
-    pub resync: Option<tokio::sync::mpsc::UnboundedSender<()>>,
-    /// While a resync runs: the sessions that left meanwhile (a page read before the leave must
-    /// not bring them back).
-    pub resync_leaves: Mutex<Option<std::collections::HashSet<String>>>,
+    /// Questions for the focus link (None: no `--focus`).
+    pub focus: Option<tokio::sync::mpsc::UnboundedSender<focus_socket::Ask>>,
     next_conn: AtomicU64,
 }
 
@@ -172,41 +168,47 @@ impl Shared {
     /// A participant left: the registry forgets it and its MSRP connection is closed (the
     /// connection's writer flushes what is queued for at most half a second).
     pub fn on_leave(&self, session: &str) -> Option<registry::Participant> {
-        if let Some(left) = self.resync_leaves.lock().as_mut() {
-            left.insert(session.to_string());
-        }
         self.switch.lock().leave(session)
     }
 
-    /// Asks the focus link for a resync (docs/control-protocol.md, "Rebuilding the relay").
+    /// Rebuilds the registry from the module's focus socket (docs/control-protocol.md,
+    /// "Rebuilding the relay").
     pub fn request_resync(&self) {
-        if let Some(tx) = &self.resync {
-            let _ = tx.send(());
-        }
+        let mut sw = self.switch.lock();
+        sw.handle_resync_request(std::time::Instant::now());
+        self.dispatch(&mut sw);
     }
 
     /// Carries out the switch's actions: questions go to the focus link (which never blocks; a
-    /// question that cannot be handed over is answered as failed at once).
+    /// question that cannot be handed over is reported unsent at once).
     pub fn dispatch(&self, sw: &mut Switch<Outbox>) {
         while let Some(action) = sw.poll_action() {
-            match action {
-                switch::Action::AskFocus(ask) => {
-                    let id = ask.id;
-                    let sent = match &self.focus {
-                        Some(tx) => tx.send(ask).is_ok(),
-                        None => false,
-                    };
-                    if !sent {
-                        sw.handle_focus_answer(
-                            std::time::Instant::now(),
-                            id,
-                            switch::FocusOutcome::Failed("no focus link".into()),
-                        );
-                    }
-                }
+            let ask = match action {
+                switch::Action::AskFocus(ask) => (ask.id, ask.question()),
+                switch::Action::QueryFocus { id, question } => (id, question),
+            };
+            let id = ask.0;
+            let sent = match &self.focus {
+                Some(tx) => tx.send(ask).is_ok(),
+                None => false,
+            };
+            if !sent {
+                sw.handle_focus_unreachable(std::time::Instant::now(), id, "no focus link".into());
             }
         }
     }
+}
+
+/// Ids from the OS generator. A failing OS RNG is not recoverable: ids must stay unguessable, so
+/// the relay refuses to go on.
+pub fn os_ids() -> switch::Ids {
+    Box::new(|| {
+        let mut b = [0u8; 12];
+        if getrandom::fill(&mut b).is_err() {
+            std::process::abort();
+        }
+        b
+    })
 }
 
 /// The host as it appears in an MSRP URI (IPv6 literals in brackets).
@@ -249,8 +251,7 @@ fn main() -> std::process::ExitCode {
 fn build_shared(
     args: &Args,
     advertise_host: String,
-    focus: Option<tokio::sync::mpsc::UnboundedSender<switch::NicknameAsk>>,
-    resync: Option<tokio::sync::mpsc::UnboundedSender<()>>,
+    focus: Option<tokio::sync::mpsc::UnboundedSender<focus_socket::Ask>>,
 ) -> Shared {
     let metrics = Metrics::new();
     let cfg = switch::Config {
@@ -270,7 +271,7 @@ fn build_shared(
         first_byte_timeout: args.first_byte_timeout,
     };
     Shared {
-        switch: Mutex::new(Switch::new(cfg, switch::os_ids(), metrics.clone())),
+        switch: Mutex::new(Switch::new(cfg, os_ids(), metrics.clone())),
         metrics,
         advertise_host,
         advertise_port: args.listen.port(),
@@ -278,8 +279,6 @@ fn build_shared(
         queue_bytes: args.queue_bytes,
         max_queued_bytes: args.max_queued_bytes,
         focus,
-        resync,
-        resync_leaves: Mutex::new(None),
         next_conn: AtomicU64::new(1),
     }
 }
@@ -312,19 +311,16 @@ async fn run(args: Args) -> Result<(), String> {
         .advertise
         .clone()
         .unwrap_or_else(|| args.listen.ip().to_string());
-    let reply_path = focus::reply_path(&args.control);
+    let reply_path = focus_socket::reply_path(&args.control);
     let (focus_tx, focus_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (resync_tx, resync_rx) = tokio::sync::mpsc::unbounded_channel();
     let shared = Arc::new(build_shared(
         &args,
         advertise_host,
         args.focus_rpc.as_ref().map(|_| focus_tx),
-        args.focus_rpc.as_ref().map(|_| resync_tx),
     ));
     let focus_task = args.focus_rpc.clone().map(|path| {
-        tokio::spawn(focus::run(
+        tokio::spawn(focus_socket::run(
             focus_rx,
-            resync_rx,
             path,
             reply_path.clone(),
             shared.clone(),
@@ -467,11 +463,9 @@ mod test_support {
             max_size: cfg.max_size,
             queue_bytes: cfg.queue_bytes,
             max_queued_bytes: usize::MAX,
-            switch: Mutex::new(Switch::new(cfg, switch::os_ids(), metrics.clone())),
+            switch: Mutex::new(Switch::new(cfg, os_ids(), metrics.clone())),
             metrics,
             focus: None,
-            resync: None,
-            resync_leaves: Mutex::new(None),
             next_conn: AtomicU64::new(1),
         }
     }
@@ -494,7 +488,7 @@ mod tests {
         assert_eq!(a.max_size, 16 * 1024 * 1024 + 64 * 1024);
         assert_eq!(a.max_size, DEFAULT_MAX_SIZE);
         assert_eq!((a.max_connections, a.max_unbound), (4096, 256));
-        let shared = build_shared(&a, "192.0.2.10".into(), None, None);
+        let shared = build_shared(&a, "192.0.2.10".into(), None);
         assert_eq!(shared.switch.lock().config().max_size, DEFAULT_MAX_SIZE);
         let r = control::handle(
             &shared,

@@ -44,6 +44,7 @@
 use crate::frame::{Body, Frame};
 use crate::metrics::{DropReason, Gauges, Metrics};
 use crate::registry::{Participant, Registry};
+use chat_alias_proto::control::focus_socket::{NicknameVerdict, Question};
 use chat_alias_proto::msrp::{
     self, encode, ByteRange, Continuation, Event, Method, MsrpUri, RequestHead, Responses, Status,
 };
@@ -52,6 +53,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod registry_sync;
 
 /// Largest body of a frame the relay sends.
 pub const CHUNK: usize = 64 * 1024;
@@ -313,11 +316,15 @@ struct Conn<O> {
 /// Identifies a question to the focus (the JSON-RPC `id`).
 pub type AskId = u64;
 
-/// Something the driver must do for the switch.
+/// Something the driver must do for the switch: send a question to the module's focus socket
+/// and feed the answer to [`Switch::handle_focus_reply`] (or, when it cannot be sent, say so
+/// through [`Switch::handle_focus_unreachable`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Ask the focus to decide a NICKNAME; feed its answer to [`Switch::handle_focus_answer`].
+    /// Ask the focus to decide a NICKNAME.
     AskFocus(NicknameAsk),
+    /// Ask the focus for a resync page or a convergence batch.
+    QueryFocus { id: AskId, question: Question },
 }
 
 /// A NICKNAME the focus must decide (`chat_alias.nickname`).
@@ -334,16 +341,15 @@ pub struct NicknameAsk {
     pub nickname: String,
 }
 
-/// What the focus said about a [`NicknameAsk`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FocusOutcome {
-    /// Accepted: the display name the focus recorded for the session (None: no display name).
-    Named(Option<String>),
-    /// Refused with this code (403 not allowed, 424 invalid, 425 in use, 404 unknown session…).
-    Refused { code: u16, message: String },
-    /// No usable answer: the focus is unreachable, the request could not be sent, or the answer
-    /// made no sense.
-    Failed(String),
+impl NicknameAsk {
+    /// The question as the focus socket reads it.
+    pub fn question(&self) -> Question {
+        Question::Nickname {
+            conference: self.conference.clone(),
+            session: self.session.clone(),
+            nickname: self.nickname.clone(),
+        }
+    }
 }
 
 /// A question waiting for the focus.
@@ -365,19 +371,9 @@ struct PendingAnswer {
     from: String,
 }
 
-/// Randomness for transaction and message ids (seedable in tests).
+/// Randomness for transaction and message ids, injected by the driver (the OS generator in the
+/// relay, a seeded one in tests).
 pub type Ids = Box<dyn FnMut() -> [u8; 12] + Send>;
-
-pub fn os_ids() -> Ids {
-    Box::new(|| {
-        let mut b = [0u8; 12];
-        // A failing OS RNG is not recoverable; ids must stay unguessable, so refuse to go on.
-        if getrandom::fill(&mut b).is_err() {
-            std::process::abort();
-        }
-        b
-    })
-}
 
 pub struct Switch<O> {
     cfg: Config,
@@ -393,6 +389,8 @@ pub struct Switch<O> {
     asked: HashMap<AskId, Asked>,
     next_ask: AskId,
     actions: std::collections::VecDeque<Action>,
+    /// The resync and convergence rounds with the module's alias table.
+    sync: registry_sync::Sync,
     ids: Ids,
     metrics: Arc<Metrics>,
     /// Registered sessions without a bound connection, and since when (control `idle`).
@@ -423,6 +421,7 @@ impl<O: Outlet> Switch<O> {
             asked: HashMap::new(),
             next_ask: 1,
             actions: std::collections::VecDeque::new(),
+            sync: Default::default(),
             ids,
             metrics,
             liveness: Default::default(),
@@ -594,6 +593,8 @@ impl<O: Outlet> Switch<O> {
 
     /// Forgets a participant (control `leave`) and closes its connection.
     pub fn leave(&mut self, session: &str) -> Option<Participant> {
+        // Even a session the registry does not hold yet: a resync page must not bring it back.
+        self.sync.left(session);
         let p = self.registry.leave(session)?;
         self.liveness.forget(session);
         if let Some(conn) = self.bound.get(session).copied() {
@@ -749,7 +750,11 @@ impl<O: Outlet> Switch<O> {
             .values()
             .map(|m| m.last_chunk + self.cfg.chunk_timeout);
         let asked = self.asked.values().map(|a| a.deadline);
-        conns.chain(msgs).chain(asked).min()
+        conns
+            .chain(msgs)
+            .chain(asked)
+            .chain(self.sync.deadline())
+            .min()
     }
 
     /// The next thing the driver must do (ask the focus), if any.
@@ -771,13 +776,13 @@ impl<O: Outlet> Switch<O> {
     /// usable answer) is logged and answered 500. Answers for a connection that is gone are
     /// dropped, as are answers to unknown or forgotten questions.
     /// (`_now`: answers need no clock; the parameter keeps the inputs uniform.)
-    pub fn handle_focus_answer(&mut self, _now: Instant, id: AskId, outcome: FocusOutcome) {
+    pub fn handle_focus_answer(&mut self, _now: Instant, id: AskId, outcome: NicknameVerdict) {
         let Some(a) = self.asked.remove(&id) else {
             tracing::info!(id, outcome = ?outcome, "focus answer to an unknown or expired question; ignored");
             return;
         };
         let code = match outcome {
-            FocusOutcome::Named(name) => {
+            NicknameVerdict::Named(name) => {
                 if self.registry.set_display_name(&a.session, name.clone()) {
                     tracing::info!(session = %a.session, nickname = ?name, "nickname set by the focus");
                 } else {
@@ -785,7 +790,7 @@ impl<O: Outlet> Switch<O> {
                 }
                 200
             }
-            FocusOutcome::Refused { code, message } => match code {
+            NicknameVerdict::Refused { code, message } => match code {
                 403 | 424 | 425 => code,
                 _ => {
                     Metrics::add(&self.metrics.focus_failures, 1);
@@ -793,7 +798,7 @@ impl<O: Outlet> Switch<O> {
                     500
                 }
             },
-            FocusOutcome::Failed(why) => {
+            NicknameVerdict::Failed(why) => {
                 Metrics::add(&self.metrics.focus_failures, 1);
                 tracing::warn!(session = %a.session, why = %why, "no usable answer from the focus; answering 500");
                 500
@@ -883,6 +888,7 @@ impl<O: Outlet> Switch<O> {
                 self.respond(conn, &ans.tid, ans.reply, &ans.to, &ans.from, 500);
             }
         }
+        self.sync_timeout_due(now);
     }
 
     // ---- internals ----
