@@ -203,7 +203,7 @@ mod tests {
             congestion_timeout: Duration::from_secs(30),
             queue_bytes: 1 << 20,
             nicknames: true,
-            focus: true,
+            focus_socket: true,
             focus_timeout: Duration::from_secs(5),
             max_connections: 4096,
             max_unbound: 256,
@@ -220,7 +220,7 @@ mod tests {
             max_size: 1 << 20,
             queue_bytes: 1 << 20,
             max_queued_bytes: usize::MAX,
-            focus: Some(tx),
+            focus_link: Some(tx),
             next_conn: Default::default(),
         });
         let task = tokio::spawn(run(rx, focus_path.clone(), reply.clone(), shared.clone()));

@@ -7,6 +7,10 @@
 //!   registry in step with the module), sans-IO;
 //! - `connection` / `outbox`: the tokio drivers of one MSRP connection;
 //! - `metrics`: counters and the Prometheus endpoint.
+//!
+//! "The focus" in this crate is the Kamailio module (the conference focus, RFC 4353): it tells
+//! the relay about joins and leaves on the control socket, and answers the relay's questions on
+//! its focus socket.
 #![forbid(unsafe_code)]
 use clap::Parser;
 use parking_lot::Mutex;
@@ -135,7 +139,7 @@ struct Args {
     /// decided by the focus (`chat_alias.nickname`) and the registry is rebuilt from it after a
     /// restart. Without it, NICKNAME gets 403. `--focus-rpc` is the old name.
     #[arg(long = "focus", alias = "focus-rpc", value_name = "PATH")]
-    focus_rpc: Option<PathBuf>,
+    focus_socket: Option<PathBuf>,
     /// How long the focus has to answer a NICKNAME question (then 500).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     focus_timeout: Duration,
@@ -155,8 +159,8 @@ pub struct Shared {
     pub queue_bytes: usize,
     /// The relay-wide limit on queued bytes (`--max-queued-bytes`).
     pub max_queued_bytes: usize,
-    /// Questions for the focus link (None: no `--focus`).
-    pub focus: Option<tokio::sync::mpsc::UnboundedSender<focus_socket::Ask>>,
+    /// Questions for the link to the module's focus socket (None: no `--focus`).
+    pub focus_link: Option<tokio::sync::mpsc::UnboundedSender<focus_socket::Ask>>,
     next_conn: AtomicU64,
 }
 
@@ -188,7 +192,7 @@ impl Shared {
                 switch::Action::QueryFocus { id, question } => (id, question),
             };
             let id = ask.0;
-            let sent = match &self.focus {
+            let sent = match &self.focus_link {
                 Some(tx) => tx.send(ask).is_ok(),
                 None => false,
             };
@@ -251,7 +255,7 @@ fn main() -> std::process::ExitCode {
 fn build_shared(
     args: &Args,
     advertise_host: String,
-    focus: Option<tokio::sync::mpsc::UnboundedSender<focus_socket::Ask>>,
+    focus_link: Option<tokio::sync::mpsc::UnboundedSender<focus_socket::Ask>>,
 ) -> Shared {
     let metrics = Metrics::new();
     let cfg = switch::Config {
@@ -263,7 +267,7 @@ fn build_shared(
         congestion_timeout: args.congestion_timeout,
         queue_bytes: args.queue_bytes,
         nicknames: args.nicknames,
-        focus: focus.is_some(),
+        focus_socket: focus_link.is_some(),
         focus_timeout: args.focus_timeout,
         max_connections: args.max_connections,
         max_unbound: args.max_unbound,
@@ -278,7 +282,7 @@ fn build_shared(
         max_size: args.max_size,
         queue_bytes: args.queue_bytes,
         max_queued_bytes: args.max_queued_bytes,
-        focus,
+        focus_link,
         next_conn: AtomicU64::new(1),
     }
 }
@@ -316,9 +320,9 @@ async fn run(args: Args) -> Result<(), String> {
     let shared = Arc::new(build_shared(
         &args,
         advertise_host,
-        args.focus_rpc.as_ref().map(|_| focus_tx),
+        args.focus_socket.as_ref().map(|_| focus_tx),
     ));
-    let focus_task = args.focus_rpc.clone().map(|path| {
+    let focus_task = args.focus_socket.clone().map(|path| {
         tokio::spawn(focus_socket::run(
             focus_rx,
             path,
@@ -329,7 +333,7 @@ async fn run(args: Args) -> Result<(), String> {
     // Rebuild the registry from the focus's alias table (a restarted relay knows nobody). Asked
     // again on the first control connection: Kamailio may start after the relay.
     shared.request_resync();
-    tracing::info!(control = %args.control.display(), msrp = %args.listen, metrics = ?args.metrics, focus_rpc = ?args.focus_rpc, max_size = args.max_size, max_connections = args.max_connections, max_unbound = args.max_unbound, max_unbound_per_address = args.max_unbound_per_address, "relay ready");
+    tracing::info!(control = %args.control.display(), msrp = %args.listen, metrics = ?args.metrics, focus_socket = ?args.focus_socket, max_size = args.max_size, max_connections = args.max_connections, max_unbound = args.max_unbound, max_unbound_per_address = args.max_unbound_per_address, "relay ready");
     // The control socket is served on its own thread: joins and leaves are answered within the
     // module's relay timeout even while this runtime is busy fanning messages out (the switch's
     // lock is only ever held for one read's worth of work).
@@ -446,7 +450,7 @@ mod test_support {
             congestion_timeout: Duration::from_secs(30),
             queue_bytes: 1 << 22,
             nicknames: true,
-            focus: false,
+            focus_socket: false,
             focus_timeout: Duration::from_secs(1),
             max_connections: 4096,
             max_unbound: 256,
@@ -465,7 +469,7 @@ mod test_support {
             max_queued_bytes: usize::MAX,
             switch: Mutex::new(Switch::new(cfg, os_ids(), metrics.clone())),
             metrics,
-            focus: None,
+            focus_link: None,
             next_conn: AtomicU64::new(1),
         }
     }

@@ -196,8 +196,9 @@ pub struct Config {
     pub queue_bytes: usize,
     /// Whether NICKNAME requests are served (RFC 7701 §7); otherwise they get 501.
     pub nicknames: bool,
-    /// Whether a focus decides NICKNAME requests (`--focus-rpc`); without one they get 403.
-    pub focus: bool,
+    /// Whether the module's focus socket is configured (`--focus`): it decides NICKNAME requests
+    /// (without it they get 403), and the registry is kept in step with it.
+    pub focus_socket: bool,
     /// How long the focus has to answer a NICKNAME question; then the request gets 500.
     pub focus_timeout: Duration,
     /// Open MSRP connections at most (`--max-connections`); more are refused at accept.

@@ -140,7 +140,7 @@ impl<O: Outlet> Switch<O> {
         if !advertised {
             return self.refuse_current(conn, refuse(403, "nicknames not negotiated"));
         }
-        if !self.cfg.focus {
+        if !self.cfg.focus_socket {
             return self.refuse_current(conn, refuse(403, "nicknames need the focus"));
         }
         let conference = p.conference.clone();

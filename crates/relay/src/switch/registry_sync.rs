@@ -119,7 +119,7 @@ impl<O: Outlet> Switch<O> {
     /// start-up and on the first control connection (Kamailio may start after the relay).
     /// Nothing happens without a focus socket or while a resync runs.
     pub fn handle_resync_request(&mut self, now: Instant) {
-        if !self.cfg.focus || self.sync.resync.is_some() {
+        if !self.cfg.focus_socket || self.sync.resync.is_some() {
             return;
         }
         self.arm_check(now);
@@ -138,7 +138,7 @@ impl<O: Outlet> Switch<O> {
     }
 
     fn arm_check(&mut self, now: Instant) {
-        if self.cfg.focus && self.sync.next_check.is_none() {
+        if self.cfg.focus_socket && self.sync.next_check.is_none() {
             self.sync.next_check = Some(now + CHECK_EVERY);
         }
     }

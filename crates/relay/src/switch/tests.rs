@@ -123,7 +123,7 @@ fn cfg() -> Config {
         congestion_timeout: Duration::from_secs(30),
         queue_bytes: 4 * 1024 * 1024,
         nicknames: true,
-        focus: true,
+        focus_socket: true,
         focus_timeout: Duration::from_secs(1),
         max_connections: 4096,
         max_unbound: 256,
@@ -1377,7 +1377,7 @@ fn local_checks_answer_without_the_focus() {
 #[test]
 fn without_a_focus_nickname_is_403_and_with_nicknames_off_501() {
     let (mut h, [_, b, _]) = lounge_with(Config {
-        focus: false,
+        focus_socket: false,
         ..cfg()
     });
     assert_eq!(h.ask(2, &b, "nk01", Some("Robert")), None);

@@ -23,7 +23,7 @@ const CONF: &str = "sip:lounge@im.example.net";
 
 fn switch(focus: bool) -> Switch<Sink> {
     let mut cfg = crate::test_support::config();
-    cfg.focus = focus;
+    cfg.focus_socket = focus;
     let mut n = 0u8;
     let ids = Box::new(move || {
         n = n.wrapping_add(1);
