@@ -15,18 +15,14 @@
 //! allowed uid are read at all; everything else is dropped unanswered.
 use crate::ffi::{self, Level};
 use crate::service::{self, Module};
-use serde_json::{json, Value};
+use chat_alias_proto::control::focus_socket::{
+    encode_answer, read_request, Answer, Fault, Incoming, Question, SessionRecord,
+};
+use chat_alias_proto::control::focus_socket::{MAX_DATAGRAM, MAX_PAGE};
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Largest request read (bigger ones arrive truncated and are dropped) and largest answer sent.
-pub const MAX_DATAGRAM: usize = 65536;
-/// Records in one `chat_alias.sessions` answer: at most ~2 KiB each (URIs ≤ 255 bytes, name ≤ 256,
-/// peer path ≤ 256, types ≤ 128), so that a page fits one datagram.
-pub const MAX_PAGE: usize = 16;
-/// Pairs in one `chat_alias.missing` question (a session id is ≤ 64 bytes, a group URI ≤ 255).
-pub const MAX_CHECK: usize = 128;
 /// How long an answer may wait for room in the relay's receive buffer before it is dropped (the
 /// relay asks again; one slow reader must not stall the questions behind it).
 const SEND_TIMEOUT: Duration = Duration::from_millis(100);
@@ -60,132 +56,49 @@ impl Focus for Module {
     }
 }
 
-/// JSON-RPC's own error codes (JSON-RPC 2.0 §5.1).
-const PARSE_ERROR: i64 = -32700;
-const INVALID_REQUEST: i64 = -32600;
-const METHOD_NOT_FOUND: i64 = -32601;
-const INVALID_PARAMS: i64 = -32602;
-
-fn error(id: &Value, code: i64, message: &str) -> Value {
-    json!({"jsonrpc": "2.0", "error": {"code": code, "message": message}, "id": id})
-}
-
-fn result(id: &Value, result: Value) -> Value {
-    json!({"jsonrpc": "2.0", "result": result, "id": id})
-}
-
-fn str_param(params: &[Value], i: usize) -> Option<&str> {
-    params.get(i).and_then(Value::as_str)
-}
-
-fn int_param(params: &[Value], i: usize) -> Option<usize> {
-    params
-        .get(i)
-        .and_then(Value::as_u64)
-        .and_then(|v| usize::try_from(v).ok())
+/// The wire record of one listed session.
+fn record(s: service::SessionRecord) -> SessionRecord {
+    SessionRecord {
+        conference: s.conference,
+        session: s.session,
+        uri: s.uri,
+        display_name: s.display_name,
+        anonymous: s.anonymous,
+        peer_path: vec![s.peer_path],
+        accept_wrapped_types: s.accept_wrapped_types,
+        chatroom: s.chatroom,
+        private_messages_allowed: s.private_messages_allowed,
+    }
 }
 
 /// The answer to one request datagram. Every request is answered (an error for anything that is
 /// not one of the three questions), except a notification without an `id`.
 pub fn answer(focus: &dyn Focus, datagram: &[u8]) -> Option<Vec<u8>> {
-    let v = match serde_json::from_slice::<Value>(datagram) {
-        Ok(v) => v,
-        Err(_) => {
-            return Some(
-                error(&Value::Null, PARSE_ERROR, "Parse error")
-                    .to_string()
-                    .into_bytes(),
-            )
-        }
+    let (id, answer) = match read_request(datagram) {
+        Incoming::Notification => return None,
+        Incoming::Refused { id, fault } => (id, Err(fault)),
+        Incoming::Question { id, question } => (id, call(focus, question)),
     };
-    let id = v.get("id").cloned();
-    let reply = match (&id, v.get("method").and_then(Value::as_str)) {
-        (None, _) => return None,
-        (Some(id), None) => error(id, INVALID_REQUEST, "Invalid Request"),
-        (Some(id), Some(method)) => {
-            let empty = Vec::new();
-            let params = v.get("params").and_then(Value::as_array).unwrap_or(&empty);
-            call(focus, id, method, params)
-        }
-    };
-    let bytes = reply.to_string().into_bytes();
-    if bytes.len() > MAX_DATAGRAM {
-        let id = id.unwrap_or(Value::Null);
-        return Some(
-            error(&id, 413, "answer larger than one datagram")
-                .to_string()
-                .into_bytes(),
-        );
-    }
-    Some(bytes)
+    Some(encode_answer(&id, answer))
 }
 
-fn call(focus: &dyn Focus, id: &Value, method: &str, params: &[Value]) -> Value {
-    match method {
-        "chat_alias.nickname" => {
-            let (Some(conference), Some(session), Some(nick)) = (
-                str_param(params, 0),
-                str_param(params, 1),
-                str_param(params, 2),
-            ) else {
-                return error(id, INVALID_PARAMS, "3 string parameters required");
-            };
-            match focus.nickname(conference, session, nick) {
-                Ok(name) => result(
-                    id,
-                    json!({"code": 200, "display_name": name.unwrap_or_default()}),
-                ),
-                Err((code, message)) => error(id, i64::from(code), &message),
-            }
+fn call(focus: &dyn Focus, q: Question) -> Result<Answer, Fault> {
+    match q {
+        Question::Nickname {
+            conference,
+            session,
+            nickname,
+        } => focus
+            .nickname(&conference, &session, &nickname)
+            .map(Answer::Nickname)
+            .map_err(|(code, message)| Fault::new(i64::from(code), message)),
+        Question::Sessions { offset, limit } => {
+            let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+            let limit = usize::try_from(limit).unwrap_or(MAX_PAGE);
+            let page = focus.sessions(offset, limit);
+            Ok(Answer::Sessions(page.into_iter().map(record).collect()))
         }
-        "chat_alias.sessions" => {
-            let offset = int_param(params, 0).unwrap_or(0);
-            let limit = int_param(params, 1).unwrap_or(MAX_PAGE).min(MAX_PAGE);
-            let records: Vec<Value> = focus
-                .sessions(offset, limit)
-                .into_iter()
-                .map(|s| {
-                    json!({
-                        "conference": s.conference,
-                        "session": s.session,
-                        "uri": s.uri,
-                        "display_name": s.display_name.unwrap_or_default(),
-                        "anonymous": i64::from(s.anonymous),
-                        "peer_path": s.peer_path,
-                        "accept_wrapped_types": s.accept_wrapped_types.join(" "),
-                        "chatroom": s.chatroom.join(" "),
-                        "private_messages_allowed": i64::from(s.private_messages_allowed),
-                    })
-                })
-                .collect();
-            result(id, Value::Array(records))
-        }
-        "chat_alias.missing" => {
-            if params.len() > MAX_CHECK {
-                return error(
-                    id,
-                    INVALID_PARAMS,
-                    &format!("at most {MAX_CHECK} sessions per question"),
-                );
-            }
-            let mut pairs = Vec::with_capacity(params.len());
-            for p in params {
-                match p.as_array().map(Vec::as_slice) {
-                    Some([Value::String(c), Value::String(s)]) => {
-                        pairs.push((c.clone(), s.clone()))
-                    }
-                    _ => {
-                        return error(
-                            id,
-                            INVALID_PARAMS,
-                            "each parameter is [conference, session]",
-                        )
-                    }
-                }
-            }
-            result(id, json!({"missing": focus.missing(&pairs)}))
-        }
-        _ => error(id, METHOD_NOT_FOUND, "Method not found"),
+        Question::Missing { sessions } => Ok(Answer::Missing(focus.missing(&sessions))),
     }
 }
 
@@ -257,6 +170,10 @@ pub fn serve(m: &Module, sock: UnixDatagram, allowed_uid: u32) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chat_alias_proto::control::focus_socket::{
+        INVALID_PARAMS, INVALID_REQUEST, MAX_CHECK, METHOD_NOT_FOUND, PARSE_ERROR,
+    };
+    use serde_json::{json, Value};
     use service::SessionRecord;
 
     struct Fake;

@@ -23,7 +23,7 @@
 use crate::random;
 use chat_alias_proto::msrp::{
     encode, ByteRange, Continuation, Decoder, Event as Frame, Limits, Method, MsrpError,
-    ReportMode, RequestHead,
+    RequestHead,
 };
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -379,13 +379,11 @@ impl Session {
     fn request(&mut self, h: RequestHead, body: Vec<u8>, cont: Continuation) {
         match h.method {
             Method::Send => {
-                let answer =
-                    !matches!(h.failure_report, Some(ReportMode::No | ReportMode::Partial));
                 let mut code = 200;
                 if let Some(mid) = &h.message_id {
                     code = self.reassemble(mid, &h, body, cont);
                 }
-                if answer || code != 200 && h.failure_report != Some(ReportMode::No) {
+                if h.responses().allows(code) {
                     self.answer(&h, code);
                 }
             }
@@ -401,7 +399,7 @@ impl Session {
                 }
             }
             _ => {
-                if h.failure_report != Some(ReportMode::No) {
+                if h.responses().allows(501) {
                     self.answer(&h, 501);
                 }
             }

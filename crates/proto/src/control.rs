@@ -1,4 +1,6 @@
-//! The control protocol between the Kamailio module (the focus) and the relay (the MSRP switch).
+//! The two protocols between the Kamailio module (the focus) and the relay (the MSRP switch):
+//! this file holds the control protocol (module → relay: joins, leaves, liveness); the relay's
+//! questions to the module (relay → module) are in [`focus_socket`].
 //!
 //! Transport: a Unix stream socket owned by the relay; each Kamailio process keeps one connection.
 //! Framing: one JSON object per line (`\n`), requests from the module, exactly one response per
@@ -7,6 +9,8 @@
 //! so a late response can never be taken for the answer to the next request.
 //! See docs/control-protocol.md for the prose version.
 use serde::{Deserialize, Serialize};
+
+pub mod focus_socket;
 
 /// Protocol version carried in every `join`, so a relay can refuse a module it does not understand.
 pub const VERSION: u32 = 1;

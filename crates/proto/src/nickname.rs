@@ -265,9 +265,18 @@ fn control_alias(c: char) -> Option<&'static str> {
 /// (`B0b`, Cyrillic `bоb`, invisible characters) count as the same name. Deliberately looser than
 /// RFC 8266 §7 comparison: two participants must not be told apart by look-alikes, so the focus
 /// refuses or suffixes the second; whether a claimed name *is* someone's enforced name is the strict
-/// comparison's question, not this one's.
+/// comparison's question ([`rfc8266_equal`]), not this one's.
 pub fn names_clash(a: &str, b: &str) -> bool {
     clash_key(a) == clash_key(b)
+}
+
+/// Whether two names are the same name by the RFC 8266 §2.4 Nickname comparison (case, width,
+/// spaces, NFKC) and nothing more: the strict test, for checking that a name someone claims is
+/// the one they were given. Look-alikes (`B0b`, Cyrillic `bоb`) are *different* names here. A
+/// name the profile refuses is equal only to itself, byte for byte.
+pub fn rfc8266_equal(a: &str, b: &str) -> bool {
+    a == b
+        || <Nickname as precis_core::profile::PrecisFastInvocation>::compare(a, b).unwrap_or(false)
 }
 
 /// The key under which names are compared: two names clash iff their keys are equal.
@@ -411,6 +420,13 @@ mod tests {
     #[test]
     fn distinct_names_do_not_clash() {
         assert!(!names_clash("alice", "bob"));
+        assert!(rfc8266_equal("Richard \u{2163}", "richard iv"));
+        assert!(rfc8266_equal("  Bob  ", "bob"));
+        assert!(!rfc8266_equal("B0b", "Bob"));
+        assert!(!rfc8266_equal("b\u{043E}b", "bob"));
+        assert!(!rfc8266_equal("\u{3C3}", "\u{3C2}"));
+        assert!(rfc8266_equal("x\u{200B}y", "x\u{200B}y"));
+        assert!(!rfc8266_equal("x\u{200B}y", "xy"));
         assert!(!names_clash("bob-2", "bob"));
         assert!(!names_clash("bob-2", "bob-3"));
         assert!(!names_clash("Bob Smith", "BobSmith"));

@@ -1,10 +1,16 @@
 //! chat-alias-relay: the MSRP switch of Chat Alias (RFC 4975, RFC 6135, RFC 7701 behaviour).
 //!
 //! - `control`: the focus's joins and leaves over a Unix socket (docs/control-protocol.md);
-//! - `focus`: NICKNAME questions to the focus (Kamailio's jsonrpcs datagram socket);
-//! - `switch`: the room logic (binding, routing, re-chunking, congestion), sans-IO;
+//! - `focus_socket`: the datagram link to the module's focus socket, which carries the switch's
+//!   questions (NICKNAME, registry resync, convergence checks);
+//! - `switch`: the room logic (binding, routing, re-chunking, congestion, NICKNAME, keeping the
+//!   registry in step with the module), sans-IO;
 //! - `connection` / `outbox`: the tokio drivers of one MSRP connection;
 //! - `metrics`: counters and the Prometheus endpoint.
+//!
+//! "The focus" in this crate is the Kamailio module (the conference focus, RFC 4353): it tells
+//! the relay about joins and leaves on the control socket, and answers the relay's questions on
+//! its focus socket.
 #![forbid(unsafe_code)]
 use clap::Parser;
 use parking_lot::Mutex;
@@ -16,7 +22,7 @@ use std::time::Duration;
 
 mod connection;
 mod control;
-mod focus;
+mod focus_socket;
 mod frame;
 mod liveness;
 mod metrics;
@@ -133,7 +139,7 @@ struct Args {
     /// decided by the focus (`chat_alias.nickname`) and the registry is rebuilt from it after a
     /// restart. Without it, NICKNAME gets 403. `--focus-rpc` is the old name.
     #[arg(long = "focus", alias = "focus-rpc", value_name = "PATH")]
-    focus_rpc: Option<PathBuf>,
+    focus_socket: Option<PathBuf>,
     /// How long the focus has to answer a NICKNAME question (then 500).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     focus_timeout: Duration,
@@ -153,14 +159,8 @@ pub struct Shared {
     pub queue_bytes: usize,
     /// The relay-wide limit on queued bytes (`--max-queued-bytes`).
     pub max_queued_bytes: usize,
-    /// Questions for the focus link (None: no `--focus-rpc`).
-    pub focus: Option<tokio::sync::mpsc::UnboundedSender<switch::NicknameAsk>>,
-    /// Asks the focus link to rebuild the registry from `chat_alias.sessions` (None: no
-    /// `--focus-rpc`).
-    pub resync: Option<tokio::sync::mpsc::UnboundedSender<()>>,
-    /// While a resync runs: the sessions that left meanwhile (a page read before the leave must
-    /// not bring them back).
-    pub resync_leaves: Mutex<Option<std::collections::HashSet<String>>>,
+    /// Questions for the link to the module's focus socket (None: no `--focus`).
+    pub focus_link: Option<tokio::sync::mpsc::UnboundedSender<focus_socket::Ask>>,
     next_conn: AtomicU64,
 }
 
@@ -172,41 +172,47 @@ impl Shared {
     /// A participant left: the registry forgets it and its MSRP connection is closed (the
     /// connection's writer flushes what is queued for at most half a second).
     pub fn on_leave(&self, session: &str) -> Option<registry::Participant> {
-        if let Some(left) = self.resync_leaves.lock().as_mut() {
-            left.insert(session.to_string());
-        }
         self.switch.lock().leave(session)
     }
 
-    /// Asks the focus link for a resync (docs/control-protocol.md, "Rebuilding the relay").
+    /// Rebuilds the registry from the module's focus socket (docs/control-protocol.md,
+    /// "Rebuilding the relay").
     pub fn request_resync(&self) {
-        if let Some(tx) = &self.resync {
-            let _ = tx.send(());
-        }
+        let mut sw = self.switch.lock();
+        sw.handle_resync_request(std::time::Instant::now());
+        self.dispatch(&mut sw);
     }
 
     /// Carries out the switch's actions: questions go to the focus link (which never blocks; a
-    /// question that cannot be handed over is answered as failed at once).
+    /// question that cannot be handed over is reported unsent at once).
     pub fn dispatch(&self, sw: &mut Switch<Outbox>) {
         while let Some(action) = sw.poll_action() {
-            match action {
-                switch::Action::AskFocus(ask) => {
-                    let id = ask.id;
-                    let sent = match &self.focus {
-                        Some(tx) => tx.send(ask).is_ok(),
-                        None => false,
-                    };
-                    if !sent {
-                        sw.handle_focus_answer(
-                            std::time::Instant::now(),
-                            id,
-                            switch::FocusOutcome::Failed("no focus link".into()),
-                        );
-                    }
-                }
+            let ask = match action {
+                switch::Action::AskFocus(ask) => (ask.id, ask.question()),
+                switch::Action::QueryFocus { id, question } => (id, question),
+            };
+            let id = ask.0;
+            let sent = match &self.focus_link {
+                Some(tx) => tx.send(ask).is_ok(),
+                None => false,
+            };
+            if !sent {
+                sw.handle_focus_unreachable(std::time::Instant::now(), id, "no focus link".into());
             }
         }
     }
+}
+
+/// Ids from the OS generator. A failing OS RNG is not recoverable: ids must stay unguessable, so
+/// the relay refuses to go on.
+pub fn os_ids() -> switch::Ids {
+    Box::new(|| {
+        let mut b = [0u8; 12];
+        if getrandom::fill(&mut b).is_err() {
+            std::process::abort();
+        }
+        b
+    })
 }
 
 /// The host as it appears in an MSRP URI (IPv6 literals in brackets).
@@ -249,8 +255,7 @@ fn main() -> std::process::ExitCode {
 fn build_shared(
     args: &Args,
     advertise_host: String,
-    focus: Option<tokio::sync::mpsc::UnboundedSender<switch::NicknameAsk>>,
-    resync: Option<tokio::sync::mpsc::UnboundedSender<()>>,
+    focus_link: Option<tokio::sync::mpsc::UnboundedSender<focus_socket::Ask>>,
 ) -> Shared {
     let metrics = Metrics::new();
     let cfg = switch::Config {
@@ -262,7 +267,7 @@ fn build_shared(
         congestion_timeout: args.congestion_timeout,
         queue_bytes: args.queue_bytes,
         nicknames: args.nicknames,
-        focus: focus.is_some(),
+        focus_socket: focus_link.is_some(),
         focus_timeout: args.focus_timeout,
         max_connections: args.max_connections,
         max_unbound: args.max_unbound,
@@ -270,16 +275,14 @@ fn build_shared(
         first_byte_timeout: args.first_byte_timeout,
     };
     Shared {
-        switch: Mutex::new(Switch::new(cfg, switch::os_ids(), metrics.clone())),
+        switch: Mutex::new(Switch::new(cfg, os_ids(), metrics.clone())),
         metrics,
         advertise_host,
         advertise_port: args.listen.port(),
         max_size: args.max_size,
         queue_bytes: args.queue_bytes,
         max_queued_bytes: args.max_queued_bytes,
-        focus,
-        resync,
-        resync_leaves: Mutex::new(None),
+        focus_link,
         next_conn: AtomicU64::new(1),
     }
 }
@@ -312,19 +315,16 @@ async fn run(args: Args) -> Result<(), String> {
         .advertise
         .clone()
         .unwrap_or_else(|| args.listen.ip().to_string());
-    let reply_path = focus::reply_path(&args.control);
+    let reply_path = focus_socket::reply_path(&args.control);
     let (focus_tx, focus_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (resync_tx, resync_rx) = tokio::sync::mpsc::unbounded_channel();
     let shared = Arc::new(build_shared(
         &args,
         advertise_host,
-        args.focus_rpc.as_ref().map(|_| focus_tx),
-        args.focus_rpc.as_ref().map(|_| resync_tx),
+        args.focus_socket.as_ref().map(|_| focus_tx),
     ));
-    let focus_task = args.focus_rpc.clone().map(|path| {
-        tokio::spawn(focus::run(
+    let focus_task = args.focus_socket.clone().map(|path| {
+        tokio::spawn(focus_socket::run(
             focus_rx,
-            resync_rx,
             path,
             reply_path.clone(),
             shared.clone(),
@@ -333,7 +333,7 @@ async fn run(args: Args) -> Result<(), String> {
     // Rebuild the registry from the focus's alias table (a restarted relay knows nobody). Asked
     // again on the first control connection: Kamailio may start after the relay.
     shared.request_resync();
-    tracing::info!(control = %args.control.display(), msrp = %args.listen, metrics = ?args.metrics, focus_rpc = ?args.focus_rpc, max_size = args.max_size, max_connections = args.max_connections, max_unbound = args.max_unbound, max_unbound_per_address = args.max_unbound_per_address, "relay ready");
+    tracing::info!(control = %args.control.display(), msrp = %args.listen, metrics = ?args.metrics, focus_socket = ?args.focus_socket, max_size = args.max_size, max_connections = args.max_connections, max_unbound = args.max_unbound, max_unbound_per_address = args.max_unbound_per_address, "relay ready");
     // The control socket is served on its own thread: joins and leaves are answered within the
     // module's relay timeout even while this runtime is busy fanning messages out (the switch's
     // lock is only ever held for one read's worth of work).
@@ -450,7 +450,7 @@ mod test_support {
             congestion_timeout: Duration::from_secs(30),
             queue_bytes: 1 << 22,
             nicknames: true,
-            focus: false,
+            focus_socket: false,
             focus_timeout: Duration::from_secs(1),
             max_connections: 4096,
             max_unbound: 256,
@@ -467,11 +467,9 @@ mod test_support {
             max_size: cfg.max_size,
             queue_bytes: cfg.queue_bytes,
             max_queued_bytes: usize::MAX,
-            switch: Mutex::new(Switch::new(cfg, switch::os_ids(), metrics.clone())),
+            switch: Mutex::new(Switch::new(cfg, os_ids(), metrics.clone())),
             metrics,
-            focus: None,
-            resync: None,
-            resync_leaves: Mutex::new(None),
+            focus_link: None,
             next_conn: AtomicU64::new(1),
         }
     }
@@ -494,7 +492,7 @@ mod tests {
         assert_eq!(a.max_size, 16 * 1024 * 1024 + 64 * 1024);
         assert_eq!(a.max_size, DEFAULT_MAX_SIZE);
         assert_eq!((a.max_connections, a.max_unbound), (4096, 256));
-        let shared = build_shared(&a, "192.0.2.10".into(), None, None);
+        let shared = build_shared(&a, "192.0.2.10".into(), None);
         assert_eq!(shared.switch.lock().config().max_size, DEFAULT_MAX_SIZE);
         let r = control::handle(
             &shared,

@@ -1,6 +1,6 @@
 //! Unit tests of the MSRP session: binding, chunking, reports and reassembly, fed bytes and time.
 use super::*;
-use chat_alias_proto::msrp::ResponseHead;
+use chat_alias_proto::msrp::{ReportMode, ResponseHead};
 
 const RELAY: &str = "msrp://127.0.0.1:2855/relaysession;tcp";
 const OWN: &str = "msrp://127.0.0.1:40000/ownsession1234;tcp";

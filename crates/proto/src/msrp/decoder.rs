@@ -1,6 +1,6 @@
 //! The streaming MSRP decoder.
 use super::head::{self, HeadError, Parsed, StartLine, Terminator};
-use super::{Continuation, Event, Limits, Method, MsrpError, ReportMode, MAX_END_LINE};
+use super::{Continuation, Event, Limits, Method, MsrpError, MAX_END_LINE};
 
 /// Streaming MSRP decoder (sans-IO).
 ///
@@ -342,8 +342,7 @@ impl Decoder {
                 Step::Event(Event::Request(h))
             }
             (Ok(Parsed::Request(h)), Terminator::Blank) => {
-                let answerable =
-                    h.method != Method::Report && h.failure_report != Some(ReportMode::No);
+                let answerable = h.responses().allows(400);
                 let limit = if is_send {
                     None
                 } else {

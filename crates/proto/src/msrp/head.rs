@@ -8,7 +8,8 @@
 //! that Content-Type must be the last header and appear iff a body follows.
 use super::uri::{is_token_char, parse_uri};
 use super::{
-    is_ident, ByteRange, Continuation, Method, ReportMode, RequestHead, ResponseHead, Status,
+    is_ident, ByteRange, Continuation, Method, ReportMode, RequestHead, ResponseHead, Responses,
+    Status,
 };
 
 /// A start line that passed the framing checks.
@@ -264,7 +265,8 @@ pub(crate) fn parse_head(
     let StartLine { tid, kind } = start;
     match kind {
         StartKind::Request(method) => {
-            let answerable = method != Method::Report && !says_failure_report_no(lines);
+            let said = says_failure_report_no(lines).then_some(ReportMode::No);
+            let answerable = Responses::for_request(&method, said).allows(400);
             parse_request(tid.clone(), method, lines, term).map_err(|reason| HeadError {
                 answer_to: answerable.then(|| tid.clone()),
                 reason: format!("transaction {tid}: {reason}"),

@@ -174,6 +174,48 @@ impl ReportMode {
     }
 }
 
+/// Which responses a request may get: the one Failure-Report rule of the decoder (may a 400
+/// go back?), the relay and the client.
+///
+/// - a REPORT is never answered (RFC 4975 §7.1.2);
+/// - a NICKNAME is always answered: RFC 7701 §7 gives it no Failure-Report semantics, and the
+///   requester waits for the focus's decision;
+/// - any other request follows its `Failure-Report` (RFC 4975 §7.1.2): absent or `yes` → 200
+///   and errors, `partial` → errors only, `no` → nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Responses {
+    /// 200 and errors.
+    All,
+    /// Errors only (`Failure-Report: partial`).
+    ErrorsOnly,
+    /// Nothing at all (`Failure-Report: no`, every REPORT).
+    Never,
+}
+
+impl Responses {
+    /// The rule for a request of `method` with this `Failure-Report` (None: header absent).
+    pub fn for_request(method: &Method, failure_report: Option<ReportMode>) -> Responses {
+        match method {
+            Method::Report => Responses::Never,
+            Method::Nickname => Responses::All,
+            _ => match failure_report {
+                None | Some(ReportMode::Yes) => Responses::All,
+                Some(ReportMode::Partial) => Responses::ErrorsOnly,
+                Some(ReportMode::No) => Responses::Never,
+            },
+        }
+    }
+
+    /// Whether a response with `code` may be sent.
+    pub fn allows(self, code: u16) -> bool {
+        match self {
+            Responses::All => true,
+            Responses::ErrorsOnly => code != 200,
+            Responses::Never => false,
+        }
+    }
+}
+
 /// `Status: namespace code [comment]` of a REPORT (RFC 4975 §7.1.2); namespace is `000`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Status {
@@ -209,6 +251,11 @@ pub struct RequestHead {
 }
 
 impl RequestHead {
+    /// Which responses this request may get ([`Responses::for_request`]).
+    pub fn responses(&self) -> Responses {
+        Responses::for_request(&self.method, self.failure_report)
+    }
+
     /// A head with only the mandatory parts.
     pub fn new(
         transaction_id: impl Into<String>,

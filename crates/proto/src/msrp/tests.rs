@@ -770,3 +770,23 @@ fn large_body_stays_bounded() {
     );
     assert_eq!(d.buffered(), 0);
 }
+
+/// The one Failure-Report rule: REPORT never answered, NICKNAME always, others by the header.
+#[test]
+fn responses_follow_failure_report_except_report_and_nickname() {
+    use super::{ReportMode as R, Responses};
+    let rule = |m: Method, f| Responses::for_request(&m, f);
+    assert_eq!(rule(Method::Send, None), Responses::All);
+    assert_eq!(rule(Method::Send, Some(R::Yes)), Responses::All);
+    assert_eq!(rule(Method::Send, Some(R::Partial)), Responses::ErrorsOnly);
+    assert_eq!(rule(Method::Send, Some(R::No)), Responses::Never);
+    assert_eq!(
+        rule(Method::Other("FOO".into()), Some(R::No)),
+        Responses::Never
+    );
+    assert_eq!(rule(Method::Report, None), Responses::Never);
+    assert_eq!(rule(Method::Nickname, Some(R::No)), Responses::All);
+    assert!(Responses::All.allows(200) && Responses::All.allows(403));
+    assert!(!Responses::ErrorsOnly.allows(200) && Responses::ErrorsOnly.allows(413));
+    assert!(!Responses::Never.allows(200) && !Responses::Never.allows(400));
+}

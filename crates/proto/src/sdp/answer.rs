@@ -30,8 +30,8 @@ impl fmt::Display for OfferError {
 impl std::error::Error for OfferError {}
 
 /// The index (into `s.media`) of the first `m=message` line with proto `TCP/MSRP` (any case;
-/// `TCP/TLS/MSRP` is not offered by this relay), port ≠ 0, `a=accept-types` containing
-/// `message/cpim` or `*`, and an `a=path`. The error names the furthest any line got.
+/// `TCP/TLS/MSRP` is not offered by this relay), port ≠ 0, `a=accept-types` allowing
+/// `message/cpim` (`message/cpim`, `message/*` or `*`), and an `a=path`. The error names the furthest any line got.
 pub fn find_chat_media(s: &Session) -> Result<usize, OfferError> {
     let mut best = OfferError::NoMsrpMedia;
     for (i, m) in s.media.iter().enumerate() {
@@ -41,11 +41,8 @@ pub fn find_chat_media(s: &Session) -> Result<usize, OfferError> {
         {
             continue;
         }
-        if !m
-            .accept_types()
-            .iter()
-            .any(|t| *t == "*" || t.eq_ignore_ascii_case("message/cpim"))
-        {
+        let types = m.accept_types();
+        if types.is_empty() || !crate::sip::accept_allows(&types, "message", "cpim") {
             best = best_of(best, OfferError::NoCpim);
             continue;
         }

@@ -88,27 +88,36 @@ pub fn parse_media_type(s: &str) -> Result<MediaType, SipError> {
     })
 }
 
-/// Whether an `Accept` header allows `type_/subtype`.
+/// Whether an accept list allows `type_/subtype`: the one matching rule for SIP `Accept` header
+/// fields, MSRP `a=accept-types` and `a=accept-wrapped-types` (the relay's routing and the SDP
+/// offer check both ask here).
 ///
 /// `accept_values` are the values of all Accept header fields of the request (each may itself be
-/// a comma list). Ranges `*/*`, `type/*` and exact types are understood; the most specific
+/// a comma list), or the entries of an SDP accept list. Ranges `*/*`, `type/*` and exact types are
+/// understood, and a bare `*` (RFC 4975 §8.6 `format-list` entry) as `*/*`; the most specific
 /// matching range decides (RFC 7231 §5.3.2 precedence, so `*/*, multipart/mixed;q=0` excludes
 /// multipart/mixed), and it allows the type unless its `q` is zero. Parameters other than `q` are
 /// ignored; unparseable ranges are skipped.
 ///
-/// An **empty slice** means no Accept header at all: this returns `true` and leaves the decision
-/// to the caller (RFC 3261 §20.1 then assumes `application/sdp`, which a caller asking about
-/// anything else may want to treat differently). Accept header fields that are present but empty
-/// mean "no formats are acceptable" (§20.1), so `&[""]` returns `false`.
-pub fn accept_allows(accept_values: &[&str], type_: &str, subtype: &str) -> bool {
+/// An **empty slice** means no Accept header at all (or no `a=accept-wrapped-types`): this
+/// returns `true` and leaves the decision to the caller (RFC 3261 §20.1 then assumes
+/// `application/sdp`, which a caller asking about anything else may want to treat differently).
+/// Accept header fields that are present but empty mean "no formats are acceptable" (§20.1), so
+/// `&[""]` returns `false`.
+pub fn accept_allows<S: AsRef<str>>(accept_values: &[S], type_: &str, subtype: &str) -> bool {
     if accept_values.is_empty() {
         return true;
     }
     // (specificity, allowed) of the best match so far.
     let mut best: Option<(u8, bool)> = None;
     for value in accept_values {
-        for range in split_top_level(value, ',') {
-            let Ok(m) = parse_media_type(range) else {
+        for range in split_top_level(value.as_ref(), ',') {
+            let parsed = if range.trim() == "*" {
+                parse_media_type("*/*")
+            } else {
+                parse_media_type(range)
+            };
+            let Ok(m) = parsed else {
                 continue;
             };
             let specificity = if m.type_ == "*" && m.subtype == "*" {
@@ -169,7 +178,21 @@ mod tests {
 
     #[test]
     fn accept() {
-        assert!(accept_allows(&[], "multipart", "mixed"));
+        let none: [&str; 0] = [];
+        assert!(accept_allows(&none, "multipart", "mixed"));
+        // SDP accept lists (RFC 4975 §8.6): a bare `*`, `type/*`, parameters ignored.
+        assert!(accept_allows(&["*"], "a", "b"));
+        assert!(accept_allows(&[" * "], "a", "b"));
+        assert!(accept_allows(&["message/*"], "message", "cpim"));
+        assert!(accept_allows(
+            &["text/plain;charset=utf-8"],
+            "text",
+            "plain"
+        ));
+        assert!(!accept_allows(&["text/plain"], "text", "html"));
+        assert!(!accept_allows(&["text", "*/plain"], "text", "plain"));
+        let owned = vec!["TEXT/PLAIN".to_string()];
+        assert!(accept_allows(&owned, "text", "plain"));
         assert!(!accept_allows(&[""], "multipart", "mixed"));
         assert!(accept_allows(
             &["application/sdp, multipart/mixed"],

@@ -1,7 +1,7 @@
 //! Switch logic without sockets: an in-memory outlet per connection, a virtual clock, and the
 //! real codec to write requests and read back what the switch sends.
 use super::*;
-use chat_alias_proto::msrp::{Decoder, Limits, MsrpError, ResponseHead};
+use chat_alias_proto::msrp::{Decoder, Limits, MsrpError, ReportMode, ResponseHead};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -123,7 +123,7 @@ fn cfg() -> Config {
         congestion_timeout: Duration::from_secs(30),
         queue_bytes: 4 * 1024 * 1024,
         nicknames: true,
-        focus: true,
+        focus_socket: true,
         focus_timeout: Duration::from_secs(1),
         max_connections: 4096,
         max_unbound: 256,
@@ -1171,6 +1171,7 @@ impl H {
         self.feed(conn, &nickname_req(tid, sid, nick));
         let asked = self.sw.poll_action().map(|a| match a {
             Action::AskFocus(q) => q,
+            other => panic!("not a NICKNAME question: {other:?}"),
         });
         assert_eq!(self.sw.poll_action(), None, "one question per NICKNAME");
         if asked.is_some() {
@@ -1221,7 +1222,7 @@ fn nickname_is_asked_to_the_focus_and_its_200_changes_the_enforced_name() {
     assert_eq!(h.sw.focus_pending(), 1);
     assert_eq!(h.sw.poll_timeout(), Some(h.now + Duration::from_secs(1)));
     // The focus recorded the name as it spells it.
-    h.sw.handle_focus_answer(h.now, q.id, FocusOutcome::Named(Some("Robert".into())));
+    h.sw.handle_focus_answer(h.now, q.id, NicknameVerdict::Named(Some("Robert".into())));
     let got = h.take(2);
     assert_eq!(got.len(), 1);
     let Got::Resp(r) = &got[0] else {
@@ -1245,7 +1246,7 @@ fn nickname_is_asked_to_the_focus_and_its_200_changes_the_enforced_name() {
         200
     );
     // A second answer to the same question is ignored.
-    h.sw.handle_focus_answer(h.now, q.id, FocusOutcome::Named(Some("Other".into())));
+    h.sw.handle_focus_answer(h.now, q.id, NicknameVerdict::Named(Some("Other".into())));
     assert!(h.take(2).is_empty());
     assert_eq!(h.display_name(&b).as_deref(), Some("Robert"));
 }
@@ -1255,7 +1256,7 @@ fn empty_use_nickname_asks_the_focus_to_remove_the_name() {
     let (mut h, [_, b, _]) = lounge();
     let q = h.ask(2, &b, "nk01", Some("")).expect("asked");
     assert_eq!(q.nickname, "");
-    h.sw.handle_focus_answer(h.now, q.id, FocusOutcome::Named(None));
+    h.sw.handle_focus_answer(h.now, q.id, NicknameVerdict::Named(None));
     assert_eq!(h.status_of(2), 200);
     assert_eq!(h.display_name(&b), None);
     let anon = "sip:anonymous@anonymous.invalid";
@@ -1269,23 +1270,23 @@ fn empty_use_nickname_asks_the_focus_to_remove_the_name() {
 #[test]
 fn focus_refusals_become_msrp_codes() {
     let (mut h, [_, b, _]) = lounge();
-    let cases: Vec<(FocusOutcome, u16)> = vec![
+    let cases: Vec<(NicknameVerdict, u16)> = vec![
         (
-            FocusOutcome::Refused {
+            NicknameVerdict::Refused {
                 code: 425,
                 message: "nickname in use".into(),
             },
             425,
         ),
         (
-            FocusOutcome::Refused {
+            NicknameVerdict::Refused {
                 code: 424,
                 message: "invalid nickname".into(),
             },
             424,
         ),
         (
-            FocusOutcome::Refused {
+            NicknameVerdict::Refused {
                 code: 403,
                 message: "not allowed".into(),
             },
@@ -1293,20 +1294,20 @@ fn focus_refusals_become_msrp_codes() {
         ),
         // The focus does not know the session: the relay and the focus disagree; 500.
         (
-            FocusOutcome::Refused {
+            NicknameVerdict::Refused {
                 code: 404,
                 message: "no session".into(),
             },
             500,
         ),
         (
-            FocusOutcome::Refused {
+            NicknameVerdict::Refused {
                 code: 500,
                 message: "Method Not Found".into(),
             },
             500,
         ),
-        (FocusOutcome::Failed("unreachable".into()), 500),
+        (NicknameVerdict::Failed("unreachable".into()), 500),
     ];
     let failures_before = h
         .metrics
@@ -1351,7 +1352,7 @@ fn local_checks_answer_without_the_focus() {
     h.sw.handle_focus_answer(
         h.now,
         q.id,
-        FocusOutcome::Refused {
+        NicknameVerdict::Refused {
             code: 424,
             message: "too long".into(),
         },
@@ -1376,7 +1377,7 @@ fn local_checks_answer_without_the_focus() {
 #[test]
 fn without_a_focus_nickname_is_403_and_with_nicknames_off_501() {
     let (mut h, [_, b, _]) = lounge_with(Config {
-        focus: false,
+        focus_socket: false,
         ..cfg()
     });
     assert_eq!(h.ask(2, &b, "nk01", Some("Robert")), None);
@@ -1409,7 +1410,7 @@ fn nickname_is_answered_even_with_failure_report_no_and_not_when_aborted() {
     h.sw.handle_focus_answer(
         h.now,
         q.id,
-        FocusOutcome::Refused {
+        NicknameVerdict::Refused {
             code: 425,
             message: "in use".into(),
         },
@@ -1440,7 +1441,7 @@ fn focus_timeout_answers_500_and_a_late_200_still_renames() {
     h.sw.handle_focus_answer(
         t0 + Duration::from_secs(2),
         q.id,
-        FocusOutcome::Named(Some("Robert".into())),
+        NicknameVerdict::Named(Some("Robert".into())),
     );
     assert!(h.take(2).is_empty());
     assert_eq!(h.display_name(&b).as_deref(), Some("Robert"));
@@ -1449,13 +1450,17 @@ fn focus_timeout_answers_500_and_a_late_200_still_renames() {
     let t1 = t0 + Duration::from_secs(3);
     h.sw.handle_timeout(t1);
     assert_eq!(h.status_of(2), 500);
-    assert_eq!(h.sw.poll_timeout(), Some(t1 + LATE_ANSWER_WINDOW));
+    // The question's own deadline is the end of the late window (the convergence rounds with
+    // the focus have deadlines of their own, every CHECK_EVERY).
+    let due = |h: &H| h.sw.asked.values().map(|a| a.deadline).min();
+    assert_eq!(due(&h), Some(t1 + LATE_ANSWER_WINDOW));
+    assert!(h.sw.poll_timeout() <= Some(t1 + LATE_ANSWER_WINDOW));
     h.sw.handle_timeout(t1 + LATE_ANSWER_WINDOW);
-    assert_eq!(h.sw.poll_timeout(), None);
+    assert_eq!(due(&h), None);
     h.sw.handle_focus_answer(
         t1 + LATE_ANSWER_WINDOW,
         q2.id,
-        FocusOutcome::Named(Some("Bobby".into())),
+        NicknameVerdict::Named(Some("Bobby".into())),
     );
     assert!(h.take(2).is_empty());
     assert_eq!(h.display_name(&b).as_deref(), Some("Robert"));
@@ -1467,7 +1472,7 @@ fn answers_for_a_connection_that_is_gone_are_dropped() {
     let q = h.ask(2, &b, "nk01", Some("Robert")).expect("asked");
     let q3 = h.ask(3, &c, "nk02", Some("Carol")).expect("asked");
     h.sw.handle_closed(2);
-    h.sw.handle_focus_answer(h.now, q.id, FocusOutcome::Named(Some("Robert".into())));
+    h.sw.handle_focus_answer(h.now, q.id, NicknameVerdict::Named(Some("Robert".into())));
     assert!(
         h.take(2).is_empty(),
         "nothing is sent on a closed connection"
@@ -1477,10 +1482,10 @@ fn answers_for_a_connection_that_is_gone_are_dropped() {
     assert_eq!(h.display_name(&b).as_deref(), Some("Robert"));
     // A participant that left: the answer is dropped, nothing breaks.
     h.sw.leave(&c);
-    h.sw.handle_focus_answer(h.now, q3.id, FocusOutcome::Named(Some("Carol".into())));
+    h.sw.handle_focus_answer(h.now, q3.id, NicknameVerdict::Named(Some("Carol".into())));
     assert!(h.take(3).is_empty());
     // Unknown ids are ignored.
-    h.sw.handle_focus_answer(h.now, 999_999, FocusOutcome::Named(Some("X".into())));
+    h.sw.handle_focus_answer(h.now, 999_999, NicknameVerdict::Named(Some("X".into())));
     assert_eq!(h.sw.focus_pending(), 0);
     // A timeout for a gone connection answers nobody.
     let (mut h, [_, b, _]) = lounge();
@@ -1507,7 +1512,7 @@ fn questions_waiting_per_connection_are_bounded() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), MAX_FOCUS_ASKS_PER_CONNECTION);
-    h.sw.handle_focus_answer(h.now, ids[0], FocusOutcome::Named(Some("Robert".into())));
+    h.sw.handle_focus_answer(h.now, ids[0], NicknameVerdict::Named(Some("Robert".into())));
     assert_eq!(h.status_of(2), 200);
     assert!(h.ask(2, &b, "nkagain", Some("Robert")).is_some());
 }
