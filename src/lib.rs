@@ -7,10 +7,10 @@
 //! admission and answer) and `chat_alias_proto` (the wire formats), [`relay_link`] talks to the relay.
 #![deny(unsafe_code)]
 
-mod config;
 #[allow(unsafe_code)]
 mod ffi;
 mod focus_socket;
+mod modparams;
 mod relay_link;
 mod service;
 mod stats;

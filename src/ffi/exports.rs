@@ -2,26 +2,18 @@
 //! `module_interface_ver`, `exports` and `mod_register`. They must be Rust `#[no_mangle]` items:
 //! rustc's cdylib version script hides symbols that only the C shim defines.
 use super::bindings as b;
+use super::declare::{KCell, KPtr};
+use super::host::{guard, install_panic_hook, log, module, set_module, Kamailio};
 use super::msg::SipMsg;
-use super::{guard, install_panic_hook, kemi, log, rpc, Level};
-use crate::config::Config;
-use crate::service::{self, Module, Outcome, MODULE};
+use super::shm::ShmTable;
+use super::{focus, kemi, rpc};
+use crate::modparams::Modparams;
+use crate::service::{self, Level, Module, Outcome};
 use crate::stats::Counter;
 use chat_alias_focus::join::InviteView;
 use std::cell::UnsafeCell;
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 use std::ptr::null_mut;
-
-/// A static Kamailio may read or write (modparams, export tables).
-#[repr(transparent)]
-pub struct KCell<T>(pub UnsafeCell<T>);
-// SAFETY: written by Kamailio only during start-up (single process, single thread), read after.
-unsafe impl<T> Sync for KCell<T> {}
-
-#[repr(transparent)]
-pub struct KPtr(pub *const c_char);
-// SAFETY: points to immutable static strings.
-unsafe impl Sync for KPtr {}
 
 #[no_mangle]
 pub static module_version: KPtr = KPtr(
@@ -214,8 +206,8 @@ fn param_u32(p: &KCell<c_int>) -> u32 {
     u32::try_from(v).unwrap_or(0)
 }
 
-fn config_from_params() -> Config {
-    Config {
+fn config_from_params() -> Modparams {
+    Modparams {
         // SAFETY: see param_str.
         groups_dir: unsafe { param_str(&P_GROUPS_DIR) },
         // SAFETY: see param_str.
@@ -268,26 +260,27 @@ fn init() -> Result<(), String> {
     }
     let mut key = [0u8; 16];
     getrandom::fill(&mut key).map_err(|e| format!("getrandom: {e}"))?;
-    let shared = super::Shared::create(&cfg, key)?;
+    let shm = ShmTable::create(&cfg, key)?;
     log(
         Level::Info,
         &format!(
             "alias table: {} stripes, {} bytes of shared memory; groups from {}; relay at {}",
-            shared.stripes(),
-            shared.total_bytes(),
+            shm.stripes(),
+            shm.total_bytes(),
             cfg.groups_dir,
             cfg.relay_socket
         ),
     );
-    super::focus::register_process()?;
+    focus::register_process()?;
     // SAFETY: called once in mod_init, before the fork.
     if unsafe { b::ca_timer_register() } != 0 {
         return Err("cannot register the module's timer process".into());
     }
-    let m = Module { cfg, shared };
+    let host = Kamailio::new(shm, &cfg.relay_socket, cfg.relay_timeout_ms);
+    let m = Module::new(cfg, host);
     // At start-up an empty directory is allowed (groups can be added and reloaded later).
     service::reload(&m, true)?;
-    MODULE.set(m).map_err(|_| "mod_init ran twice".to_string())
+    set_module(m)
 }
 
 unsafe extern "C" fn mod_init() -> c_int {
@@ -300,17 +293,15 @@ unsafe extern "C" fn mod_init() -> c_int {
     })
 }
 
-/// Kamailio's PROC_MAIN rank (core/sr_module.h): child_init in the main process, before the fork
-/// of the processes modules registered.
-const PROC_MAIN: c_int = 0;
-
 unsafe extern "C" fn child_init(rank: c_int) -> c_int {
     // The relay connection is opened lazily by the first request that needs it. The main process
     // creates the focus socket (a failure stops Kamailio) and forks the process that serves it,
     // and forks the timer process that removes participants not backed by a live MSRP session
     // and those of removed groups.
     guard("child_init", -1, || {
-        if rank != PROC_MAIN {
+        // PROC_MAIN: child_init in the main process, before the fork of the processes modules
+        // registered.
+        if rank != b::PROC_MAIN as c_int {
             return 0;
         }
         if let Err(e) = start_focus_socket() {
@@ -328,14 +319,11 @@ unsafe extern "C" fn child_init(rank: c_int) -> c_int {
 
 fn start_focus_socket() -> Result<(), String> {
     let m = module().ok_or("module not initialised")?;
-    let path = crate::focus_socket::path(&m.cfg.focus_socket, &m.cfg.relay_socket);
-    let sock = super::focus::bind_private(&path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    let uid = m
-        .cfg
-        .focus_allowed_uid
-        .unwrap_or_else(super::focus::own_uid);
-    super::focus::fork_server(sock, uid)?;
+    let path = crate::focus_socket::path(&m.params.focus_socket, &m.params.relay_socket);
+    let sock =
+        focus::bind_private(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let uid = m.params.focus_allowed_uid.unwrap_or_else(focus::own_uid);
+    focus::fork_server(sock, uid)?;
     log(
         Level::Info,
         &format!(
@@ -349,11 +337,6 @@ fn start_focus_socket() -> Result<(), String> {
 unsafe extern "C" fn mod_destroy() {
     // Shared memory is released by Kamailio itself at exit.
     guard("mod_destroy", (), || ())
-}
-
-/// The module's state, or None before mod_init succeeded.
-pub fn module() -> Option<&'static Module> {
-    MODULE.get()
 }
 
 /// The join procedure shared by the native script function and KEMI.
@@ -398,7 +381,7 @@ pub fn is_group(msg: *mut b::sip_msg) -> c_int {
     let Some(ruri) = sip.request_uri() else {
         return -1;
     };
-    if service::is_group(m, &ruri) {
+    if m.is_group(&ruri) {
         1
     } else {
         -1
@@ -420,7 +403,7 @@ unsafe extern "C" fn w_chat_alias_join(
 /// Runs `f` with the dialog-identifying parts of an in-dialog request; 1 if it says yes, else -1.
 fn with_dialog_parts(
     msg: *mut b::sip_msg,
-    f: impl FnOnce(&Module, &str, Option<&str>, Option<&str>, Option<&str>) -> bool,
+    f: impl FnOnce(&Module<Kamailio>, &str, Option<&str>, Option<&str>, Option<&str>) -> bool,
 ) -> c_int {
     let Some(m) = module() else { return -1 };
     // SAFETY: `msg` is the message of the current script call.
@@ -490,8 +473,8 @@ pub extern "C" fn chat_alias_dialog_ended(handle: u64, cb_type: c_int) {
     guard("dialog callback", (), || {
         let Some(m) = module() else { return };
         let why = match cb_type as u32 {
-            t if t & (1 << 6) != 0 => "dialog terminated",
-            t if t & (1 << 7) != 0 => "dialog expired",
+            t if t & b::DLGCB_TERMINATED != 0 => "dialog terminated",
+            t if t & b::DLGCB_EXPIRED != 0 => "dialog expired",
             _ => "dialog failed",
         };
         service::dialog_ended(m, handle, why);

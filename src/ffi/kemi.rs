@@ -1,8 +1,9 @@
 //! KEMI exports: `KSR.chat_alias.join(identity)` and `KSR.chat_alias.is_group()` for Lua, Python,
 //! JavaScript routing scripts. Registered in mod_register.
 use super::bindings as b;
-use super::exports::{in_dialog, is_group, join, leave, KCell};
-use super::guard;
+use super::declare::KCell;
+use super::exports::{in_dialog, is_group, join, leave};
+use super::host::guard;
 use std::cell::UnsafeCell;
 use std::ffi::{c_int, c_void};
 

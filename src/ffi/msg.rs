@@ -1,5 +1,6 @@
 //! A parsed SIP request as the safe code sees it, and the tm transaction it is answered through.
 use super::bindings as b;
+use super::shm::TmDialog;
 use crate::service::Transaction;
 use std::ffi::CString;
 
@@ -158,6 +159,8 @@ fn sanitize(s: &str) -> String {
 }
 
 impl Transaction for SipMsg {
+    type Dialog = TmDialog;
+
     fn begin(&mut self) -> Result<bool, ()> {
         // SAFETY: valid message; tm API loaded in mod_init.
         let rc = unsafe { b::ca_t_newtran(self.raw) };
@@ -181,9 +184,9 @@ impl Transaction for SipMsg {
         Some(unsafe { text(&s) })
     }
 
-    fn dialog_ref(&mut self) -> Option<super::DialogRef> {
+    fn dialog(&mut self) -> Option<TmDialog> {
         // SAFETY: valid message of the current call; begin() created its transaction.
-        unsafe { super::DialogRef::from_invite(self.raw) }
+        unsafe { TmDialog::from_invite(self.raw) }
     }
 
     fn watch_dialog(&mut self, handle: u64) -> bool {

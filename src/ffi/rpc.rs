@@ -1,10 +1,9 @@
 //! RPC commands (`kamcmd chat_alias.*`): list, reload, stats. Handlers collect what they print with
 //! the module's locks held, then release them before calling into the RPC layer.
 use super::bindings as b;
-use super::exports::{module, KCell};
-use super::guard;
+use super::declare::KCell;
+use super::host::{guard, module};
 use crate::service;
-use chat_alias_focus::alias_table::Stripe;
 use std::cell::UnsafeCell;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::ptr::null_mut;
@@ -32,9 +31,9 @@ static DOC_SESSIONS: KCell<[*const c_char; 2]> = KCell(UnsafeCell::new([
     std::ptr::null(),
 ]));
 
-/// Kamailio's `RET_ARRAY` (core/rpc.h): every top-level value the handler adds is an element of
-/// the result array (jsonrpcs otherwise keeps the last one only).
-const RET_ARRAY: std::ffi::c_uint = 1;
+/// `RET_ARRAY`: every top-level value the handler adds is an element of the result array
+/// (jsonrpcs otherwise keeps the last one only).
+const RET_ARRAY: std::ffi::c_uint = b::rpc_flags_RET_ARRAY as std::ffi::c_uint;
 
 pub static RPC_METHODS: KCell<[b::rpc_export_t; 6]> = KCell(UnsafeCell::new([
     b::rpc_export_t {
@@ -241,27 +240,15 @@ unsafe extern "C" fn rpc_list(rpc: *mut b::rpc_t, ctx: *mut c_void) {
         let Some(m) = module() else {
             return r.fault(500, "chat_alias not initialised");
         };
-        // Collect under the locks, print after.
-        let mut rows = Vec::new();
-        for i in 0..m.shared.stripes() {
-            m.shared.with_stripe(i, |mem| {
-                if let Ok(s) = Stripe::attach(mem) {
-                    for c in s.conferences() {
-                        for p in s.participants(&c.key) {
-                            rows.push((c.key.clone(), p));
-                        }
-                    }
-                }
-            });
-        }
-        for (conf, p) in rows {
+        // Collected under the stripe locks by the service, printed here after they are released.
+        for p in service::list(m) {
             r.record(&[
-                Field::Str(c"conference", conf),
+                Field::Str(c"conference", p.conference),
                 Field::Str(c"uri", p.uri),
                 Field::Str(c"display_name", p.display_name.unwrap_or_default()),
                 Field::Int(c"anonymous", i64::from(p.anonymous)),
-                Field::Str(c"identity", p.identity_uri),
-                Field::Str(c"session", p.session_id),
+                Field::Str(c"identity", p.identity),
+                Field::Str(c"session", p.session),
             ]);
         }
     })
@@ -297,23 +284,20 @@ unsafe extern "C" fn rpc_stats(rpc: *mut b::rpc_t, ctx: *mut c_void) {
         let Some(m) = module() else {
             return r.fault(500, "chat_alias not initialised");
         };
-        let (mut conferences, mut participants) = (0i64, 0i64);
-        for i in 0..m.shared.stripes() {
-            m.shared.with_stripe(i, |mem| {
-                if let Ok(s) = Stripe::attach(mem) {
-                    let u = s.usage();
-                    conferences += i64::from(u.conferences.used);
-                    participants += i64::from(u.participants.used);
-                }
-            });
-        }
+        let st = service::stats(m);
         r.record(&[
-            Field::Int(c"conferences", conferences),
-            Field::Int(c"participants", participants),
-            Field::Int(c"max_participants", m.cfg.max_participants.into()),
-            Field::Int(c"max_conferences", m.cfg.max_conferences.into()),
-            Field::Int(c"table_stripes", m.cfg.table_stripes.into()),
-            Field::Int(c"groups", service::group_count(m) as i64),
+            Field::Int(
+                c"conferences",
+                st.conferences.try_into().unwrap_or(i64::MAX),
+            ),
+            Field::Int(
+                c"participants",
+                st.participants.try_into().unwrap_or(i64::MAX),
+            ),
+            Field::Int(c"max_participants", st.max_participants.into()),
+            Field::Int(c"max_conferences", st.max_conferences.into()),
+            Field::Int(c"table_stripes", st.table_stripes.into()),
+            Field::Int(c"groups", st.groups.try_into().unwrap_or(i64::MAX)),
         ]);
     })
 }
