@@ -20,7 +20,6 @@ mod declare;
 mod exports;
 mod focus;
 mod host;
-mod kemi;
 mod msg;
 mod rpc;
 mod shm;
