@@ -13,7 +13,7 @@
 //! answer: the operator's RPCs (`chat_alias.list` names every real identity) are not reachable here.
 //! Only datagrams whose sender's credentials (`SCM_CREDENTIALS`, filled in by the kernel) carry the
 //! allowed uid are read at all; everything else is dropped unanswered.
-use crate::service::{self, Host, Module};
+use crate::service::{self, Host, Module, NicknameError};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,7 +36,7 @@ pub trait Focus {
         conference: &str,
         session: &str,
         nickname: &str,
-    ) -> Result<Option<String>, (u16, String)>;
+    ) -> Result<Option<String>, NicknameError>;
     fn sessions(&self, offset: usize, limit: usize) -> Vec<service::SessionRecord>;
     fn missing(&self, pairs: &[(String, String)]) -> Vec<String>;
 }
@@ -47,7 +47,7 @@ impl<H: Host> Focus for Module<H> {
         conference: &str,
         session: &str,
         nickname: &str,
-    ) -> Result<Option<String>, (u16, String)> {
+    ) -> Result<Option<String>, NicknameError> {
         service::nickname(self, conference, session, nickname)
     }
     fn sessions(&self, offset: usize, limit: usize) -> Vec<service::SessionRecord> {
@@ -133,7 +133,7 @@ fn call(focus: &dyn Focus, id: &Value, method: &str, params: &[Value]) -> Value 
                     id,
                     json!({"code": 200, "display_name": name.unwrap_or_default()}),
                 ),
-                Err((code, message)) => error(id, i64::from(code), &message),
+                Err(e) => error(id, i64::from(e.status()), &e.to_string()),
             }
         }
         "chat_alias.sessions" => {
@@ -204,12 +204,15 @@ mod tests {
     struct Fake;
 
     impl Focus for Fake {
-        fn nickname(&self, c: &str, s: &str, n: &str) -> Result<Option<String>, (u16, String)> {
+        fn nickname(&self, c: &str, s: &str, n: &str) -> Result<Option<String>, NicknameError> {
             match (c, s, n) {
                 (_, "known", "") => Ok(None),
-                (_, "known", "taken") => Err((425, "nickname in use".into())),
+                (_, "known", "taken") => Err(NicknameError::Taken),
                 (_, "known", n) => Ok(Some(n.to_string())),
-                _ => Err((404, "no session".into())),
+                (c, s, _) => Err(NicknameError::UnknownSession {
+                    session: s.into(),
+                    conference: c.into(),
+                }),
             }
         }
         fn sessions(&self, offset: usize, limit: usize) -> Vec<SessionRecord> {

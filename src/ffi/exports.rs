@@ -148,7 +148,7 @@ fn init() -> Result<(), String> {
     let host = Kamailio::new(shm, &cfg.relay_socket, cfg.relay_timeout_ms);
     let m = Module::new(cfg, host);
     // At start-up an empty directory is allowed (groups can be added and reloaded later).
-    service::reload(&m, true)?;
+    service::reload(&m, true).map_err(|e| e.to_string())?;
     set_module(m)
 }
 

@@ -1,7 +1,7 @@
 //! A parsed SIP request as the safe code sees it, and the tm transaction it is answered through.
 use super::bindings as b;
 use super::shm::TmDialog;
-use crate::service::Transaction;
+use crate::service::{Begin, Transaction};
 use std::ffi::CString;
 
 pub struct SipMsg {
@@ -161,13 +161,13 @@ fn sanitize(s: &str) -> String {
 impl Transaction for SipMsg {
     type Dialog = TmDialog;
 
-    fn begin(&mut self) -> Result<bool, ()> {
+    fn begin(&mut self) -> Begin {
         // SAFETY: valid message; tm API loaded in mod_init.
         let rc = unsafe { b::ca_t_newtran(self.raw) };
         match rc {
-            r if r > 0 => Ok(true),
-            0 => Ok(false),
-            _ => Err(()),
+            r if r > 0 => Begin::New,
+            0 => Begin::Retransmission,
+            _ => Begin::Failed,
         }
     }
 

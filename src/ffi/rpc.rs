@@ -207,7 +207,7 @@ pub fn reload(r: &Reply) {
     };
     match service::reload(m, force) {
         Ok(n) => r.text(&format!("reloaded {n} groups")),
-        Err(e) => r.fault(500, &e),
+        Err(e) => r.fault(500, &e.to_string()),
     }
 }
 
@@ -244,7 +244,7 @@ pub fn nickname(r: &Reply) {
             Field::Int(c"code", 200),
             Field::Str(c"display_name", name.unwrap_or_default()),
         ]),
-        Err((code, msg)) => r.fault(c_int::from(code), &msg),
+        Err(e) => r.fault(c_int::from(e.status()), &e.to_string()),
     }
 }
 

@@ -2,7 +2,7 @@
 //! takes a place in the shared alias table, is announced to the relay, has its dialog watched, and
 //! is answered 200 OK; or it is refused with the answer `chat_alias_focus::join` decides.
 use super::leave::release;
-use super::{Host, Level, Module, Outcome, Relay, Transaction};
+use super::{Begin, Host, Level, Module, Outcome, Relay, Transaction};
 use crate::stats::{refusal_counter, Counter};
 use chat_alias_focus::alias_table::{
     self, participant_flags, Assigned, JoinError, JoinRequest, ParticipantHandle, ParticipantInfo,
@@ -88,9 +88,9 @@ pub fn join_invite<H: Host, T: Transaction<Dialog = H::Dialog>>(
         };
         let admission = join::admit(&p.groups, view, &limits);
         match tx.begin() {
-            Err(()) => return Outcome::Failed,
-            Ok(false) => return Outcome::Retransmission,
-            Ok(true) => {}
+            Begin::Failed => return Outcome::Failed,
+            Begin::Retransmission => return Outcome::Retransmission,
+            Begin::New => {}
         }
         let adm = match admission {
             Ok(a) => a,

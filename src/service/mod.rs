@@ -16,7 +16,7 @@ mod tests;
 pub use join::join_invite;
 pub use leave::{dialog_ended, in_dialog, leave_dialog, timer_tick};
 pub use operator::{list, reload, stats};
-pub use relay_answers::{missing_sessions, nickname, sessions, SessionRecord};
+pub use relay_answers::{missing_sessions, nickname, sessions, NicknameError, SessionRecord};
 
 use crate::modparams::Modparams;
 use crate::stats::Counter;
@@ -96,9 +96,8 @@ pub trait Host {
 pub trait Transaction {
     /// What [`Transaction::dialog`] builds: the host's dialog type.
     type Dialog;
-    /// Creates the server transaction. `Ok(true)`: new; `Ok(false)`: a retransmission that the
-    /// transaction layer already answered (do nothing); `Err`: it failed.
-    fn begin(&mut self) -> Result<bool, ()>;
+    /// Creates the server transaction.
+    fn begin(&mut self) -> Begin;
     /// The To-tag the replies to this request carry.
     fn local_tag(&mut self) -> Option<String>;
     /// The request's dialog as the focus needs it to send a BYE later (after `begin`).
@@ -108,6 +107,17 @@ pub trait Transaction {
     fn watch_dialog(&mut self, handle: u64) -> bool;
     /// Sends the final reply (retransmitted by the transaction layer).
     fn reply(&mut self, code: u16, reason: &str, headers: &[String], body: &[u8]) -> bool;
+}
+
+/// What creating the server transaction gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begin {
+    /// A new transaction: the request is the procedure's to answer.
+    New,
+    /// A retransmission the transaction layer already answered: nothing to do.
+    Retransmission,
+    /// The transaction layer failed.
+    Failed,
 }
 
 /// What became of a request handed to a procedure.

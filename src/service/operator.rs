@@ -8,23 +8,49 @@ use crate::stats::Counter;
 use chat_alias_focus::alias_table::Stripe;
 use chat_alias_focus::groups::GroupSet;
 
+/// Why a reload changed nothing; the previous groups stay in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadError {
+    /// The directory holds no group and the reload was not forced: it would end every conference.
+    NoGroups { dir: String },
+    /// A document does not parse or breaks a rule (file, line and reason).
+    Invalid(String),
+    /// No shared memory to publish the documents in.
+    Publish(String),
+}
+
+impl std::fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReloadError::NoGroups { dir } => write!(
+                f,
+                "reload refused: {dir} holds no group document, which would end every conference; \
+                 the previous groups stay in force (chat_alias.reload force accepts it)"
+            ),
+            ReloadError::Invalid(e) => write!(
+                f,
+                "group documents refused, previous definitions stay in force: {e}"
+            ),
+            ReloadError::Publish(e) => write!(f, "cannot publish groups: {e}"),
+        }
+    }
+}
+
 /// Reads the group directory and, if every document is valid, publishes it to all processes.
 /// On error the previous definitions stay in force and the error names file, line and reason.
 /// A directory without any group is refused unless `force`: it would end every conference.
 /// Conferences of groups that are gone afterwards are ended by the timer process (BYE to each
 /// participant, see [`super::timer_tick`]).
-pub fn reload<H: Host>(m: &Module<H>, force: bool) -> Result<usize, String> {
+pub fn reload<H: Host>(m: &Module<H>, force: bool) -> Result<usize, ReloadError> {
     let loaded = GroupSet::load_dir(std::path::Path::new(&m.params.groups_dir));
     match loaded {
         Ok((set, _)) if set.is_empty() && !force => {
             m.count(Counter::ReloadFailures, 1);
-            let msg = format!(
-                "reload refused: {} holds no group document, which would end every conference; \
-                 the previous groups stay in force (chat_alias.reload force accepts it)",
-                m.params.groups_dir
-            );
-            m.log(Level::Error, &msg);
-            Err(msg)
+            let e = ReloadError::NoGroups {
+                dir: m.params.groups_dir.clone(),
+            };
+            m.log(Level::Error, &e.to_string());
+            Err(e)
         }
         Ok((set, docs)) => {
             // A conference lives in one stripe: say so when a group could outgrow it.
@@ -45,7 +71,7 @@ pub fn reload<H: Host>(m: &Module<H>, force: bool) -> Result<usize, String> {
             }
             m.host
                 .publish_docs(&encode_documents(&docs))
-                .map_err(|e| format!("cannot publish groups: {e}"))?;
+                .map_err(ReloadError::Publish)?;
             m.count(Counter::Reloads, 1);
             m.log(
                 Level::Info,
@@ -55,9 +81,9 @@ pub fn reload<H: Host>(m: &Module<H>, force: bool) -> Result<usize, String> {
         }
         Err(e) => {
             m.count(Counter::ReloadFailures, 1);
-            let msg = format!("group documents refused, previous definitions stay in force: {e}");
-            m.log(Level::Error, &msg);
-            Err(msg)
+            let e = ReloadError::Invalid(e.to_string());
+            m.log(Level::Error, &e.to_string());
+            Err(e)
         }
     }
 }

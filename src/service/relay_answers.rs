@@ -5,19 +5,58 @@ use super::{Host, Level, Module};
 use chat_alias_focus::alias_table::{self, participant_flags, ParticipantInfo, Stripe};
 use chat_alias_focus::join;
 
+/// Why a NICKNAME is refused; [`NicknameError::status`] is the MSRP status the relay answers
+/// with (RFC 7701 §8.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NicknameError {
+    UnknownGroup(String),
+    UnknownSession {
+        session: String,
+        conference: String,
+    },
+    /// The name breaks the RFC 8266 rules or the length limit.
+    Invalid(String),
+    TooLong,
+    Taken,
+}
+
+impl NicknameError {
+    pub fn status(&self) -> u16 {
+        match self {
+            NicknameError::UnknownGroup(_) | NicknameError::UnknownSession { .. } => 404,
+            NicknameError::Invalid(_) | NicknameError::TooLong => 424,
+            NicknameError::Taken => 425,
+        }
+    }
+}
+
+impl std::fmt::Display for NicknameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NicknameError::UnknownGroup(uri) => write!(f, "no group {uri}"),
+            NicknameError::UnknownSession {
+                session,
+                conference,
+            } => write!(f, "no session {session} in {conference}"),
+            NicknameError::Invalid(e) => write!(f, "invalid nickname: {e}"),
+            NicknameError::TooLong => write!(f, "nickname too long"),
+            NicknameError::Taken => write!(f, "nickname in use"),
+        }
+    }
+}
+
 /// An RFC 7701 NICKNAME decided by the alias table, the single source of truth for names.
-/// `nickname` empty removes the display name. Errors carry the MSRP status the relay answers with:
-/// 404 unknown session or group, 424 invalid nickname, 425 in use.
+/// `nickname` empty removes the display name.
 pub fn nickname<H: Host>(
     m: &Module<H>,
     conference_uri: &str,
     session: &str,
     nickname: &str,
-) -> Result<Option<String>, (u16, String)> {
+) -> Result<Option<String>, NicknameError> {
     let Some(conference_key) =
         m.with_process(|p| p.groups.find(conference_uri).map(join::conference_key))
     else {
-        return Err((404, format!("no group {conference_uri}")));
+        return Err(NicknameError::UnknownGroup(conference_uri.to_string()));
     };
     let name = if nickname.is_empty() {
         None
@@ -26,7 +65,7 @@ pub fn nickname<H: Host>(
             nickname,
             m.params.max_display_name_chars as usize,
         )
-        .map_err(|e| (424, format!("invalid nickname: {e}")))?;
+        .map_err(|e| NicknameError::Invalid(e.to_string()))?;
         Some(nickname)
     };
     let stripe = alias_table::stripe_of(&conference_key, m.host.stripes());
@@ -47,11 +86,12 @@ pub fn nickname<H: Host>(
             );
             Ok(info.display_name)
         }
-        Err(alias_table::RenameError::UnknownSession) => {
-            Err((404, format!("no session {session} in {conference_uri}")))
-        }
-        Err(alias_table::RenameError::Taken) => Err((425, "nickname in use".into())),
-        Err(alias_table::RenameError::TooLong) => Err((424, "nickname too long".into())),
+        Err(alias_table::RenameError::UnknownSession) => Err(NicknameError::UnknownSession {
+            session: session.to_string(),
+            conference: conference_uri.to_string(),
+        }),
+        Err(alias_table::RenameError::Taken) => Err(NicknameError::Taken),
+        Err(alias_table::RenameError::TooLong) => Err(NicknameError::TooLong),
     }
 }
 

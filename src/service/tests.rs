@@ -311,8 +311,12 @@ impl FakeTx {
 
 impl Transaction for FakeTx {
     type Dialog = FakeDialog;
-    fn begin(&mut self) -> Result<bool, ()> {
-        Ok(!self.retransmission)
+    fn begin(&mut self) -> Begin {
+        if self.retransmission {
+            Begin::Retransmission
+        } else {
+            Begin::New
+        }
     }
     fn local_tag(&mut self) -> Option<String> {
         Some(self.to_tag.clone())
@@ -790,7 +794,12 @@ fn a_failed_reload_keeps_the_groups() {
     let m = module();
     assert!(m.is_group(LOUNGE));
     let err = reload(&m, false).unwrap_err();
-    assert!(err.contains("previous definitions stay in force"), "{err}");
+    assert!(matches!(err, operator::ReloadError::Invalid(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("previous definitions stay in force"),
+        "{err}"
+    );
     assert_eq!(m.counter("reload_failures"), 1);
     assert!(m.is_group(LOUNGE));
     timer_tick(&m);
@@ -814,10 +823,27 @@ fn nicknames_are_decided_by_the_table() {
         nickname(&m, LOUNGE, bob, "Robert"),
         Ok(Some("Robert".into()))
     );
-    assert_eq!(nickname(&m, LOUNGE, carl, "Robert").unwrap_err().0, 425);
-    assert_eq!(nickname(&m, LOUNGE, carl, "\u{202E}x").unwrap_err().0, 424);
-    assert_eq!(nickname(&m, LOUNGE, "nosuch", "x").unwrap_err().0, 404);
-    assert_eq!(nickname(&m, "sip:nope@x", bob, "x").unwrap_err().0, 404);
+    let taken = nickname(&m, LOUNGE, carl, "Robert").unwrap_err();
+    assert_eq!(
+        (taken.status(), taken.to_string()),
+        (425, "nickname in use".into())
+    );
+    assert_eq!(
+        nickname(&m, LOUNGE, carl, "\u{202E}x")
+            .unwrap_err()
+            .status(),
+        424
+    );
+    let unknown = nickname(&m, LOUNGE, "nosuch", "x").unwrap_err();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(
+        unknown.to_string(),
+        format!("no session nosuch in {LOUNGE}")
+    );
+    assert_eq!(
+        nickname(&m, "sip:nope@x", bob, "x").unwrap_err().status(),
+        404
+    );
     assert_eq!(nickname(&m, LOUNGE, carl, ""), Ok(None));
 }
 
