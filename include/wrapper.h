@@ -1,5 +1,6 @@
-/* The only input of bindgen: the Kamailio types chat_alias's exports table and RPC/KEMI handlers use,
- * plus the shim's prototypes. build.rs allowlists what is used. */
+/* The only input of bindgen: the Kamailio types and constants chat_alias's exports table, RPC/KEMI
+ * handlers and dialog callback use (route flags, RET_ARRAY, PROC_MAIN, DLGCB_*), plus the shim's
+ * prototypes. build.rs allowlists what is used. */
 #include "core/sr_module.h"
 #include "core/rpc.h"
 #include "core/kemi.h"
@@ -7,5 +8,6 @@
 #include "core/route_struct.h"
 #include "core/route.h"
 #include "core/mod_fix.h"
+#include "modules/dialog/dlg_cb.h"
 #include "chat_alias_shim.h"
 

@@ -1,6 +1,6 @@
 //! The focus socket: a Unix datagram socket of the module's own, served by one dedicated Kamailio
 //! process, that answers the relay's questions and nothing else (docs/control-protocol.md, "The
-//! focus socket"):
+//! focus socket"); the process serving it is in the FFI room (`ffi/focus.rs`):
 //!
 //! - `chat_alias.nickname` `[conference, session, nickname]`: an RFC 7701 NICKNAME decided by the
 //!   alias table;
@@ -13,19 +13,17 @@
 //! answer: the operator's RPCs (`chat_alias.list` names every real identity) are not reachable here.
 //! Only datagrams whose sender's credentials (`SCM_CREDENTIALS`, filled in by the kernel) carry the
 //! allowed uid are read at all; everything else is dropped unanswered.
-use crate::ffi::{self, Level};
-use crate::service::{self, Module};
+use crate::service::{self, Host, Module, NicknameError};
 use chat_alias_proto::control::focus_socket::{
     encode_answer, read_request, Answer, Fault, Incoming, Question, SessionRecord,
 };
-use chat_alias_proto::control::focus_socket::{MAX_DATAGRAM, MAX_PAGE};
-use std::os::unix::net::UnixDatagram;
+pub use chat_alias_proto::control::focus_socket::{MAX_DATAGRAM, MAX_PAGE};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// How long an answer may wait for room in the relay's receive buffer before it is dropped (the
 /// relay asks again; one slow reader must not stall the questions behind it).
-const SEND_TIMEOUT: Duration = Duration::from_millis(100);
+pub const SEND_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// What the socket can ask of the module (the alias table in production, a fake in tests).
 pub trait Focus {
@@ -34,18 +32,18 @@ pub trait Focus {
         conference: &str,
         session: &str,
         nickname: &str,
-    ) -> Result<Option<String>, (u16, String)>;
+    ) -> Result<Option<String>, NicknameError>;
     fn sessions(&self, offset: usize, limit: usize) -> Vec<service::SessionRecord>;
     fn missing(&self, pairs: &[(String, String)]) -> Vec<String>;
 }
 
-impl Focus for Module {
+impl<H: Host> Focus for Module<H> {
     fn nickname(
         &self,
         conference: &str,
         session: &str,
         nickname: &str,
-    ) -> Result<Option<String>, (u16, String)> {
+    ) -> Result<Option<String>, NicknameError> {
         service::nickname(self, conference, session, nickname)
     }
     fn sessions(&self, offset: usize, limit: usize) -> Vec<service::SessionRecord> {
@@ -91,7 +89,7 @@ fn call(focus: &dyn Focus, q: Question) -> Result<Answer, Fault> {
         } => focus
             .nickname(&conference, &session, &nickname)
             .map(Answer::Nickname)
-            .map_err(|(code, message)| Fault::new(i64::from(code), message)),
+            .map_err(|e| Fault::new(i64::from(e.status()), e.to_string())),
         Question::Sessions { offset, limit } => {
             let offset = usize::try_from(offset).unwrap_or(usize::MAX);
             let limit = usize::try_from(limit).unwrap_or(MAX_PAGE);
@@ -111,62 +109,6 @@ pub fn path(focus_socket: &str, relay_socket: &str) -> PathBuf {
     }
 }
 
-/// The process body: reads questions from the allowed uid and answers them, until Kamailio stops
-/// the process.
-pub fn serve(m: &Module, sock: UnixDatagram, allowed_uid: u32) -> ! {
-    let _ = sock.set_write_timeout(Some(SEND_TIMEOUT));
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    let mut refused: u64 = 0;
-    loop {
-        let got = ffi::focus::recv_with_creds(&sock, &mut buf);
-        ffi::focus::cfg_update();
-        let d = match got {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                ffi::log(Level::Error, &format!("focus socket: receive failed: {e}"));
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        if d.uid != Some(allowed_uid) {
-            refused += 1;
-            // A stranger may send many: say so at first, then now and then.
-            if refused <= 10 || refused % 1000 == 0 {
-                ffi::log(
-                    Level::Warn,
-                    &format!(
-                        "focus socket: datagram from uid {:?} (allowed: {allowed_uid}) dropped unanswered ({refused} so far)",
-                        d.uid
-                    ),
-                );
-            }
-            continue;
-        }
-        if d.truncated {
-            ffi::log(
-                Level::Warn,
-                &format!("focus socket: request larger than {MAX_DATAGRAM} bytes dropped"),
-            );
-            continue;
-        }
-        let Some(to) = d.from else {
-            // An unnamed socket cannot be answered.
-            continue;
-        };
-        let request = buf.get(..d.len).unwrap_or_default();
-        let Some(reply) = ffi::guard("focus socket request", None, || answer(m, request)) else {
-            continue;
-        };
-        if let Err(e) = sock.send_to(&reply, &to) {
-            ffi::log(
-                Level::Info,
-                &format!("focus socket: cannot answer {}: {e}", to.display()),
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,12 +121,15 @@ mod tests {
     struct Fake;
 
     impl Focus for Fake {
-        fn nickname(&self, c: &str, s: &str, n: &str) -> Result<Option<String>, (u16, String)> {
+        fn nickname(&self, c: &str, s: &str, n: &str) -> Result<Option<String>, NicknameError> {
             match (c, s, n) {
                 (_, "known", "") => Ok(None),
-                (_, "known", "taken") => Err((425, "nickname in use".into())),
+                (_, "known", "taken") => Err(NicknameError::Taken),
                 (_, "known", n) => Ok(Some(n.to_string())),
-                _ => Err((404, "no session".into())),
+                (c, s, _) => Err(NicknameError::UnknownSession {
+                    session: s.into(),
+                    conference: c.into(),
+                }),
             }
         }
         fn sessions(&self, offset: usize, limit: usize) -> Vec<SessionRecord> {

@@ -27,8 +27,10 @@ impl RelayLink {
             next_id: 1,
         }
     }
+}
 
-    pub fn next_id(&mut self) -> u64 {
+impl crate::service::Relay for RelayLink {
+    fn next_id(&mut self) -> u64 {
         self.next_id = self.next_id.wrapping_add(1);
         self.next_id
     }
@@ -39,7 +41,7 @@ impl RelayLink {
     /// A kept connection may have died since its last use (the relay restarted): a request that fails
     /// on a reused connection is sent once more on a fresh one, within the same deadline. Requests are
     /// idempotent on the relay (a repeated join refreshes, a repeated leave is a no-op).
-    pub fn call(&mut self, req: &Request) -> Result<Response, String> {
+    fn call(&mut self, req: &Request) -> Result<Response, String> {
         let deadline = Instant::now() + self.timeout;
         let reused = self.conn.is_some();
         let mut r = self.try_call(req, deadline);
@@ -56,7 +58,9 @@ impl RelayLink {
         }
         r
     }
+}
 
+impl RelayLink {
     /// A non-blocking connect: with the relay's listen backlog full, a blocking connect on a Unix
     /// socket would wait indefinitely; here it fails at once and the join gets its 503.
     fn connect(&self) -> Result<UnixStream, String> {

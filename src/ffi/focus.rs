@@ -1,8 +1,11 @@
 //! The focus socket's system side: the process Kamailio forks for it, a socket file created 0600
 //! whatever the umask, and the sender credentials of each datagram (`SO_PASSCRED` +
-//! `SCM_CREDENTIALS`, unix(7)). The protocol is in `crate::focus_socket`.
+//! `SCM_CREDENTIALS`, unix(7)), and the loop that process runs. The protocol is in
+//! `crate::focus_socket`.
 use super::bindings as b;
-use super::{guard, log, Level};
+use super::host::{guard, log, Kamailio};
+use crate::focus_socket::{answer, MAX_DATAGRAM, SEND_TIMEOUT};
+use crate::service::{Level, Module};
 use std::ffi::c_int;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
@@ -10,6 +13,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Announces the module's one extra process (mod_init).
 pub fn register_process() -> Result<(), String> {
@@ -86,12 +90,12 @@ unsafe extern "C" fn server_body(fd: c_int) {
     guard("focus socket process", (), || {
         // SAFETY: `fd` is the socket fork_server handed over, owned by this process from now on.
         let sock = unsafe { UnixDatagram::from_raw_fd(fd) };
-        let Some(m) = super::exports::module() else {
+        let Some(m) = super::host::module() else {
             log(Level::Error, "focus socket: module not initialised");
             return;
         };
         log(Level::Info, "focus socket process ready");
-        crate::focus_socket::serve(
+        serve(
             m,
             sock,
             ALLOWED_UID.load(std::sync::atomic::Ordering::Relaxed),
@@ -174,4 +178,60 @@ pub fn recv_with_creds(sock: &UnixDatagram, buf: &mut [u8]) -> io::Result<Datagr
         uid,
         from,
     })
+}
+
+/// The process body: reads questions from the allowed uid and answers them, until Kamailio stops
+/// the process.
+fn serve(m: &Module<Kamailio>, sock: UnixDatagram, allowed_uid: u32) -> ! {
+    let _ = sock.set_write_timeout(Some(SEND_TIMEOUT));
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut refused: u64 = 0;
+    loop {
+        let got = recv_with_creds(&sock, &mut buf);
+        cfg_update();
+        let d = match got {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log(Level::Error, &format!("focus socket: receive failed: {e}"));
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        if d.uid != Some(allowed_uid) {
+            refused += 1;
+            // A stranger may send many: say so at first, then now and then.
+            if refused <= 10 || refused % 1000 == 0 {
+                log(
+                    Level::Warn,
+                    &format!(
+                        "focus socket: datagram from uid {:?} (allowed: {allowed_uid}) dropped unanswered ({refused} so far)",
+                        d.uid
+                    ),
+                );
+            }
+            continue;
+        }
+        if d.truncated {
+            log(
+                Level::Warn,
+                &format!("focus socket: request larger than {MAX_DATAGRAM} bytes dropped"),
+            );
+            continue;
+        }
+        let Some(to) = d.from else {
+            // An unnamed socket cannot be answered.
+            continue;
+        };
+        let request = buf.get(..d.len).unwrap_or_default();
+        let Some(reply) = guard("focus socket request", None, || answer(m, request)) else {
+            continue;
+        };
+        if let Err(e) = sock.send_to(&reply, &to) {
+            log(
+                Level::Info,
+                &format!("focus socket: cannot answer {}: {e}", to.display()),
+            );
+        }
+    }
 }

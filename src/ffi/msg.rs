@@ -1,6 +1,7 @@
 //! A parsed SIP request as the safe code sees it, and the tm transaction it is answered through.
 use super::bindings as b;
-use crate::service::Transaction;
+use super::shm::TmDialog;
+use crate::service::{Begin, Transaction};
 use std::ffi::CString;
 
 pub struct SipMsg {
@@ -158,13 +159,15 @@ fn sanitize(s: &str) -> String {
 }
 
 impl Transaction for SipMsg {
-    fn begin(&mut self) -> Result<bool, ()> {
+    type Dialog = TmDialog;
+
+    fn begin(&mut self) -> Begin {
         // SAFETY: valid message; tm API loaded in mod_init.
         let rc = unsafe { b::ca_t_newtran(self.raw) };
         match rc {
-            r if r > 0 => Ok(true),
-            0 => Ok(false),
-            _ => Err(()),
+            r if r > 0 => Begin::New,
+            0 => Begin::Retransmission,
+            _ => Begin::Failed,
         }
     }
 
@@ -181,9 +184,9 @@ impl Transaction for SipMsg {
         Some(unsafe { text(&s) })
     }
 
-    fn dialog_ref(&mut self) -> Option<super::DialogRef> {
+    fn dialog(&mut self) -> Option<TmDialog> {
         // SAFETY: valid message of the current call; begin() created its transaction.
-        unsafe { super::DialogRef::from_invite(self.raw) }
+        unsafe { TmDialog::from_invite(self.raw) }
     }
 
     fn watch_dialog(&mut self, handle: u64) -> bool {

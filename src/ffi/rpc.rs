@@ -1,86 +1,19 @@
-//! RPC commands (`kamcmd chat_alias.*`): list, reload, stats. Handlers collect what they print with
-//! the module's locks held, then release them before calling into the RPC layer.
+//! The RPC commands' bodies (`kamcmd chat_alias.*`: list, reload, stats, nickname, sessions; their
+//! names and docs are declared in `exports.rs`) and the reply builder they print with. The
+//! service collects each answer under the module's locks and returns plain values; they are
+//! printed here after the locks are released.
 use super::bindings as b;
-use super::exports::{module, KCell};
-use super::guard;
+use super::host::module;
 use crate::service;
-use chat_alias_focus::alias_table::Stripe;
-use std::cell::UnsafeCell;
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::ptr::null_mut;
-
-static DOC_LIST: KCell<[*const c_char; 2]> = KCell(UnsafeCell::new([
-    c"List conferences and participants: assigned identity, anonymity, real identity (operator only), MSRP session".as_ptr(),
-    std::ptr::null(),
-]));
-static DOC_RELOAD: KCell<[*const c_char; 2]> = KCell(UnsafeCell::new([
-    c"Re-read the group documents directory; a bad document is refused and the previous groups stay in force".as_ptr(),
-    std::ptr::null(),
-]));
-static DOC_STATS: KCell<[*const c_char; 2]> = KCell(UnsafeCell::new([
-    c"Alias table usage: conferences, participants, capacity, groups".as_ptr(),
-    std::ptr::null(),
-]));
-
-static DOC_NICKNAME: KCell<[*const c_char; 2]> = KCell(UnsafeCell::new([
-    c"Set (or remove, with an empty name) a participant's display name if unique: conference URI, MSRP session id, nickname (used by the relay for RFC 7701 NICKNAME)".as_ptr(),
-    std::ptr::null(),
-]));
-
-static DOC_SESSIONS: KCell<[*const c_char; 2]> = KCell(UnsafeCell::new([
-    c"Every participant as the relay needs it to rebuild its registry (an array of records: conference, session, uri, display_name, anonymous, peer_path, accept_wrapped_types, chatroom, private_messages_allowed); optional params: offset, limit".as_ptr(),
-    std::ptr::null(),
-]));
-
-/// Kamailio's `RET_ARRAY` (core/rpc.h): every top-level value the handler adds is an element of
-/// the result array (jsonrpcs otherwise keeps the last one only).
-const RET_ARRAY: std::ffi::c_uint = 1;
-
-pub static RPC_METHODS: KCell<[b::rpc_export_t; 6]> = KCell(UnsafeCell::new([
-    b::rpc_export_t {
-        name: c"chat_alias.list".as_ptr(),
-        function: Some(rpc_list),
-        doc_str: DOC_LIST.0.get().cast(),
-        flags: 0,
-    },
-    b::rpc_export_t {
-        name: c"chat_alias.reload".as_ptr(),
-        function: Some(rpc_reload),
-        doc_str: DOC_RELOAD.0.get().cast(),
-        flags: 0,
-    },
-    b::rpc_export_t {
-        name: c"chat_alias.stats".as_ptr(),
-        function: Some(rpc_stats),
-        doc_str: DOC_STATS.0.get().cast(),
-        flags: 0,
-    },
-    b::rpc_export_t {
-        name: c"chat_alias.nickname".as_ptr(),
-        function: Some(rpc_nickname),
-        doc_str: DOC_NICKNAME.0.get().cast(),
-        flags: 0,
-    },
-    b::rpc_export_t {
-        name: c"chat_alias.sessions".as_ptr(),
-        function: Some(rpc_sessions),
-        doc_str: DOC_SESSIONS.0.get().cast(),
-        flags: RET_ARRAY,
-    },
-    b::rpc_export_t {
-        name: std::ptr::null(),
-        function: None,
-        doc_str: null_mut(),
-        flags: 0,
-    },
-]));
 
 fn cstr(s: &str) -> CString {
     CString::new(s.replace('\0', " ")).unwrap_or_default()
 }
 
 /// A reply under construction.
-struct Reply {
+pub struct Reply {
     rpc: *mut b::rpc_t,
     ctx: *mut c_void,
 }
@@ -91,6 +24,11 @@ enum Field {
 }
 
 impl Reply {
+    /// The reply of the RPC call Kamailio handed `rpc` and `ctx` to.
+    pub fn new(rpc: *mut b::rpc_t, ctx: *mut c_void) -> Self {
+        Reply { rpc, ctx }
+    }
+
     fn fault(&self, code: c_int, msg: &str) {
         let m = cstr(msg);
         // SAFETY: rpc and ctx come from Kamailio for this call; "%s" consumes one C string.
@@ -235,133 +173,103 @@ impl Reply {
     }
 }
 
-unsafe extern "C" fn rpc_list(rpc: *mut b::rpc_t, ctx: *mut c_void) {
-    guard("chat_alias.list", (), || {
-        let r = Reply { rpc, ctx };
-        let Some(m) = module() else {
-            return r.fault(500, "chat_alias not initialised");
-        };
-        // Collect under the locks, print after.
-        let mut rows = Vec::new();
-        for i in 0..m.shared.stripes() {
-            m.shared.with_stripe(i, |mem| {
-                if let Ok(s) = Stripe::attach(mem) {
-                    for c in s.conferences() {
-                        for p in s.participants(&c.key) {
-                            rows.push((c.key.clone(), p));
-                        }
-                    }
-                }
-            });
-        }
-        for (conf, p) in rows {
-            r.record(&[
-                Field::Str(c"conference", conf),
-                Field::Str(c"uri", p.uri),
-                Field::Str(c"display_name", p.display_name.unwrap_or_default()),
-                Field::Int(c"anonymous", i64::from(p.anonymous)),
-                Field::Str(c"identity", p.identity_uri),
-                Field::Str(c"session", p.session_id),
-            ]);
-        }
-    })
-}
-
-unsafe extern "C" fn rpc_reload(rpc: *mut b::rpc_t, ctx: *mut c_void) {
-    guard("chat_alias.reload", (), || {
-        let r = Reply { rpc, ctx };
-        let Some(m) = module() else {
-            return r.fault(500, "chat_alias not initialised");
-        };
-        // One optional string parameter: `force` accepts a directory that holds no group.
-        let force = match r.optional_string() {
-            None => false,
-            Some(s) if s == "force" => true,
-            Some(other) => {
-                return r.fault(
-                    400,
-                    &format!("unknown parameter {other:?}: the only parameter is \"force\""),
-                )
-            }
-        };
-        match service::reload(m, force) {
-            Ok(n) => r.text(&format!("reloaded {n} groups")),
-            Err(e) => r.fault(500, &e),
-        }
-    })
-}
-
-unsafe extern "C" fn rpc_stats(rpc: *mut b::rpc_t, ctx: *mut c_void) {
-    guard("chat_alias.stats", (), || {
-        let r = Reply { rpc, ctx };
-        let Some(m) = module() else {
-            return r.fault(500, "chat_alias not initialised");
-        };
-        let (mut conferences, mut participants) = (0i64, 0i64);
-        for i in 0..m.shared.stripes() {
-            m.shared.with_stripe(i, |mem| {
-                if let Ok(s) = Stripe::attach(mem) {
-                    let u = s.usage();
-                    conferences += i64::from(u.conferences.used);
-                    participants += i64::from(u.participants.used);
-                }
-            });
-        }
+pub fn list(r: &Reply) {
+    let Some(m) = module() else {
+        return r.fault(500, "chat_alias not initialised");
+    };
+    // Collected under the stripe locks by the service, printed here after they are released.
+    for p in service::list(m) {
         r.record(&[
-            Field::Int(c"conferences", conferences),
-            Field::Int(c"participants", participants),
-            Field::Int(c"max_participants", m.cfg.max_participants.into()),
-            Field::Int(c"max_conferences", m.cfg.max_conferences.into()),
-            Field::Int(c"table_stripes", m.cfg.table_stripes.into()),
-            Field::Int(c"groups", service::group_count(m) as i64),
+            Field::Str(c"conference", p.conference),
+            Field::Str(c"uri", p.uri),
+            Field::Str(c"display_name", p.display_name.unwrap_or_default()),
+            Field::Int(c"anonymous", i64::from(p.anonymous)),
+            Field::Str(c"identity", p.identity),
+            Field::Str(c"session", p.session),
         ]);
-    })
+    }
 }
 
-unsafe extern "C" fn rpc_nickname(rpc: *mut b::rpc_t, ctx: *mut c_void) {
-    guard("chat_alias.nickname", (), || {
-        let r = Reply { rpc, ctx };
-        let Some(m) = module() else {
-            return r.fault(500, "chat_alias not initialised");
-        };
-        let Some([conference, session, nick]) = r.strings::<3>() else {
-            return;
-        };
-        match service::nickname(m, &conference, &session, &nick) {
-            Ok(name) => r.record(&[
-                Field::Int(c"code", 200),
-                Field::Str(c"display_name", name.unwrap_or_default()),
-            ]),
-            Err((code, msg)) => r.fault(c_int::from(code), &msg),
+pub fn reload(r: &Reply) {
+    let Some(m) = module() else {
+        return r.fault(500, "chat_alias not initialised");
+    };
+    // One optional string parameter: `force` accepts a directory that holds no group.
+    let force = match r.optional_string() {
+        None => false,
+        Some(s) if s == "force" => true,
+        Some(other) => {
+            return r.fault(
+                400,
+                &format!("unknown parameter {other:?}: the only parameter is \"force\""),
+            )
         }
-    })
+    };
+    match service::reload(m, force) {
+        Ok(n) => r.text(&format!("reloaded {n} groups")),
+        Err(e) => r.fault(500, &e.to_string()),
+    }
 }
 
-unsafe extern "C" fn rpc_sessions(rpc: *mut b::rpc_t, ctx: *mut c_void) {
-    guard("chat_alias.sessions", (), || {
-        let r = Reply { rpc, ctx };
-        let Some(m) = module() else {
-            return r.fault(500, "chat_alias not initialised");
-        };
-        let [offset, limit] = r.optional_ints();
-        let offset = usize::try_from(offset.unwrap_or(0)).unwrap_or(0);
-        let limit = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(0));
-        // Collected under the stripe locks by the service, printed here after they are released.
-        for s in service::sessions(m, offset, limit) {
-            r.record(&[
-                Field::Str(c"conference", s.conference),
-                Field::Str(c"session", s.session),
-                Field::Str(c"uri", s.uri),
-                Field::Str(c"display_name", s.display_name.unwrap_or_default()),
-                Field::Int(c"anonymous", i64::from(s.anonymous)),
-                Field::Str(c"peer_path", s.peer_path),
-                Field::Str(c"accept_wrapped_types", s.accept_wrapped_types.join(" ")),
-                Field::Str(c"chatroom", s.chatroom.join(" ")),
-                Field::Int(
-                    c"private_messages_allowed",
-                    i64::from(s.private_messages_allowed),
-                ),
-            ]);
-        }
-    })
+pub fn stats(r: &Reply) {
+    let Some(m) = module() else {
+        return r.fault(500, "chat_alias not initialised");
+    };
+    let st = service::stats(m);
+    r.record(&[
+        Field::Int(
+            c"conferences",
+            st.conferences.try_into().unwrap_or(i64::MAX),
+        ),
+        Field::Int(
+            c"participants",
+            st.participants.try_into().unwrap_or(i64::MAX),
+        ),
+        Field::Int(c"max_participants", st.max_participants.into()),
+        Field::Int(c"max_conferences", st.max_conferences.into()),
+        Field::Int(c"table_stripes", st.table_stripes.into()),
+        Field::Int(c"groups", st.groups.try_into().unwrap_or(i64::MAX)),
+    ]);
+}
+
+pub fn nickname(r: &Reply) {
+    let Some(m) = module() else {
+        return r.fault(500, "chat_alias not initialised");
+    };
+    let Some([conference, session, nick]) = r.strings::<3>() else {
+        return;
+    };
+    match service::nickname(m, &conference, &session, &nick) {
+        Ok(name) => r.record(&[
+            Field::Int(c"code", 200),
+            Field::Str(c"display_name", name.unwrap_or_default()),
+        ]),
+        Err(e) => r.fault(c_int::from(e.status()), &e.to_string()),
+    }
+}
+
+pub fn sessions(r: &Reply) {
+    let Some(m) = module() else {
+        return r.fault(500, "chat_alias not initialised");
+    };
+    let [offset, limit] = r.optional_ints();
+    let offset = usize::try_from(offset.unwrap_or(0)).unwrap_or(0);
+    let limit = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(0));
+    // Collected under the stripe locks by the service, printed here after they are released.
+    for s in service::sessions(m, offset, limit) {
+        r.record(&[
+            Field::Str(c"conference", s.conference),
+            Field::Str(c"session", s.session),
+            Field::Str(c"uri", s.uri),
+            Field::Str(c"display_name", s.display_name.unwrap_or_default()),
+            Field::Int(c"anonymous", i64::from(s.anonymous)),
+            Field::Str(c"peer_path", s.peer_path),
+            Field::Str(c"accept_wrapped_types", s.accept_wrapped_types.join(" ")),
+            Field::Str(c"chatroom", s.chatroom.join(" ")),
+            Field::Int(
+                c"private_messages_allowed",
+                i64::from(s.private_messages_allowed),
+            ),
+        ]);
+    }
 }

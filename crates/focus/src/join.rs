@@ -3,7 +3,9 @@
 //! anonymity, chosen name, SDP offer), and [`answer`] composes the 200 OK once the alias table and the
 //! relay have said yes. The order of the checks follows the CR (7.2.3.2) and the contract:
 //! unknown group 404, no identity 403, malformed From 400, name rules 400, policy 403, anonymity 403,
-//! offer 488.
+//! offer 488. [`table_refusal`] answers what the alias table refuses, so every SIP refusal of a
+//! join is decided in this file.
+use crate::alias_table::JoinError;
 use crate::groups::{Group, GroupSet, Permissions};
 use chat_alias_proto::{cpim, multipart, nickname, sdp, sip};
 
@@ -72,6 +74,74 @@ impl Refusal {
     pub fn with_header(mut self, h: impl Into<String>) -> Self {
         self.headers.push(h.into());
         self
+    }
+
+    /// 503 with `Retry-After` (RFC 3261 §21.5.4): the focus cannot take the join now, through no
+    /// fault of the request (table full, relay silent, no randomness).
+    pub fn unavailable(reason: &str, kind: RefusalKind, retry_after: u32) -> Self {
+        Refusal::new(503, format!("Service Unavailable ({reason})"), kind)
+            .with_header(format!("Retry-After: {retry_after}"))
+    }
+
+    /// 500: the focus itself failed (RFC 3261 §21.5.1).
+    pub fn internal(reason: &str) -> Self {
+        Refusal::new(
+            500,
+            format!("Server Internal Error ({reason})"),
+            RefusalKind::Internal,
+        )
+    }
+}
+
+/// The module's settings that appear in refusals of the alias table.
+#[derive(Debug, Clone, Copy)]
+pub struct TableLimits {
+    /// `Retry-After` seconds on 503.
+    pub retry_after: u32,
+    /// The places-per-identity bound, named in the 486's Warning.
+    pub max_places_per_identity: u32,
+}
+
+/// The answer to an alias-table outcome that gave no place. `AlreadyJoinedDialog` reaches here
+/// only when the dialog's participant is another identity than the request's: Call-ID, tags and
+/// Via are visible on the path and must not let anyone take over a participant's alias (403).
+pub fn table_refusal(e: &JoinError, limits: TableLimits) -> Refusal {
+    match e {
+        JoinError::TableFull => Refusal::unavailable(
+            "alias table full",
+            RefusalKind::TableFull,
+            limits.retry_after,
+        ),
+        JoinError::ConferenceFull => Refusal::new(
+            486,
+            "Busy Here (conference full)",
+            RefusalKind::ConferenceFull,
+        )
+        .with_header("Warning: 399 chat_alias \"max-participant-count reached\""),
+        JoinError::IdentityAlreadyJoined => Refusal::new(
+            486,
+            "Busy Here (identity already in this conference)",
+            RefusalKind::AlreadyJoined,
+        ),
+        JoinError::TooManyPlaces => Refusal::new(
+            486,
+            "Busy Here (too many places for this identity)",
+            RefusalKind::TooManyPlaces,
+        )
+        .with_header(format!(
+            "Warning: 399 chat_alias \"max_places_per_identity ({}) reached\"",
+            limits.max_places_per_identity
+        )),
+        JoinError::AlreadyJoinedDialog(_) => Refusal::new(
+            403,
+            "Forbidden (dialog belongs to another identity)",
+            RefusalKind::Policy,
+        ),
+        JoinError::TooLong => Refusal::new(
+            400,
+            "Bad Request (identity or MSRP path too long)",
+            RefusalKind::BadRequest,
+        ),
     }
 }
 

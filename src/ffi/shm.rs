@@ -2,7 +2,8 @@
 //! documents. Allocated in mod_init before the fork; shm is mapped at the same address in every
 //! Kamailio process, so the pointers here are valid everywhere. The table itself keeps only offsets.
 use super::bindings as b;
-use crate::config::Config;
+use crate::modparams::Modparams;
+use crate::service::{Dialog, DialogSlots};
 use chat_alias_focus::alias_table::{self, ParticipantHandle, Stripe, StripeConfig};
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +16,7 @@ struct DocsSlot {
     len: usize,
 }
 
-/// How many dialogs the focus ended itself are remembered (see [`Shared::bury`]).
+/// How many dialogs the focus ended itself are remembered (see [`ShmTable::bury`]).
 const TOMBS: usize = 1024;
 
 /// The dialog keys of the latest participants the focus removed, in a ring.
@@ -25,7 +26,7 @@ struct Tombs {
     keys: [u128; TOMBS],
 }
 
-pub struct Shared {
+pub struct ShmTable {
     tombs: *mut Tombs,
     locks: *mut c_void,
     base: *mut u8,
@@ -40,7 +41,7 @@ pub struct Shared {
     slots_per_stripe: usize,
 }
 
-/// A stripe's dialog references (see [`Shared::with_stripe_dialogs`]).
+/// A stripe's dialog references (see [`ShmTable::with_stripe_dialogs`]).
 pub struct DialogRefs<'a>(&'a mut [u64]);
 
 impl DialogRefs<'_> {
@@ -48,44 +49,43 @@ impl DialogRefs<'_> {
         let i = (h.slot as usize).checked_mul(2)?;
         (i + 1 < self.0.len()).then_some(i)
     }
+}
 
-    /// Records `d` for participant `h`. Returns what an earlier holder of the slot left behind
-    /// (dropping it frees it), or `d` itself if the handle is out of range.
-    pub fn put(&mut self, h: ParticipantHandle, d: DialogRef) -> Option<DialogRef> {
+impl DialogSlots<TmDialog> for DialogRefs<'_> {
+    fn put(&mut self, h: ParticipantHandle, d: TmDialog) -> Option<TmDialog> {
         let Some(i) = self.index(h) else {
             return Some(d);
         };
         let old = std::mem::replace(&mut self.0[i + 1], d.into_raw());
         self.0[i] = h.to_u64();
-        DialogRef::from_raw(old)
+        TmDialog::from_raw(old)
     }
 
-    /// Takes participant `h`'s dialog out, if it has one: the caller owns it.
-    pub fn take(&mut self, h: ParticipantHandle) -> Option<DialogRef> {
+    fn take(&mut self, h: ParticipantHandle) -> Option<TmDialog> {
         let i = self.index(h)?;
         if self.0[i] != h.to_u64() {
             return None;
         }
         self.0[i] = 0;
-        DialogRef::from_raw(std::mem::take(&mut self.0[i + 1]))
+        TmDialog::from_raw(std::mem::take(&mut self.0[i + 1]))
     }
 }
 
 /// A participant's SIP dialog as tm built it from the INVITE (a `dlg_t` in shm), owned by exactly
 /// one holder: the side table, or the process that took it out. Dropping it frees it.
-pub struct DialogRef(u64);
+pub struct TmDialog(u64);
 
-impl DialogRef {
+impl TmDialog {
     /// Builds the dialog of the INVITE `msg` is answering with 200.
     ///
     /// # Safety
     /// `msg` must be the valid request of the current script call, with its transaction created.
-    pub(crate) unsafe fn from_invite(msg: *mut b::sip_msg) -> Option<DialogRef> {
-        DialogRef::from_raw(b::ca_dlg_new(msg))
+    pub(crate) unsafe fn from_invite(msg: *mut b::sip_msg) -> Option<TmDialog> {
+        TmDialog::from_raw(b::ca_dlg_new(msg))
     }
 
-    fn from_raw(r: u64) -> Option<DialogRef> {
-        (r != 0).then_some(DialogRef(r))
+    fn from_raw(r: u64) -> Option<TmDialog> {
+        (r != 0).then_some(TmDialog(r))
     }
 
     fn into_raw(self) -> u64 {
@@ -93,17 +93,17 @@ impl DialogRef {
         std::mem::forget(self);
         r
     }
+}
 
-    /// Sends a BYE in the dialog through tm, with `headers` (each line ending in CRLF) added.
-    /// Fire and forget: the answer, or its absence, changes nothing.
-    pub fn bye(&self, headers: &str) -> bool {
+impl Dialog for TmDialog {
+    fn bye(&self, headers: &str) -> bool {
         let len = i32::try_from(headers.len()).unwrap_or(0);
         // SAFETY: self.0 is a live dlg_t this value owns; tm copies the headers while building.
         unsafe { b::ca_dlg_bye(self.0, headers.as_ptr().cast(), len) == 0 }
     }
 }
 
-impl Drop for DialogRef {
+impl Drop for TmDialog {
     fn drop(&mut self) {
         // SAFETY: the dlg_t is owned by this value and freed once, here.
         unsafe { b::ca_dlg_free(self.0) }
@@ -112,8 +112,8 @@ impl Drop for DialogRef {
 
 // SAFETY: the pointers are to Kamailio shm, accessed only under the matching gen_lock (or atomically
 // for the generation). Kamailio workers are single-threaded processes.
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
+unsafe impl Send for ShmTable {}
+unsafe impl Sync for ShmTable {}
 
 /// Releases a stripe lock when dropped, so a panic inside the closure cannot leave it held.
 struct LockGuard {
@@ -127,9 +127,9 @@ impl Drop for LockGuard {
     }
 }
 
-impl Shared {
+impl ShmTable {
     /// Allocates and formats the table (call in mod_init, before the fork).
-    pub fn create(cfg: &Config, hash_key: [u8; 16]) -> Result<Shared, String> {
+    pub fn create(cfg: &Modparams, hash_key: [u8; 16]) -> Result<ShmTable, String> {
         let (max_conferences, max_participants) = cfg.per_stripe();
         let scfg = StripeConfig {
             max_conferences,
@@ -178,7 +178,7 @@ impl Shared {
             std::ptr::write_bytes(dialogs, 0, dialog_words);
             std::ptr::write_bytes(tombs, 0, 1);
         }
-        let shared = Shared {
+        let shared = ShmTable {
             tombs,
             locks,
             base,
@@ -211,7 +211,7 @@ impl Shared {
         self.with_stripe_dialogs(i, |mem, _| f(mem))
     }
 
-    /// Like [`Shared::with_stripe`], with the stripe's dialog references too.
+    /// Like [`ShmTable::with_stripe`], with the stripe's dialog references too.
     pub fn with_stripe_dialogs<R>(
         &self,
         i: usize,

@@ -1,6 +1,7 @@
-//! The module's configuration, read once from the modparams in mod_init.
+//! The module's settings as the operator wrote them in `modparam("chat_alias", …)`, read once in
+//! mod_init, and their range checks.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub struct Modparams {
     /// Directory of OMA XDM group documents (`*.xml`).
     pub groups_dir: String,
     /// The relay's control socket (Unix stream).
@@ -32,7 +33,7 @@ pub struct Config {
     pub msrp_gone_timeout: u32,
 }
 
-impl Config {
+impl Modparams {
     /// Checks ranges; the error names the parameter.
     pub fn validate(&self) -> Result<(), String> {
         let positive = |name: &str, v: u32| {
