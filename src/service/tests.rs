@@ -357,6 +357,20 @@ fn invite<'a>(
     }
 }
 
+fn dlg<'a>(
+    request_uri: &'a str,
+    call_id: Option<&'a str>,
+    from: Option<&'a str>,
+    to: Option<&'a str>,
+) -> InDialog<'a> {
+    InDialog {
+        request_uri,
+        call_id,
+        from,
+        to,
+    }
+}
+
 const BOB_ANON: &str = "\"bob\" <sip:anonymous@anonymous.invalid>;tag=from1";
 
 /// Joins `from` as `identity` in a dialog of its own; returns the transaction.
@@ -669,23 +683,27 @@ fn a_bye_frees_the_name_before_its_200() {
     let tx = join(&m, LOUNGE, BOB_ANON, "<sip:alice@example.com>", "b1");
     let to = "<sip:lounge@im.example.net>;tag=totag-b1";
     let from = Some(BOB_ANON);
-    assert!(in_dialog(&m, LOUNGE, Some("b1"), from, Some(to)));
+    assert!(in_dialog(&m, &dlg(LOUNGE, Some("b1"), from, Some(to))));
     // A request without the focus's To-tag, or with another one, is not in the dialog.
     assert!(!in_dialog(
         &m,
-        LOUNGE,
-        Some("b1"),
-        from,
-        Some("<sip:lounge@im.example.net>")
+        &dlg(
+            LOUNGE,
+            Some("b1"),
+            from,
+            Some("<sip:lounge@im.example.net>")
+        )
     ));
     assert!(!leave_dialog(
         &m,
-        LOUNGE,
-        Some("b1"),
-        from,
-        Some("<sip:lounge@im.example.net>;tag=x")
+        &dlg(
+            LOUNGE,
+            Some("b1"),
+            from,
+            Some("<sip:lounge@im.example.net>;tag=x")
+        )
     ));
-    assert!(leave_dialog(&m, LOUNGE, Some("b1"), from, Some(to)));
+    assert!(leave_dialog(&m, &dlg(LOUNGE, Some("b1"), from, Some(to))));
     assert_eq!(m.participants(), 0);
     assert_eq!(leaves_sent(&m).len(), 1);
     assert_eq!(m.counter("leaves"), 1);
@@ -694,7 +712,7 @@ fn a_bye_frees_the_name_before_its_200() {
         m.host.byes.borrow().is_empty(),
         "the participant ended it: no BYE from the focus"
     );
-    assert!(!in_dialog(&m, LOUNGE, Some("b1"), from, Some(to)));
+    assert!(!in_dialog(&m, &dlg(LOUNGE, Some("b1"), from, Some(to))));
     // The dialog module's callback that follows finds the place free and changes nothing.
     dialog_ended(&m, tx.watched.unwrap(), "dialog terminated");
     assert_eq!(m.counter("leaves"), 1);
@@ -740,13 +758,13 @@ fn the_focus_ends_a_session_never_bound_with_a_bye() {
     assert_eq!(m.counter("active_participants"), 0);
     // The participant's BYE crossing the focus's BYE still matches (answered 200, not 481).
     let to = "<sip:lounge@im.example.net>;tag=totag-g1";
-    assert!(in_dialog(&m, LOUNGE, Some("g1"), Some(BOB_ANON), Some(to)));
+    assert!(in_dialog(
+        &m,
+        &dlg(LOUNGE, Some("g1"), Some(BOB_ANON), Some(to))
+    ));
     assert!(!leave_dialog(
         &m,
-        LOUNGE,
-        Some("g1"),
-        Some(BOB_ANON),
-        Some(to)
+        &dlg(LOUNGE, Some("g1"), Some(BOB_ANON), Some(to))
     ));
     // A session the table does not have is let go at the relay too.
     m.host.relay.borrow_mut().idle = vec![IdleSession {
