@@ -7,11 +7,11 @@ use super::bindings as b;
 use super::declare::kamailio_module;
 use super::focus;
 use super::host::{guard, log, module, set_module, Kamailio};
-use super::msg::{RequestParts, SipMsg};
+use super::msg::SipMsg;
 use super::rpc;
 use super::shm::ShmTable;
 use crate::modparams::Modparams;
-use crate::service::{self, Level, Module, Outcome};
+use crate::service::{self, InDialog, Level, Module, Outcome};
 use crate::stats::Counter;
 use chat_alias_focus::join::InviteView;
 use std::ffi::{c_char, c_int};
@@ -231,11 +231,17 @@ fn request_uri_is_group(sip: &mut SipMsg) -> c_int {
 /// Runs `f` with the dialog-identifying parts of an in-dialog request; 1 if it says yes, else -1.
 fn with_dialog_parts(
     sip: &SipMsg,
-    f: impl FnOnce(&Module<Kamailio>, &RequestParts) -> bool,
+    f: impl FnOnce(&Module<Kamailio>, &InDialog<'_>) -> bool,
 ) -> c_int {
     let Some(m) = module() else { return -1 };
-    let Some(parts) = sip.parts() else { return -1 };
-    if f(m, &parts) {
+    let Some(p) = sip.parts() else { return -1 };
+    let req = InDialog {
+        request_uri: &p.ruri,
+        call_id: p.first("Call-ID", Some("i")),
+        from: p.first("From", Some("f")),
+        to: p.first("To", Some("t")),
+    };
+    if f(m, &req) {
         1
     } else {
         -1
@@ -245,28 +251,12 @@ fn with_dialog_parts(
 /// `chat_alias_in_dialog()`: whether the request belongs to a participant's dialog (or to one the
 /// focus ended itself lately).
 fn request_in_dialog(sip: &mut SipMsg) -> c_int {
-    with_dialog_parts(sip, |m, p| {
-        service::in_dialog(
-            m,
-            &p.ruri,
-            p.first("Call-ID", Some("i")),
-            p.first("From", Some("f")),
-            p.first("To", Some("t")),
-        )
-    })
+    with_dialog_parts(sip, service::in_dialog)
 }
 
 /// `chat_alias_leave()`: a BYE frees the participant's place at once.
 fn leave_dialog(sip: &mut SipMsg) -> c_int {
-    with_dialog_parts(sip, |m, p| {
-        service::leave_dialog(
-            m,
-            &p.ruri,
-            p.first("Call-ID", Some("i")),
-            p.first("From", Some("f")),
-            p.first("To", Some("t")),
-        )
-    })
+    with_dialog_parts(sip, service::leave_dialog)
 }
 
 /// Called every second in the module's timer process.

@@ -288,23 +288,30 @@ pub fn dialog_ended<H: Host>(m: &Module<H>, handle: u64, why: &str) {
     }
 }
 
+/// The parts of an in-dialog request that name its dialog (header values as received).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InDialog<'a> {
+    /// The group's URI, as the focus's Contact told the participant.
+    pub request_uri: &'a str,
+    pub call_id: Option<&'a str>,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+}
+
 /// The dialog an in-dialog request names (Request-URI = the group, Call-ID, From-tag and the To-tag
 /// of the focus's 200 OK): its key, and the participant holding it if any.
 fn dialog_lookup<H: Host>(
     m: &Module<H>,
-    request_uri: &str,
-    call_id: Option<&str>,
-    from: Option<&str>,
-    to: Option<&str>,
+    req: &InDialog<'_>,
 ) -> Option<(u128, Option<ParticipantHandle>)> {
     // A group a reload removed still has its participants until the timer process ends their
     // dialogs: their in-dialog requests (a BYE above all) must still match meanwhile.
-    let conference_key = m.with_process(|p| conference_key_of(&p.groups, request_uri))?;
-    let to_tag = header_tag(to);
+    let conference_key = m.with_process(|p| conference_key_of(&p.groups, req.request_uri))?;
+    let to_tag = header_tag(req.to);
     if to_tag.is_empty() {
         return None;
     }
-    let key = dialog_key(call_id, &header_tag(from), &to_tag);
+    let key = dialog_key(req.call_id, &header_tag(req.from), &to_tag);
     let stripe = alias_table::stripe_of(&conference_key, m.host.stripes());
     let handle = m.host.with_stripe(stripe, |mem, _| {
         Stripe::attach(mem)
@@ -318,14 +325,8 @@ fn dialog_lookup<H: Host>(
 /// Whether an in-dialog request belongs to a participant's dialog, or to one the focus ended
 /// itself lately (a BYE crossing the focus's BYE is answered 200). The sample config answers 481
 /// otherwise.
-pub fn in_dialog<H: Host>(
-    m: &Module<H>,
-    request_uri: &str,
-    call_id: Option<&str>,
-    from: Option<&str>,
-    to: Option<&str>,
-) -> bool {
-    match dialog_lookup(m, request_uri, call_id, from, to) {
+pub fn in_dialog<H: Host>(m: &Module<H>, req: &InDialog<'_>) -> bool {
+    match dialog_lookup(m, req) {
         Some((_, Some(_))) => true,
         Some((key, None)) => m.host.is_buried(key),
         None => false,
@@ -336,14 +337,8 @@ pub fn in_dialog<H: Host>(
 /// module has reached (under load a BYE can be handled before the dialog module confirmed the
 /// dialog, which would otherwise leave the alias taken until the dialog expires). The dialog
 /// callback that follows finds the place already free and does nothing.
-pub fn leave_dialog<H: Host>(
-    m: &Module<H>,
-    request_uri: &str,
-    call_id: Option<&str>,
-    from: Option<&str>,
-    to: Option<&str>,
-) -> bool {
-    match dialog_lookup(m, request_uri, call_id, from, to) {
+pub fn leave_dialog<H: Host>(m: &Module<H>, req: &InDialog<'_>) -> bool {
+    match dialog_lookup(m, req) {
         Some((_, Some(handle))) => {
             dialog_ended(m, handle.to_u64(), "BYE");
             true

@@ -14,7 +14,7 @@ mod relay_answers;
 mod tests;
 
 pub use join::join_invite;
-pub use leave::{dialog_ended, in_dialog, leave_dialog, timer_tick};
+pub use leave::{dialog_ended, in_dialog, leave_dialog, timer_tick, InDialog};
 pub use operator::{list, reload, stats};
 pub use relay_answers::{missing_sessions, nickname, sessions, NicknameError, SessionRecord};
 

@@ -269,7 +269,10 @@ impl Module<FakeHost> {
 }
 
 /// One INVITE's transaction.
-struct FakeTx {
+struct FakeTx<'a> {
+    /// Runs while the final reply is sent, with the handle of the watched dialog (what a dialog
+    /// callback fired from inside tm's reply would do).
+    on_reply: Option<Box<dyn FnMut(Option<u64>) + 'a>>,
     /// What `begin` says: a retransmission tm already answered.
     retransmission: bool,
     to_tag: String,
@@ -281,9 +284,10 @@ struct FakeTx {
     released: Rc<Cell<usize>>,
 }
 
-impl FakeTx {
+impl FakeTx<'_> {
     fn new(m: &Module<FakeHost>, call_id: &str, to_tag: &str) -> Self {
         FakeTx {
+            on_reply: None,
             retransmission: false,
             to_tag: to_tag.into(),
             call_id: call_id.into(),
@@ -309,7 +313,7 @@ impl FakeTx {
     }
 }
 
-impl Transaction for FakeTx {
+impl Transaction for FakeTx<'_> {
     type Dialog = FakeDialog;
     fn begin(&mut self) -> Begin {
         if self.retransmission {
@@ -333,6 +337,9 @@ impl Transaction for FakeTx {
         self.watch_ok
     }
     fn reply(&mut self, code: u16, reason: &str, headers: &[String], body: &[u8]) -> bool {
+        if let Some(hook) = self.on_reply.as_mut() {
+            hook(self.watched);
+        }
         self.replies
             .push((code, reason.into(), headers.to_vec(), body.to_vec()));
         true
@@ -357,10 +364,30 @@ fn invite<'a>(
     }
 }
 
+fn dlg<'a>(
+    request_uri: &'a str,
+    call_id: Option<&'a str>,
+    from: Option<&'a str>,
+    to: Option<&'a str>,
+) -> InDialog<'a> {
+    InDialog {
+        request_uri,
+        call_id,
+        from,
+        to,
+    }
+}
+
 const BOB_ANON: &str = "\"bob\" <sip:anonymous@anonymous.invalid>;tag=from1";
 
 /// Joins `from` as `identity` in a dialog of its own; returns the transaction.
-fn join(m: &Module<FakeHost>, group: &str, from: &str, identity: &str, call_id: &str) -> FakeTx {
+fn join<'a>(
+    m: &Module<FakeHost>,
+    group: &str,
+    from: &str,
+    identity: &str,
+    call_id: &str,
+) -> FakeTx<'a> {
     let mut tx = FakeTx::new(m, call_id, &format!("totag-{call_id}"));
     join_invite(m, &invite(group, from, identity, call_id), &mut tx);
     tx
@@ -669,23 +696,27 @@ fn a_bye_frees_the_name_before_its_200() {
     let tx = join(&m, LOUNGE, BOB_ANON, "<sip:alice@example.com>", "b1");
     let to = "<sip:lounge@im.example.net>;tag=totag-b1";
     let from = Some(BOB_ANON);
-    assert!(in_dialog(&m, LOUNGE, Some("b1"), from, Some(to)));
+    assert!(in_dialog(&m, &dlg(LOUNGE, Some("b1"), from, Some(to))));
     // A request without the focus's To-tag, or with another one, is not in the dialog.
     assert!(!in_dialog(
         &m,
-        LOUNGE,
-        Some("b1"),
-        from,
-        Some("<sip:lounge@im.example.net>")
+        &dlg(
+            LOUNGE,
+            Some("b1"),
+            from,
+            Some("<sip:lounge@im.example.net>")
+        )
     ));
     assert!(!leave_dialog(
         &m,
-        LOUNGE,
-        Some("b1"),
-        from,
-        Some("<sip:lounge@im.example.net>;tag=x")
+        &dlg(
+            LOUNGE,
+            Some("b1"),
+            from,
+            Some("<sip:lounge@im.example.net>;tag=x")
+        )
     ));
-    assert!(leave_dialog(&m, LOUNGE, Some("b1"), from, Some(to)));
+    assert!(leave_dialog(&m, &dlg(LOUNGE, Some("b1"), from, Some(to))));
     assert_eq!(m.participants(), 0);
     assert_eq!(leaves_sent(&m).len(), 1);
     assert_eq!(m.counter("leaves"), 1);
@@ -694,7 +725,7 @@ fn a_bye_frees_the_name_before_its_200() {
         m.host.byes.borrow().is_empty(),
         "the participant ended it: no BYE from the focus"
     );
-    assert!(!in_dialog(&m, LOUNGE, Some("b1"), from, Some(to)));
+    assert!(!in_dialog(&m, &dlg(LOUNGE, Some("b1"), from, Some(to))));
     // The dialog module's callback that follows finds the place free and changes nothing.
     dialog_ended(&m, tx.watched.unwrap(), "dialog terminated");
     assert_eq!(m.counter("leaves"), 1);
@@ -740,13 +771,13 @@ fn the_focus_ends_a_session_never_bound_with_a_bye() {
     assert_eq!(m.counter("active_participants"), 0);
     // The participant's BYE crossing the focus's BYE still matches (answered 200, not 481).
     let to = "<sip:lounge@im.example.net>;tag=totag-g1";
-    assert!(in_dialog(&m, LOUNGE, Some("g1"), Some(BOB_ANON), Some(to)));
+    assert!(in_dialog(
+        &m,
+        &dlg(LOUNGE, Some("g1"), Some(BOB_ANON), Some(to))
+    ));
     assert!(!leave_dialog(
         &m,
-        LOUNGE,
-        Some("g1"),
-        Some(BOB_ANON),
-        Some(to)
+        &dlg(LOUNGE, Some("g1"), Some(BOB_ANON), Some(to))
     ));
     // A session the table does not have is let go at the relay too.
     m.host.relay.borrow_mut().idle = vec![IdleSession {
@@ -883,4 +914,30 @@ fn the_relay_learns_sessions_and_what_is_missing() {
         missing_sessions(&m, &pairs),
         vec!["gone".to_string(), all[1].session.clone()]
     );
+}
+
+/// tm may run the dialog module's callbacks from inside the join's own reply (a dialog that fails
+/// at once): the place is freed through a one-off relay link instead of waiting for the process
+/// state the join holds (a single-threaded worker would wait forever).
+#[test]
+fn a_dialog_ending_inside_the_joins_own_reply_is_released_without_deadlock() {
+    let m = module();
+    let mut tx = FakeTx::new(&m, "r1", "tr1");
+    let m_ref = &m;
+    tx.on_reply = Some(Box::new(move |watched| {
+        if let Some(h) = watched {
+            dialog_ended(m_ref, h, "dialog failed");
+        }
+    }));
+    let out = join_invite(
+        &m,
+        &invite(LOUNGE, BOB_ANON, "<sip:alice@example.com>", "r1"),
+        &mut tx,
+    );
+    assert_eq!(out, Outcome::Replied);
+    assert_eq!(tx.code(), 200);
+    assert_eq!(m.participants(), 0);
+    assert_eq!(leaves_sent(&m).len(), 1);
+    assert_eq!(m.counter("leaves"), 1);
+    assert_eq!(m.counter("active_participants"), 0);
 }
