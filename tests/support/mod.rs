@@ -90,7 +90,8 @@ impl Stack {
 
     pub fn start_with(name: &str, opts: StackOptions) -> Stack {
         let module = artifact("CHAT_ALIAS_MODULE", "target/release/chat_alias.so");
-        let relay_bin = artifact("CHAT_ALIAS_RELAY_BIN", "target/release/chat-alias-relay");
+        // Both artifacts are checked before anything starts.
+        artifact("CHAT_ALIAS_RELAY_BIN", "target/release/chat-alias-relay");
         let run_dir = repo()
             .join("target/e2e")
             .join(format!("{name}-{}", std::process::id()));
@@ -107,8 +108,6 @@ impl Stack {
         }
         let relay_sock = run_dir.join("relay.sock");
         let ctl_sock = run_dir.join("kamailio_ctl");
-        // The module's focus socket, at its default place next to the relay's control socket.
-        let focus_sock = run_dir.join("relay.sock.focus");
         let mut stack = Stack {
             name: name.to_string(),
             sip_port,
@@ -120,31 +119,7 @@ impl Stack {
             kamailio_args: Vec::new(),
             relay: None,
         };
-        stack.relay = Some(
-            GroupChild::spawn(
-                Command::new(&relay_bin)
-                    .args([
-                        "--control",
-                        relay_sock.to_str().unwrap(),
-                        "--listen",
-                        &format!("127.0.0.1:{msrp_port}"),
-                    ])
-                    .args(["--focus", focus_sock.to_str().unwrap()])
-                    .args(&opts.extra_relay_args)
-                    .stdout(Stdio::from(
-                        std::fs::File::create(run_dir.join("relay.log")).unwrap(),
-                    ))
-                    .stderr(Stdio::from(
-                        std::fs::File::create(run_dir.join("relay.err")).unwrap(),
-                    )),
-            )
-            .expect("start relay"),
-        );
-        wait_for(
-            || relay_sock.exists(),
-            Duration::from_secs(10),
-            "relay control socket",
-        );
+        stack.spawn_relay(&opts.extra_relay_args, "start");
         let define = |k: &str, v: String| ["-A".to_string(), format!("{k}={v}")];
         let config = opts
             .config
@@ -189,46 +164,8 @@ impl Stack {
         for (k, v) in &opts.defines {
             args.extend(define(k, v.clone()));
         }
-        stack.kamailio_args = args.clone();
-        let log = std::fs::File::create(run_dir.join("kamailio.log")).unwrap();
-        stack.kamailio = Some(
-            GroupChild::spawn(
-                Command::new("kamailio")
-                    .args(&args)
-                    .stdout(Stdio::from(log.try_clone().unwrap()))
-                    .stderr(Stdio::from(log)),
-            )
-            .expect("start kamailio"),
-        );
-        // Ready when OPTIONS is answered 200.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(k) = stack.kamailio.as_mut() {
-                if let Some(status) = k.try_wait() {
-                    panic!(
-                        "kamailio exited ({status}) during start-up:\n{}",
-                        stack.log()
-                    );
-                }
-            }
-            let mut c = sip::Client::new(sip::Transport::Udp, stack.sip_port);
-            if let Some(r) = c.options(Duration::from_millis(300)) {
-                if r.code == 200 {
-                    break;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "kamailio not ready:\n{}",
-                stack.log()
-            );
-        }
-        // The main process creates the focus socket after its UDP workers may already answer.
-        wait_for(
-            || focus_sock.exists(),
-            Duration::from_secs(10),
-            "the module's focus socket",
-        );
+        stack.kamailio_args = args;
+        stack.spawn_kamailio("start");
         stack
     }
 
@@ -268,39 +205,7 @@ impl Stack {
     /// control socket.
     pub fn restart_relay(&mut self, extra: &[String]) {
         assert!(self.relay.is_none(), "terminate the relay first");
-        let relay_bin = artifact("CHAT_ALIAS_RELAY_BIN", "target/release/chat-alias-relay");
-        let relay_sock = self.run_dir.join("relay.sock");
-        let append = |name: &str| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(self.run_dir.join(name))
-                .unwrap()
-        };
-        self.relay = Some(
-            GroupChild::spawn(
-                Command::new(&relay_bin)
-                    .args([
-                        "--control",
-                        relay_sock.to_str().unwrap(),
-                        "--listen",
-                        &format!("127.0.0.1:{}", self.msrp_port),
-                    ])
-                    .args([
-                        "--focus",
-                        self.run_dir.join("relay.sock.focus").to_str().unwrap(),
-                    ])
-                    .args(extra)
-                    .stdout(Stdio::from(append("relay.log")))
-                    .stderr(Stdio::from(append("relay.err"))),
-            )
-            .expect("restart relay"),
-        );
-        wait_for(
-            || relay_sock.exists(),
-            Duration::from_secs(10),
-            "relay control socket after restart",
-        );
+        self.spawn_relay(extra, "restart");
     }
 
     /// Stops Kamailio (SIGTERM, its alias table is gone) and starts it again with the same
@@ -310,13 +215,57 @@ impl Stack {
         if let Some(mut k) = self.kamailio.take() {
             k.stop(process::TERM_WAIT);
         }
-        let focus_sock = self.run_dir.join("relay.sock.focus");
-        let _ = std::fs::remove_file(&focus_sock);
-        let log = std::fs::OpenOptions::new()
+        let _ = std::fs::remove_file(self.run_dir.join("relay.sock.focus"));
+        self.spawn_kamailio("restart");
+    }
+
+    /// A file of the run directory, opened for appending (created if missing).
+    fn append(&self, name: &str) -> std::fs::File {
+        std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.run_dir.join("kamailio.log"))
-            .unwrap();
+            .open(self.run_dir.join(name))
+            .unwrap()
+    }
+
+    /// Starts the relay (control and focus sockets in the run directory, MSRP on `msrp_port`,
+    /// then `extra`), logging to relay.log/relay.err; waits for its control socket.
+    fn spawn_relay(&mut self, extra: &[String], what: &str) {
+        let relay_bin = artifact("CHAT_ALIAS_RELAY_BIN", "target/release/chat-alias-relay");
+        let relay_sock = self.run_dir.join("relay.sock");
+        self.relay = Some(
+            GroupChild::spawn(
+                Command::new(&relay_bin)
+                    .args([
+                        "--control",
+                        relay_sock.to_str().unwrap(),
+                        "--listen",
+                        &format!("127.0.0.1:{}", self.msrp_port),
+                    ])
+                    // The module's focus socket, at its default place next to the relay's
+                    // control socket.
+                    .args([
+                        "--focus",
+                        self.run_dir.join("relay.sock.focus").to_str().unwrap(),
+                    ])
+                    .args(extra)
+                    .stdout(Stdio::from(self.append("relay.log")))
+                    .stderr(Stdio::from(self.append("relay.err"))),
+            )
+            .unwrap_or_else(|e| panic!("{what} relay: {e}")),
+        );
+        wait_for(
+            || relay_sock.exists(),
+            Duration::from_secs(10),
+            &format!("relay control socket ({what})"),
+        );
+    }
+
+    /// Starts Kamailio with `kamailio_args`, logging to kamailio.log; ready when it answers
+    /// OPTIONS with 200 and the module's focus socket exists (the main process creates it after
+    /// its UDP workers may already answer).
+    fn spawn_kamailio(&mut self, what: &str) {
+        let log = self.append("kamailio.log");
         self.kamailio = Some(
             GroupChild::spawn(
                 Command::new("kamailio")
@@ -324,10 +273,13 @@ impl Stack {
                     .stdout(Stdio::from(log.try_clone().unwrap()))
                     .stderr(Stdio::from(log)),
             )
-            .expect("restart kamailio"),
+            .unwrap_or_else(|e| panic!("{what} kamailio: {e}")),
         );
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
+            if let Some(status) = self.kamailio.as_mut().and_then(GroupChild::try_wait) {
+                panic!("kamailio exited ({status}) during {what}:\n{}", self.log());
+            }
             let mut c = sip::Client::new(sip::Transport::Udp, self.sip_port);
             if c.options(Duration::from_millis(300))
                 .is_some_and(|r| r.code == 200)
@@ -336,13 +288,14 @@ impl Stack {
             }
             assert!(
                 Instant::now() < deadline,
-                "kamailio not ready after restart"
+                "kamailio not ready ({what}):\n{}",
+                self.log()
             );
         }
         wait_for(
-            || focus_sock.exists(),
+            || self.run_dir.join("relay.sock.focus").exists(),
             Duration::from_secs(10),
-            "the module's focus socket after restart",
+            &format!("the module's focus socket ({what})"),
         );
     }
 

@@ -417,6 +417,7 @@ impl Drop for Chat {
         }
     }
 }
+mod conversation;
 mod driver;
 mod incoming;
 mod io;

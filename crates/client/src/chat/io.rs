@@ -93,7 +93,6 @@ impl SipIo {
 }
 
 pub(super) struct MsrpConn {
-    pub(super) session: Session,
     pub(super) reader: OwnedReadHalf,
     /// Frames for the writer task, in order.
     pub(super) writer: tmpsc::UnboundedSender<Vec<u8>>,
@@ -109,16 +108,12 @@ async fn write_frames(mut w: OwnedWriteHalf, mut rx: tmpsc::UnboundedReceiver<Ve
 }
 
 impl MsrpConn {
-    pub(super) fn new(stream: TcpStream, session: Session) -> MsrpConn {
+    pub(super) fn new(stream: TcpStream) -> MsrpConn {
         let _ = stream.set_nodelay(true);
         let (reader, w) = stream.into_split();
         let (tx, rx) = tmpsc::unbounded_channel();
         tokio::spawn(write_frames(w, rx));
-        MsrpConn {
-            session,
-            reader,
-            writer: tx,
-        }
+        MsrpConn { reader, writer: tx }
     }
 }
 
