@@ -82,6 +82,23 @@ pub struct Join {
     pub private_messages_allowed: bool,
 }
 
+impl Join {
+    /// The participant this join registers, as the module also lists it for a resync.
+    pub fn record(&self) -> focus_socket::SessionRecord {
+        focus_socket::SessionRecord {
+            session: self.session.clone(),
+            conference: self.conference.clone(),
+            uri: self.uri.clone(),
+            display_name: self.display_name.clone(),
+            anonymous: self.anonymous,
+            peer_path: self.peer_path.clone(),
+            accept_wrapped_types: self.accept_wrapped_types.clone(),
+            chatroom: self.chatroom.clone(),
+            private_messages_allowed: self.private_messages_allowed,
+        }
+    }
+}
+
 impl Request {
     pub fn id(&self) -> u64 {
         match self {

@@ -225,17 +225,20 @@ mod tests {
         shared
             .switch
             .lock()
-            .join(Participant {
-                session: SID.into(),
-                conference: "sip:lounge@im.example.net".into(),
-                uri: "sip:anonymous@anonymous.invalid".into(),
-                display_name: None,
-                anonymous: true,
-                peer_path: vec![PEER.into()],
-                accept_wrapped_types: vec![],
-                chatroom: vec![],
-                private_messages_allowed: false,
-            })
+            .join_at(
+                Instant::now(),
+                Participant {
+                    session: SID.into(),
+                    conference: "sip:lounge@im.example.net".into(),
+                    uri: "sip:anonymous@anonymous.invalid".into(),
+                    display_name: None,
+                    anonymous: true,
+                    peer_path: vec![PEER.into()],
+                    accept_wrapped_types: vec![],
+                    chatroom: vec![],
+                    private_messages_allowed: false,
+                },
+            )
             .unwrap();
     }
 

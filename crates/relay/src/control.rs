@@ -4,7 +4,7 @@
 //! it is the relay's most sensitive interface: it is created mode 0600 whatever the umask
 //! ([`bind_private`]), and a peer whose uid (SO_PEERCRED) is not allowed is closed unanswered.
 use crate::metrics::Metrics;
-use crate::registry::{Participant, Registry};
+use crate::registry::Registry;
 use crate::Shared;
 use chat_alias_proto::control::{self, Grant, Request, Response};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -189,7 +189,7 @@ pub fn handle(shared: &Shared, req: Request) -> Response {
             }
             let session = j.session.clone();
             let mut sw = shared.switch.lock();
-            match sw.join_at(Instant::now(), Participant::from(&j)) {
+            match sw.join_at(Instant::now(), j.record()) {
                 Ok(()) => {
                     tracing::info!(session = %session, conference = %j.conference, uri = %j.uri, "participant joined");
                     Response {

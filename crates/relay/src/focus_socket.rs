@@ -229,17 +229,20 @@ mod tests {
         shared
             .switch
             .lock()
-            .join(Participant {
-                session: sid.clone(),
-                conference: "sip:lounge@im.example.net".into(),
-                uri: "sip:anonymous@anonymous.invalid".into(),
-                display_name: Some("bob".into()),
-                anonymous: true,
-                peer_path: vec![peer.clone()],
-                accept_wrapped_types: vec![],
-                chatroom: vec!["nickname".into()],
-                private_messages_allowed: false,
-            })
+            .join_at(
+                Instant::now(),
+                Participant {
+                    session: sid.clone(),
+                    conference: "sip:lounge@im.example.net".into(),
+                    uri: "sip:anonymous@anonymous.invalid".into(),
+                    display_name: Some("bob".into()),
+                    anonymous: true,
+                    peer_path: vec![peer.clone()],
+                    accept_wrapped_types: vec![],
+                    chatroom: vec!["nickname".into()],
+                    private_messages_allowed: false,
+                },
+            )
             .unwrap();
         let (outbox, _orx) = Outbox::new(1 << 20, 1 << 20, metrics.clone());
         shared.switch.lock().handle_open(Instant::now(), 1, outbox);

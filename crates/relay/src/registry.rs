@@ -1,37 +1,11 @@
 //! The relay's participant registry: who may bind which MSRP session, and as whom they speak.
 //! Filled by the focus over the control channel; the relay holds nothing the focus cannot rebuild.
-use chat_alias_proto::control::Join;
 use chat_alias_proto::sip;
 use std::collections::HashMap;
 
-#[derive(Debug, Clone)]
-pub struct Participant {
-    pub session: String,
-    pub conference: String,
-    pub uri: String,
-    pub display_name: Option<String>,
-    pub anonymous: bool,
-    pub peer_path: Vec<String>,
-    pub accept_wrapped_types: Vec<String>,
-    pub chatroom: Vec<String>,
-    pub private_messages_allowed: bool,
-}
-
-impl From<&Join> for Participant {
-    fn from(j: &Join) -> Self {
-        Participant {
-            session: j.session.clone(),
-            conference: j.conference.clone(),
-            uri: j.uri.clone(),
-            display_name: j.display_name.clone(),
-            anonymous: j.anonymous,
-            peer_path: j.peer_path.clone(),
-            accept_wrapped_types: j.accept_wrapped_types.clone(),
-            chatroom: j.chatroom.clone(),
-            private_messages_allowed: j.private_messages_allowed,
-        }
-    }
-}
+/// A registered participant: the record a `join` carries (without its request id and version),
+/// the same the module lists for a resync.
+pub type Participant = chat_alias_proto::control::focus_socket::SessionRecord;
 
 /// Sessions by id, and each conference's sessions in join order.
 #[derive(Debug, Default)]

@@ -7,7 +7,7 @@
 //! - inputs: [`Switch::handle_open`], [`Switch::handle_event`], [`Switch::handle_malformed`],
 //!   [`Switch::handle_closed`], [`Switch::handle_timeout`], [`Switch::handle_focus_reply`],
 //!   [`Switch::handle_focus_unreachable`], [`Switch::handle_resync_request`] — each takes `now`;
-//! - commands: [`Switch::join`], [`Switch::leave`], [`Switch::close_all`];
+//! - commands: [`Switch::join_at`], [`Switch::leave`], [`Switch::close_all`];
 //! - outputs: [`Switch::poll_timeout`] (the next deadline; the driver sleeps until then) and
 //!   [`Switch::poll_action`] (questions for the module's focus socket: the driver sends them and
 //!   feeds the answers back through [`Switch::handle_focus_reply`]).
@@ -494,11 +494,6 @@ impl<O: Outlet> Switch<O> {
     }
 
     // ---- commands ----
-
-    /// Registers (or refreshes) a participant (control `join`), as of the current time.
-    pub fn join(&mut self, p: Participant) -> Result<(), String> {
-        self.join_at(Instant::now(), p)
-    }
 
     /// Registers (or refreshes) a participant at `now`: a new session is watched until it binds
     /// (see [`Switch::idle`]).

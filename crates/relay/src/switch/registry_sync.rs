@@ -9,7 +9,6 @@
 //! not be sent); deadlines are part of [`Switch::poll_timeout`] and run in
 //! [`Switch::handle_timeout`].
 use super::{Action, AskId, Outlet, Switch};
-use crate::registry::Participant;
 use chat_alias_proto::control::focus_socket::{Question, Reply, SessionRecord, MAX_CHECK};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -80,21 +79,6 @@ impl Sync {
         if let Some(r) = self.resync.as_mut() {
             r.left.insert(session.to_string());
         }
-    }
-}
-
-/// A listed session as the participant a `join` would register.
-pub fn participant(r: SessionRecord) -> Participant {
-    Participant {
-        session: r.session,
-        conference: r.conference,
-        uri: r.uri,
-        display_name: r.display_name,
-        anonymous: r.anonymous,
-        peer_path: r.peer_path,
-        accept_wrapped_types: r.accept_wrapped_types,
-        chatroom: r.chatroom,
-        private_messages_allowed: r.private_messages_allowed,
     }
 }
 
@@ -214,7 +198,7 @@ impl<O: Outlet> Switch<O> {
                 continue;
             }
             let session = r.session.clone();
-            match self.join_at(now, participant(r)) {
+            match self.join_at(now, r) {
                 Ok(()) => {
                     tracing::info!(session = %session, "participant restored from the focus");
                     added += 1;

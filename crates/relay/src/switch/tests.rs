@@ -166,18 +166,22 @@ impl H {
     /// Registers a participant whose session id is `session` (padded to a valid id).
     fn join(&mut self, session: &str, conf: &str, uri: &str, dn: Option<&str>) -> String {
         let sid = format!("{session:a<16}");
+        let now = self.now;
         self.sw
-            .join(Participant {
-                session: sid.clone(),
-                conference: conf.into(),
-                uri: uri.into(),
-                display_name: dn.map(str::to_string),
-                anonymous: uri.contains("anonymous.invalid"),
-                peer_path: vec![peer_path(&sid)],
-                accept_wrapped_types: vec!["text/plain".into()],
-                chatroom: vec!["nickname".into(), "private-messages".into()],
-                private_messages_allowed: conf == CONF,
-            })
+            .join_at(
+                now,
+                Participant {
+                    session: sid.clone(),
+                    conference: conf.into(),
+                    uri: uri.into(),
+                    display_name: dn.map(str::to_string),
+                    anonymous: uri.contains("anonymous.invalid"),
+                    peer_path: vec![peer_path(&sid)],
+                    accept_wrapped_types: vec!["text/plain".into()],
+                    chatroom: vec!["nickname".into(), "private-messages".into()],
+                    private_messages_allowed: conf == CONF,
+                },
+            )
             .unwrap();
         sid
     }
@@ -185,7 +189,7 @@ impl H {
     fn set(&mut self, sid: &str, f: impl FnOnce(&mut Participant)) {
         let mut p = self.sw.registry.get(sid).unwrap().clone();
         f(&mut p);
-        self.sw.join(p).unwrap();
+        self.sw.join_at(self.now, p).unwrap();
     }
 
     fn open(&mut self, conn: ConnId) -> Fake {
@@ -2014,17 +2018,20 @@ fn a_replayed_join_cannot_redirect_a_session() {
         Some("ann"),
     );
     let attacker = "msrp://203.0.113.9:4000/evil;tcp";
-    h.sw.join(Participant {
-        session: a.clone(),
-        conference: CONF.into(),
-        uri: "sip:alice@example.com".into(),
-        display_name: Some("Alice".into()),
-        anonymous: false,
-        peer_path: vec![attacker.into()],
-        accept_wrapped_types: vec![],
-        chatroom: vec![],
-        private_messages_allowed: true,
-    })
+    h.sw.join_at(
+        h.now,
+        Participant {
+            session: a.clone(),
+            conference: CONF.into(),
+            uri: "sip:alice@example.com".into(),
+            display_name: Some("Alice".into()),
+            anonymous: false,
+            peer_path: vec![attacker.into()],
+            accept_wrapped_types: vec![],
+            chatroom: vec![],
+            private_messages_allowed: true,
+        },
+    )
     .unwrap();
     assert_eq!(h.sw.gauges().participants, 1);
     // Binding from the replayed path: 403.

@@ -79,7 +79,7 @@ fn page(range: std::ops::Range<usize>) -> Value {
 fn resync_pages_register_unknown_sessions_only() {
     let mut sw = switch(true);
     let t0 = Instant::now();
-    let mut live = participant(SessionRecord::from_value(&record(1)).unwrap());
+    let mut live = SessionRecord::from_value(&record(1)).unwrap();
     live.display_name = Some("live".into());
     sw.join_at(t0, live).unwrap();
     sw.handle_resync_request(t0);
@@ -155,11 +155,8 @@ fn no_focus_no_questions() {
     let mut sw = switch(false);
     let t0 = Instant::now();
     sw.handle_resync_request(t0);
-    sw.join_at(
-        t0,
-        participant(SessionRecord::from_value(&record(1)).unwrap()),
-    )
-    .unwrap();
+    sw.join_at(t0, SessionRecord::from_value(&record(1)).unwrap())
+        .unwrap();
     sw.handle_timeout(t0 + CHECK_EVERY * 3);
     assert_eq!(sw.poll_action(), None);
     assert!(!sw.resyncing());
@@ -172,11 +169,8 @@ fn convergence_closes_only_what_was_asked_and_named() {
     let mut sw = switch(true);
     let t0 = Instant::now();
     for i in 0..130 {
-        sw.join_at(
-            t0,
-            participant(SessionRecord::from_value(&record(i)).unwrap()),
-        )
-        .unwrap();
+        sw.join_at(t0, SessionRecord::from_value(&record(i)).unwrap())
+            .unwrap();
     }
     sw.handle_timeout(t0);
     assert_eq!(sw.poll_action(), None, "the first round waits one period");
@@ -228,11 +222,8 @@ fn no_check_during_a_resync() {
     // A long focus timeout: the page is still awaited when the first round is due.
     sw.cfg.focus_timeout = CHECK_EVERY * 2;
     let t0 = Instant::now();
-    sw.join_at(
-        t0,
-        participant(SessionRecord::from_value(&record(1)).unwrap()),
-    )
-    .unwrap();
+    sw.join_at(t0, SessionRecord::from_value(&record(1)).unwrap())
+        .unwrap();
     sw.handle_resync_request(t0);
     let (id, q) = asked(&mut sw);
     assert!(matches!(q, Question::Sessions { .. }));
