@@ -7,6 +7,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(req) = control::decode::<Request>(data) {
         let line = control::encode(&req);
-        assert_eq!(control::decode::<Request>(&line).expect("re-encoded line decodes"), req);
+        assert_eq!(
+            control::decode::<Request>(&line).expect("re-encoded line decodes"),
+            req
+        );
     }
 });

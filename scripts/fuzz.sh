@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target of the repository (crates/*/fuzz) for a set time each, keeps the
+# corpora under the gitignored crates/*/fuzz/corpus/<target>, prints a summary table (target,
+# executions, exec/s, findings), writes it to docs/fuzzing.md and exits non-zero on a finding.
+#
+# Installs what it needs, idempotently: the nightly toolchain (libFuzzer's sancov instrumentation
+# needs -Z flags) and cargo-fuzz, each only when missing.
+#
+# Environment:
+#   FUZZ_SECONDS   seconds per target (default: per target, chosen so that each reaches at least
+#                  10 million executions on a 2-core machine; see DEFAULT_SECONDS below)
+#   FUZZ_TARGETS   space-separated subset of targets (default: all)
+#   FUZZ_JOBS      targets run at once (default 1)
+#   FUZZ_REPORT    where to write the table (default docs/fuzzing.md; empty: nowhere)
+#
+# Findings: libFuzzer writes the crashing input to crates/<crate>/fuzz/artifacts/<target>/;
+# reproduce with `cargo +nightly fuzz run -s none -a <target> <that file>` from crates/<crate>.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+log() { printf 'fuzz: %s\n' "$*" >&2; }
+
+# Seconds per target when FUZZ_SECONDS is not set: the measured exec/s of each target on the
+# 2-core development machine (docs/fuzzing.md) with a margin, so that each reaches 10 million
+# executions. The switch target runs whole multi-connection sessions per input, hence its time.
+declare -A DEFAULT_SECONDS=(
+  [switch]=2400
+)
+FALLBACK_SECONDS=300
+
+# ---- toolchain ----
+if ! rustup toolchain list | grep -q '^nightly'; then
+  log "installing the nightly toolchain"
+  rustup toolchain install nightly --profile minimal >&2
+fi
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+  log "installing cargo-fuzz"
+  cargo install cargo-fuzz --locked >&2
+fi
+
+# ---- the targets ----
+# (crate dir, target) pairs, from each fuzz crate's own list.
+pairs=()
+for dir in "$here"/crates/*/fuzz; do
+  crate=$(dirname "$dir")
+  for t in $(cd "$crate" && cargo +nightly fuzz list); do
+    if [ -z "${FUZZ_TARGETS:-}" ] || [[ " $FUZZ_TARGETS " == *" $t "* ]]; then
+      pairs+=("$crate:$t")
+    fi
+  done
+done
+[ ${#pairs[@]} -gt 0 ] || { log "no target matches FUZZ_TARGETS=${FUZZ_TARGETS:-}"; exit 2; }
+
+# No sanitizer: the fuzzed crates forbid unsafe code, so AddressSanitizer would only halve the
+# speed; `-a` keeps debug assertions and overflow checks on.
+FUZZ_FLAGS=(-s none -a)
+
+# Build each fuzz crate once, before any run starts the clock.
+for crate in $(printf '%s\n' "${pairs[@]}" | cut -d: -f1 | sort -u); do
+  log "building the targets of ${crate#"$here"/}"
+  (cd "$crate" && cargo +nightly fuzz build "${FUZZ_FLAGS[@]}" >&2)
+done
+
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+
+run_one() {
+  local crate=$1 t=$2
+  local secs=${FUZZ_SECONDS:-${DEFAULT_SECONDS[$t]:-$FALLBACK_SECONDS}}
+  local corpus="$crate/fuzz/corpus/$t" artifacts="$crate/fuzz/artifacts/$t"
+  local seeds="$crate/fuzz/seeds/$t"
+  mkdir -p "$corpus" "$artifacts"
+  local before after
+  before=$(ls "$artifacts" | wc -l)
+  local extra=()
+  [ -d "$seeds" ] && extra+=("$seeds")
+  log "$t: ${secs}s"
+  local out="$results/$t.log" rc=0
+  (cd "$crate" && cargo +nightly fuzz run "${FUZZ_FLAGS[@]}" "$t" "$corpus" "${extra[@]}" -- \
+      -max_total_time="$secs" -print_final_stats=1 -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+      -artifact_prefix="$artifacts/") >"$out" 2>&1 || rc=$?
+  after=$(ls "$artifacts" | wc -l)
+  local execs rate
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out" | grep -o '[0-9]*$' | tail -n1)
+  rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$out" | grep -o '[0-9]*$' | tail -n1)
+  local findings=$((after - before))
+  if [ "$rc" != 0 ] && [ "$findings" = 0 ]; then
+    findings=1 # the run failed without an artifact (build or harness error): count it
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${crate#"$here"/crates/}" "$secs" "${execs:-0}" \
+    "${rate:-0}" "$findings" >"$results/$t.row"
+  if [ "$findings" != 0 ]; then
+    log "$t: FINDING (exit $rc); log: see below, inputs in ${artifacts#"$here"/}"
+    tail -n 40 "$out" >&2
+  fi
+}
+
+jobs_max=${FUZZ_JOBS:-1}
+for p in "${pairs[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+  run_one "${p%%:*}" "${p#*:}" &
+done
+wait
+
+table=$(
+  printf '| target | crate | seconds | executions | exec/s | findings |\n'
+  printf '|---|---|---:|---:|---:|---:|\n'
+  for p in "${pairs[@]}"; do
+    t=${p#*:}
+    IFS=$'\t' read -r name crate secs execs rate findings <"$results/$t.row"
+    printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$crate" "$secs" "$execs" "$rate" "$findings"
+  done
+)
+total=$(cat "$results"/*.row | awk -F'\t' '{s += $6} END {print s + 0}')
+echo "$table"
+
+report=${FUZZ_REPORT-$here/docs/fuzzing.md}
+if [ -n "$report" ]; then
+  {
+    echo "# Fuzzing"
+    echo
+    echo "Written by \`make fuzz\` (scripts/fuzz.sh). Every parser of untrusted bytes and the MSRP"
+    echo "switch (fed arbitrary multi-connection frame sequences) has a cargo-fuzz target under"
+    echo "\`crates/*/fuzz\`; corpora stay in the gitignored \`crates/*/fuzz/corpus/<target>\`."
+    echo
+    echo "Latest campaign: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
+      "$(cargo +nightly --version | cut -d' ' -f1-2), cargo-fuzz $(cargo +nightly fuzz --version | awk '{print $NF}')," \
+      "no sanitizer, debug assertions and overflow checks on, ${FUZZ_JOBS:-1} target(s) at a time."
+    echo
+    echo "$table"
+    echo
+    echo "Findings in total: $total."
+  } >"$report.tmp"
+  # Keep anything written below the generated part (notes on findings) when there is any.
+  if [ -f "$report" ] && grep -q '^<!-- notes -->' "$report"; then
+    { echo; sed -n '/^<!-- notes -->/,$p' "$report"; } >>"$report.tmp"
+  fi
+  mv "$report.tmp" "$report"
+  log "table written to ${report#"$here"/}"
+fi
+
+if [ "$total" != 0 ]; then
+  log "$total finding(s)"
+  exit 1
+fi
