@@ -11,8 +11,9 @@
 //!   other way round) names the sender's assigned URI, and a display name only if it is one the
 //!   sender held;
 //! - every body-carrying frame of one relayed Message-ID comes from one sender;
-//! - bounded state: messages in flight ≤ open connections × MAX_IN_FLIGHT_PER_CONNECTION, focus
-//!   questions waiting ≤ open connections × MAX_FOCUS_ASKS_PER_CONNECTION.
+//! - bounded state: messages in flight ≤ open connections × MAX_IN_FLIGHT_PER_CONNECTION; focus
+//!   questions waiting ≤ MAX_FOCUS_ASKS_PER_CONNECTION per connection (a question outlives its
+//!   connection until the focus answers or `focus_timeout` passes).
 //!
 //! The adapter to the switch's API is `Fake` (the outlet) and `Harness::dispatch`; the rest only
 //! speaks MSRP bytes.
@@ -478,7 +479,8 @@ struct Harness {
     names: HashMap<String, HashSet<Option<String>>>,
     /// (recipient, relayed Message-ID) → what it reassembled.
     copies: HashMap<(ConnId, String), Reassembly>,
-    asks: Vec<NicknameAsk>,
+    /// Questions the focus has not answered yet, with when they were asked.
+    asks: Vec<(NicknameAsk, Instant)>,
     /// Per (slot connection, Message-ID): where its next chunk starts.
     next_byte: HashMap<(ConnId, String), u64>,
 }
@@ -723,7 +725,7 @@ impl Harness {
                     return;
                 };
                 let i = person(*who);
-                let tid = format!("b{}", o.conn);
+                let tid = format!("bind{}", o.conn);
                 let w = format!(
                     "MSRP {tid} SEND\r\nTo-Path: {}\r\nFrom-Path: {}\r\nMessage-ID: bind\r\nByte-Range: 1-0/0\r\n-------{tid}$\r\n",
                     cfg().session_uri(PEOPLE[i].0),
@@ -750,7 +752,7 @@ impl Harness {
                 if self.asks.is_empty() {
                     return;
                 }
-                let ask = self.asks.remove(usize::from(*pick) % self.asks.len());
+                let (ask, _) = self.asks.remove(usize::from(*pick) % self.asks.len());
                 let outcome = match outcome {
                     Outcome::Named(n) => {
                         FocusOutcome::Named(n.as_ref().map(name_text).filter(|s| !s.is_empty()))
@@ -798,7 +800,7 @@ impl Harness {
             }
         }
         while let Some(Action::AskFocus(ask)) = self.sw.poll_action() {
-            self.asks.push(ask);
+            self.asks.push((ask, self.now));
         }
         self.check_frames();
         self.note_names();
@@ -809,7 +811,19 @@ impl Harness {
             "connections the switch knows"
         );
         assert!(self.sw.in_flight() <= open * MAX_IN_FLIGHT_PER_CONNECTION);
-        assert!(self.sw.focus_pending() <= open * MAX_FOCUS_ASKS_PER_CONNECTION);
+        // Questions outlive their connection until answered or timed out (a 200 still changes
+        // the enforced name), so the bound is per connection among those still waiting.
+        let deadline = cfg().focus_timeout;
+        let mut waiting: HashMap<ConnId, usize> = HashMap::new();
+        for (ask, at) in &self.asks {
+            if *at + deadline > self.now {
+                *waiting.entry(ask.conn).or_default() += 1;
+            }
+        }
+        assert!(waiting
+            .values()
+            .all(|&n| n <= MAX_FOCUS_ASKS_PER_CONNECTION));
+        assert!(self.sw.focus_pending() <= waiting.values().sum::<usize>());
     }
 
     fn note_names(&mut self) {
