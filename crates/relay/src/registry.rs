@@ -157,6 +157,10 @@ impl Registry {
         self.sessions.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
     pub fn conference_count(&self) -> usize {
         self.conferences.len()
     }
