@@ -55,11 +55,32 @@ int ca_t_reply_totag(struct sip_msg *msg, ca_str *out);
  * 0 ok, -1 no dialog (dlg_manage() not called) or registration failed. */
 int ca_dlg_watch(struct sip_msg *msg, uint64_t handle);
 
+/* A UAS dialog (tm's dlg_t, in shm) built from the INVITE being answered 200; 0 on failure.
+ * Freed with ca_dlg_free exactly once. */
+uint64_t ca_dlg_new(struct sip_msg *msg);
+void ca_dlg_free(uint64_t d);
+/* Sends a BYE in that dialog through tm with extra headers (each ending in CRLF). 0 sent. */
+int ca_dlg_bye(uint64_t d, const char *hdrs, int hlen);
+
+/* The module's own timer process: register in mod_init, fork in child_init (PROC_MAIN only);
+ * it calls chat_alias_timer_tick() every second. 0 ok. */
+int ca_timer_register(void);
+int ca_timer_fork(int rank);
+void chat_alias_timer_tick(void);
+
 /* Implemented in Rust: called from the dialog callback (any process). */
 void chat_alias_dialog_ended(uint64_t handle, int cb_type);
 
 /* Counters: register the module's group; ca_counter_add(i, v) adds v to counter i. */
 int ca_counters_register(const char **names, const char **descrs, int n);
 void ca_counter_add(int i, int v);
+
+/* A server process of the module's own. ca_register_procs(n) in mod_init announces n processes;
+ * ca_fork_process (main process, child_init(PROC_MAIN)) forks one: in the child it initialises the
+ * config framework and runs body(arg), which must not return (the child exits if it does); in the
+ * parent it returns the child's pid, or -1. ca_cfg_update refreshes the child's config copy. */
+int ca_register_procs(int n);
+int ca_fork_process(const char *desc, int arg, void (*body)(int));
+void ca_cfg_update(void);
 
 #endif

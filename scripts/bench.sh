@@ -78,7 +78,7 @@ cp "$relay_bin" "$run/bin/chat-alias-relay"; relay_bin=$run/bin/chat-alias-relay
 sip_port=$(free_port) || die "no free port"
 msrp_port=$(free_port) || die "no free port"
 relay_sock=$run/relay.sock
-rpc_sock=$run/kamailio_rpc.sock
+rpc_sock=$run/relay.sock.focus  # the module's focus socket (default next to relay_socket)
 ctl="unix:$run/kamailio_ctl"
 relay_pid=""; kam_pid=""; sipp_pid=""; kam_status=""
 
@@ -127,7 +127,7 @@ start_stack() {
   # (when this relay build has the option).
   local relay_args=(--control "$relay_sock" --listen "127.0.0.1:$msrp_port")
   if "$relay_bin" --help 2>/dev/null | grep -q -- '--focus-rpc'; then
-    relay_args+=(--focus-rpc "$rpc_sock")
+    relay_args+=(--focus "$rpc_sock")
   fi
   "$relay_bin" "${relay_args[@]}" > "$run/relay.log" 2> "$run/relay.err" &
   relay_pid=$!

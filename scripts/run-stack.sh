@@ -19,7 +19,7 @@ shm_mb=${CHAT_ALIAS_SHM_MB:-256}
 mkdir -p "$run_dir"
 relay_sock="$run_dir/relay.sock"
 ctl_sock="$run_dir/kamailio_ctl"
-rpc_sock="$run_dir/kamailio_rpc.sock"
+focus_sock="$relay_sock.focus"  # the module's focus socket (modparam focus_socket's default)
 relay_pid=""; kam_pid=""
 
 stop() {
@@ -37,7 +37,7 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-"$relay_bin" --control "$relay_sock" --listen "127.0.0.1:$msrp_port" --focus-rpc "$rpc_sock" \
+"$relay_bin" --control "$relay_sock" --listen "127.0.0.1:$msrp_port" --focus "$focus_sock" \
   > >(tee "$run_dir/relay.log") 2>&1 &
 relay_pid=$!
 echo "$relay_pid" > "$run_dir/relay.pid"
@@ -46,7 +46,7 @@ for _ in $(seq 100); do [ -S "$relay_sock" ] && break; kill -0 "$relay_pid" 2>/d
 
 kamailio -f "$here/kamailio/kamailio.cfg" -DD -E -m "$shm_mb" -M 16 -Y "$run_dir" -P "$run_dir/kamailio.pid" \
   -A "SIP_PORT=$sip_port" -A "CHILDREN=$children" -A "MODULE_PATH=\"$module\"" \
-  -A "GROUPS_DIR=\"$groups_dir\"" -A "RELAY_SOCKET=\"$relay_sock\"" -A "CTL_SOCKET=\"unix:$ctl_sock\"" -A "RPC_SOCKET=\"$rpc_sock\"" \
+  -A "GROUPS_DIR=\"$groups_dir\"" -A "RELAY_SOCKET=\"$relay_sock\"" -A "CTL_SOCKET=\"unix:$ctl_sock\"" \
   > >(tee "$run_dir/kamailio.log") 2>&1 &
 kam_pid=$!
 

@@ -5,6 +5,10 @@ pub struct Config {
     pub groups_dir: String,
     /// The relay's control socket (Unix stream).
     pub relay_socket: String,
+    /// The focus socket the relay asks (Unix datagram); empty: `<relay_socket>.focus`.
+    pub focus_socket: String,
+    /// The uid whose datagrams the focus socket answers; None: Kamailio's own.
+    pub focus_allowed_uid: Option<u32>,
     /// How long a worker waits for the relay to acknowledge a join or leave.
     pub relay_timeout_ms: u32,
     /// `Retry-After` seconds on 503 answers.
@@ -17,6 +21,15 @@ pub struct Config {
     pub max_conferences: u32,
     /// Number of independently locked stripes of the alias table.
     pub table_stripes: u32,
+    /// Places one authenticated identity may hold in one conference, anonymous and named together
+    /// (a sock-puppet bound); 0 = no limit.
+    pub max_places_per_identity: u32,
+    /// Seconds after its 200 OK within which a participant must bind its MSRP session, else the
+    /// focus ends its dialog (0: never).
+    pub bind_timeout: u32,
+    /// Seconds a participant's MSRP connection may stay gone before the focus ends its dialog
+    /// (0: never).
+    pub msrp_gone_timeout: u32,
 }
 
 impl Config {
@@ -44,6 +57,11 @@ impl Config {
             return Err("modparam relay_socket is required".into());
         }
         Ok(())
+    }
+
+    /// The places-per-identity bound for the alias table (`None`: unlimited).
+    pub fn places_per_identity(&self) -> Option<u32> {
+        (self.max_places_per_identity > 0).then_some(self.max_places_per_identity)
     }
 
     /// Capacity of one stripe: the totals divided evenly, rounded up.

@@ -10,6 +10,7 @@
 mod config;
 #[allow(unsafe_code)]
 mod ffi;
+mod focus_socket;
 mod relay_link;
 mod service;
 mod stats;

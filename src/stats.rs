@@ -25,11 +25,15 @@ pub enum Counter {
     RefusedInternal,
     Reloads,
     ReloadFailures,
+    RefusedPlaces,
+    RemovedNeverBound,
+    RemovedMsrpGone,
+    RemovedGroupGone,
 }
 
 impl Counter {
     /// Every counter, in registration order: `ALL[i] as usize == i` (checked at compile time).
-    pub const ALL: [Counter; 20] = [
+    pub const ALL: [Counter; 24] = [
         Counter::Joins,
         Counter::AnonymousJoins,
         Counter::ModifiedAliases,
@@ -50,6 +54,10 @@ impl Counter {
         Counter::RefusedInternal,
         Counter::Reloads,
         Counter::ReloadFailures,
+        Counter::RefusedPlaces,
+        Counter::RemovedNeverBound,
+        Counter::RemovedMsrpGone,
+        Counter::RemovedGroupGone,
     ];
 
     /// (name, description), NUL-terminated for Kamailio. The match is exhaustive: a new counter
@@ -129,6 +137,22 @@ impl Counter {
                 c"reload_failures",
                 c"refused chat_alias.reload commands (old groups kept)",
             ),
+            Counter::RefusedPlaces => (
+                c"refused_places",
+                c"INVITEs refused 486: the identity holds max_places_per_identity places already",
+            ),
+            Counter::RemovedNeverBound => (
+                c"removed_never_bound",
+                c"participants the focus removed (BYE) because their MSRP session was not bound within bind_timeout",
+            ),
+            Counter::RemovedMsrpGone => (
+                c"removed_msrp_gone",
+                c"participants the focus removed (BYE) because their MSRP connection was gone for msrp_gone_timeout",
+            ),
+            Counter::RemovedGroupGone => (
+                c"removed_group_gone",
+                c"participants the focus removed (BYE) because a reload removed their group",
+            ),
         }
     }
 }
@@ -153,6 +177,7 @@ pub fn refusal_counter(kind: RefusalKind) -> Counter {
         RefusalKind::Anonymity => Counter::RefusedAnonymity,
         RefusalKind::ConferenceFull => Counter::RefusedConferenceFull,
         RefusalKind::AlreadyJoined => Counter::RefusedAlreadyJoined,
+        RefusalKind::TooManyPlaces => Counter::RefusedPlaces,
         RefusalKind::BadOffer => Counter::RefusedBadOffer,
         RefusalKind::NotAcceptable => Counter::RefusedNotAcceptable,
         RefusalKind::PrivacyUnavailable => Counter::RefusedPrivacyUnavailable,

@@ -765,8 +765,9 @@ fn private_message_to_a_participant_not_connected_is_404() {
     }
 }
 
-/// `--max-unbound` and `--max-connections`: connections beyond are accepted and closed at once
-/// (counted in the metrics); bound participants carry on.
+/// `--max-unbound` and `--max-connections`: at a cap the oldest unbound connection is closed to
+/// make room (counted in the metrics); with every connection bound, a new one is accepted and
+/// closed at once; bound participants carry on.
 #[test]
 fn connections_beyond_the_limits_are_refused() {
     let metrics_addr = format!("127.0.0.1:{}", support::free_port());
@@ -808,26 +809,44 @@ fn connections_beyond_the_limits_are_refused() {
         }
     }
     wait_connections(3);
-    // One unbound connection is admitted; a second is refused.
-    let idle = std::net::TcpStream::connect(&addr).unwrap();
+    // One unbound connection is admitted; a second makes room by evicting the first (silent
+    // connections must not lock participants out).
+    let mut idle = std::net::TcpStream::connect(&addr).unwrap();
     wait_connections(4);
-    let mut extra = std::net::TcpStream::connect(&addr).unwrap();
+    let extra = std::net::TcpStream::connect(&addr).unwrap();
     let t0 = Instant::now();
-    assert!(refused(&mut extra), "second unbound connection refused");
+    assert!(refused(&mut idle), "oldest unbound connection evicted");
     assert!(t0.elapsed() < Duration::from_secs(1), "closed at once");
     assert_eq!(
         metric(
             &metrics_addr,
-            "chat_alias_relay_connections_refused_total{reason=\"max_unbound\"}"
+            "chat_alias_relay_unbound_evicted_total{reason=\"max_unbound\"}"
         ),
         1
     );
+    wait_connections(4);
     // The unbound place frees when the idle connection goes; a participant binds there.
-    drop(idle);
+    drop(extra);
     wait_connections(3);
     let carol = enter(&stack, LOUNGE, "sip:carol@example.org", Some("carol"), true);
-    // Five open (four bound, one unbound): the total cap refuses the next.
-    let _idle = std::net::TcpStream::connect(&addr).unwrap();
+    // Five open (four bound, one unbound): the total cap evicts the unbound one for the next.
+    let mut idle = std::net::TcpStream::connect(&addr).unwrap();
+    wait_connections(5);
+    let _extra = std::net::TcpStream::connect(&addr).unwrap();
+    assert!(
+        refused(&mut idle),
+        "unbound connection evicted at --max-connections"
+    );
+    assert_eq!(
+        metric(
+            &metrics_addr,
+            "chat_alias_relay_unbound_evicted_total{reason=\"max_connections\"}"
+        ),
+        1
+    );
+    // A participant takes the last place (evicting the unbound one again); with every
+    // connection bound, the next one is refused.
+    let dave = enter(&stack, LOUNGE, "sip:dave@example.org", Some("dave"), true);
     wait_connections(5);
     let mut extra = std::net::TcpStream::connect(&addr).unwrap();
     assert!(
@@ -846,6 +865,6 @@ fn connections_beyond_the_limits_are_refused() {
     assert_eq!(st, Some(200));
     assert_eq!(bob.m().next_message(T).unwrap().body, body);
     assert_eq!(bob2.m().next_message(T).unwrap().body, body);
-    assert_eq!(metric(&metrics_addr, "chat_alias_relay_bound_sessions"), 4);
-    drop(carol);
+    assert_eq!(metric(&metrics_addr, "chat_alias_relay_bound_sessions"), 5);
+    drop((carol, dave));
 }

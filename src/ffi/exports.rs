@@ -45,12 +45,17 @@ static P_GROUPS_DIR: KCell<*mut c_char> = KCell(UnsafeCell::new(
 static P_RELAY_SOCKET: KCell<*mut c_char> = KCell(UnsafeCell::new(
     c"/run/chat-alias/relay.sock".as_ptr().cast_mut(),
 ));
+static P_FOCUS_SOCKET: KCell<*mut c_char> = KCell(UnsafeCell::new(c"".as_ptr().cast_mut()));
+static P_FOCUS_ALLOWED_UID: KCell<c_int> = KCell(UnsafeCell::new(-1));
 static P_RELAY_TIMEOUT_MS: KCell<c_int> = KCell(UnsafeCell::new(200));
 static P_RETRY_AFTER: KCell<c_int> = KCell(UnsafeCell::new(5));
 static P_MAX_DISPLAY_NAME: KCell<c_int> = KCell(UnsafeCell::new(64));
 static P_MAX_PARTICIPANTS: KCell<c_int> = KCell(UnsafeCell::new(16384));
 static P_MAX_CONFERENCES: KCell<c_int> = KCell(UnsafeCell::new(1024));
 static P_TABLE_STRIPES: KCell<c_int> = KCell(UnsafeCell::new(16));
+static P_MAX_PLACES_PER_IDENTITY: KCell<c_int> = KCell(UnsafeCell::new(3));
+static P_BIND_TIMEOUT: KCell<c_int> = KCell(UnsafeCell::new(30));
+static P_MSRP_GONE_TIMEOUT: KCell<c_int> = KCell(UnsafeCell::new(60));
 
 const fn param(name: &'static CStr, ty: u32, p: *mut c_void) -> b::param_export_t {
     b::param_export_t {
@@ -60,12 +65,22 @@ const fn param(name: &'static CStr, ty: u32, p: *mut c_void) -> b::param_export_
     }
 }
 
-static PARAMS: KCell<[b::param_export_t; 9]> = KCell(UnsafeCell::new([
+static PARAMS: KCell<[b::param_export_t; 14]> = KCell(UnsafeCell::new([
     param(c"groups_dir", b::PARAM_STRING, P_GROUPS_DIR.0.get().cast()),
     param(
         c"relay_socket",
         b::PARAM_STRING,
         P_RELAY_SOCKET.0.get().cast(),
+    ),
+    param(
+        c"focus_socket",
+        b::PARAM_STRING,
+        P_FOCUS_SOCKET.0.get().cast(),
+    ),
+    param(
+        c"focus_allowed_uid",
+        b::PARAM_INT,
+        P_FOCUS_ALLOWED_UID.0.get().cast(),
     ),
     param(
         c"relay_timeout_ms",
@@ -92,6 +107,17 @@ static PARAMS: KCell<[b::param_export_t; 9]> = KCell(UnsafeCell::new([
         c"table_stripes",
         b::PARAM_INT,
         P_TABLE_STRIPES.0.get().cast(),
+    ),
+    param(
+        c"max_places_per_identity",
+        b::PARAM_INT,
+        P_MAX_PLACES_PER_IDENTITY.0.get().cast(),
+    ),
+    param(c"bind_timeout", b::PARAM_INT, P_BIND_TIMEOUT.0.get().cast()),
+    param(
+        c"msrp_gone_timeout",
+        b::PARAM_INT,
+        P_MSRP_GONE_TIMEOUT.0.get().cast(),
     ),
     b::param_export_t {
         name: null_mut(),
@@ -194,12 +220,19 @@ fn config_from_params() -> Config {
         groups_dir: unsafe { param_str(&P_GROUPS_DIR) },
         // SAFETY: see param_str.
         relay_socket: unsafe { param_str(&P_RELAY_SOCKET) },
+        // SAFETY: see param_str.
+        focus_socket: unsafe { param_str(&P_FOCUS_SOCKET) },
+        // SAFETY: modparams are written only during config parsing, before mod_init.
+        focus_allowed_uid: u32::try_from(unsafe { *P_FOCUS_ALLOWED_UID.0.get() }).ok(),
         relay_timeout_ms: param_u32(&P_RELAY_TIMEOUT_MS),
         retry_after: param_u32(&P_RETRY_AFTER),
         max_display_name_chars: param_u32(&P_MAX_DISPLAY_NAME),
         max_participants: param_u32(&P_MAX_PARTICIPANTS),
         max_conferences: param_u32(&P_MAX_CONFERENCES),
         table_stripes: param_u32(&P_TABLE_STRIPES),
+        max_places_per_identity: param_u32(&P_MAX_PLACES_PER_IDENTITY),
+        bind_timeout: param_u32(&P_BIND_TIMEOUT),
+        msrp_gone_timeout: param_u32(&P_MSRP_GONE_TIMEOUT),
     }
 }
 
@@ -246,8 +279,14 @@ fn init() -> Result<(), String> {
             cfg.relay_socket
         ),
     );
+    super::focus::register_process()?;
+    // SAFETY: called once in mod_init, before the fork.
+    if unsafe { b::ca_timer_register() } != 0 {
+        return Err("cannot register the module's timer process".into());
+    }
     let m = Module { cfg, shared };
-    service::reload(&m)?;
+    // At start-up an empty directory is allowed (groups can be added and reloaded later).
+    service::reload(&m, true)?;
     MODULE.set(m).map_err(|_| "mod_init ran twice".to_string())
 }
 
@@ -261,9 +300,50 @@ unsafe extern "C" fn mod_init() -> c_int {
     })
 }
 
-unsafe extern "C" fn child_init(_rank: c_int) -> c_int {
-    // Nothing to open here: the relay connection is opened lazily by the first request that needs it.
-    guard("child_init", -1, || 0)
+/// Kamailio's PROC_MAIN rank (core/sr_module.h): child_init in the main process, before the fork
+/// of the processes modules registered.
+const PROC_MAIN: c_int = 0;
+
+unsafe extern "C" fn child_init(rank: c_int) -> c_int {
+    // The relay connection is opened lazily by the first request that needs it. The main process
+    // creates the focus socket (a failure stops Kamailio) and forks the process that serves it,
+    // and forks the timer process that removes participants not backed by a live MSRP session
+    // and those of removed groups.
+    guard("child_init", -1, || {
+        if rank != PROC_MAIN {
+            return 0;
+        }
+        if let Err(e) = start_focus_socket() {
+            log(Level::Error, &format!("focus socket: {e}"));
+            return -1;
+        }
+        // SAFETY: plain call from the main process's child_init, as fork_basic_timer requires.
+        if unsafe { b::ca_timer_fork(rank) } != 0 {
+            log(Level::Error, "cannot fork the chat_alias timer process");
+            return -1;
+        }
+        0
+    })
+}
+
+fn start_focus_socket() -> Result<(), String> {
+    let m = module().ok_or("module not initialised")?;
+    let path = crate::focus_socket::path(&m.cfg.focus_socket, &m.cfg.relay_socket);
+    let sock = super::focus::bind_private(&path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let uid = m
+        .cfg
+        .focus_allowed_uid
+        .unwrap_or_else(super::focus::own_uid);
+    super::focus::fork_server(sock, uid)?;
+    log(
+        Level::Info,
+        &format!(
+            "focus socket at {} (mode 0600), answering uid {uid}",
+            path.display()
+        ),
+    );
+    Ok(())
 }
 
 unsafe extern "C" fn mod_destroy() {
@@ -392,6 +472,16 @@ unsafe extern "C" fn w_chat_alias_is_group(
     _p2: *mut c_char,
 ) -> c_int {
     guard("chat_alias_is_group", -1, || is_group(msg))
+}
+
+/// Called every second in the module's timer process.
+#[no_mangle]
+pub extern "C" fn chat_alias_timer_tick() {
+    guard("timer", (), || {
+        if let Some(m) = module() {
+            service::timer_tick(m);
+        }
+    })
 }
 
 /// Called by the shim's dialog callback in whichever process sees the dialog end.

@@ -3,12 +3,13 @@
 //! code under `catch_unwind`, and map the result to Kamailio's conventions (script functions: >0
 //! true, <0 false, 0 stop the script; init functions: 0 ok, <0 fail).
 mod exports;
+pub(crate) mod focus;
 mod kemi;
 mod msg;
 mod rpc;
 mod shared;
 
-pub use shared::Shared;
+pub use shared::{DialogRef, Shared};
 
 /// Kamailio's API as bindgen sees it through `include/wrapper.h` (allowlisted).
 #[allow(

@@ -181,6 +181,11 @@ impl Transaction for SipMsg {
         Some(unsafe { text(&s) })
     }
 
+    fn dialog_ref(&mut self) -> Option<super::DialogRef> {
+        // SAFETY: valid message of the current call; begin() created its transaction.
+        unsafe { super::DialogRef::from_invite(self.raw) }
+    }
+
     fn watch_dialog(&mut self, handle: u64) -> bool {
         // SAFETY: valid message; the handle is a plain integer carried as the callback parameter.
         unsafe { b::ca_dlg_watch(self.raw, handle) == 0 }

@@ -142,6 +142,29 @@ impl Reply {
         }))
     }
 
+    /// Reads one optional string parameter.
+    fn optional_string(&self) -> Option<String> {
+        let mut p: *mut c_char = null_mut();
+        // SAFETY: "*s" stores one char* into `p` if present; the return value counts it.
+        let n = unsafe {
+            let scan = (*self.rpc).scan?;
+            scan(
+                self.ctx,
+                c"*s".as_ptr().cast_mut(),
+                &mut p as *mut *mut c_char,
+            )
+        };
+        if n < 1 || p.is_null() {
+            return None;
+        }
+        // SAFETY: the RPC layer returned a NUL-terminated string valid for this call.
+        Some(
+            unsafe { std::ffi::CStr::from_ptr(p) }
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+
     /// Reads up to two optional integer parameters (missing ones stay `None`).
     fn optional_ints(&self) -> [Option<i64>; 2] {
         let (mut a, mut b2): (c_int, c_int) = (0, 0);
@@ -250,7 +273,18 @@ unsafe extern "C" fn rpc_reload(rpc: *mut b::rpc_t, ctx: *mut c_void) {
         let Some(m) = module() else {
             return r.fault(500, "chat_alias not initialised");
         };
-        match service::reload(m) {
+        // One optional string parameter: `force` accepts a directory that holds no group.
+        let force = match r.optional_string() {
+            None => false,
+            Some(s) if s == "force" => true,
+            Some(other) => {
+                return r.fault(
+                    400,
+                    &format!("unknown parameter {other:?}: the only parameter is \"force\""),
+                )
+            }
+        };
+        match service::reload(m, force) {
             Ok(n) => r.text(&format!("reloaded {n} groups")),
             Err(e) => r.fault(500, &e),
         }

@@ -3,7 +3,7 @@
 //! Kamailio process, so the pointers here are valid everywhere. The table itself keeps only offsets.
 use super::bindings as b;
 use crate::config::Config;
-use chat_alias_focus::alias_table::{self, Stripe, StripeConfig};
+use chat_alias_focus::alias_table::{self, ParticipantHandle, Stripe, StripeConfig};
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,12 +15,99 @@ struct DocsSlot {
     len: usize,
 }
 
+/// How many dialogs the focus ended itself are remembered (see [`Shared::bury`]).
+const TOMBS: usize = 1024;
+
+/// The dialog keys of the latest participants the focus removed, in a ring.
+#[repr(C)]
+struct Tombs {
+    next: u64,
+    keys: [u128; TOMBS],
+}
+
 pub struct Shared {
+    tombs: *mut Tombs,
     locks: *mut c_void,
     base: *mut u8,
     stripe_bytes: usize,
     stripes: usize,
     docs: *mut DocsSlot,
+    /// Per participant slot of every stripe, two words guarded by the stripe's lock: the handle
+    /// (`ParticipantHandle::to_u64`) owning the reference, and the reference to the participant's
+    /// SIP dialog as tm built it (an shm `dlg_t`, what a BYE from the focus needs). 16 bytes per
+    /// place, outside the table so that its layout stays the table's own business.
+    dialogs: *mut u64,
+    slots_per_stripe: usize,
+}
+
+/// A stripe's dialog references (see [`Shared::with_stripe_dialogs`]).
+pub struct DialogRefs<'a>(&'a mut [u64]);
+
+impl DialogRefs<'_> {
+    fn index(&self, h: ParticipantHandle) -> Option<usize> {
+        let i = (h.slot as usize).checked_mul(2)?;
+        (i + 1 < self.0.len()).then_some(i)
+    }
+
+    /// Records `d` for participant `h`. Returns what an earlier holder of the slot left behind
+    /// (dropping it frees it), or `d` itself if the handle is out of range.
+    pub fn put(&mut self, h: ParticipantHandle, d: DialogRef) -> Option<DialogRef> {
+        let Some(i) = self.index(h) else {
+            return Some(d);
+        };
+        let old = std::mem::replace(&mut self.0[i + 1], d.into_raw());
+        self.0[i] = h.to_u64();
+        DialogRef::from_raw(old)
+    }
+
+    /// Takes participant `h`'s dialog out, if it has one: the caller owns it.
+    pub fn take(&mut self, h: ParticipantHandle) -> Option<DialogRef> {
+        let i = self.index(h)?;
+        if self.0[i] != h.to_u64() {
+            return None;
+        }
+        self.0[i] = 0;
+        DialogRef::from_raw(std::mem::take(&mut self.0[i + 1]))
+    }
+}
+
+/// A participant's SIP dialog as tm built it from the INVITE (a `dlg_t` in shm), owned by exactly
+/// one holder: the side table, or the process that took it out. Dropping it frees it.
+pub struct DialogRef(u64);
+
+impl DialogRef {
+    /// Builds the dialog of the INVITE `msg` is answering with 200.
+    ///
+    /// # Safety
+    /// `msg` must be the valid request of the current script call, with its transaction created.
+    pub(crate) unsafe fn from_invite(msg: *mut b::sip_msg) -> Option<DialogRef> {
+        DialogRef::from_raw(b::ca_dlg_new(msg))
+    }
+
+    fn from_raw(r: u64) -> Option<DialogRef> {
+        (r != 0).then_some(DialogRef(r))
+    }
+
+    fn into_raw(self) -> u64 {
+        let r = self.0;
+        std::mem::forget(self);
+        r
+    }
+
+    /// Sends a BYE in the dialog through tm, with `headers` (each line ending in CRLF) added.
+    /// Fire and forget: the answer, or its absence, changes nothing.
+    pub fn bye(&self, headers: &str) -> bool {
+        let len = i32::try_from(headers.len()).unwrap_or(0);
+        // SAFETY: self.0 is a live dlg_t this value owns; tm copies the headers while building.
+        unsafe { b::ca_dlg_bye(self.0, headers.as_ptr().cast(), len) == 0 }
+    }
+}
+
+impl Drop for DialogRef {
+    fn drop(&mut self) {
+        // SAFETY: the dlg_t is owned by this value and freed once, here.
+        unsafe { b::ca_dlg_free(self.0) }
+    }
 }
 
 // SAFETY: the pointers are to Kamailio shm, accessed only under the matching gen_lock (or atomically
@@ -54,14 +141,25 @@ impl Shared {
             .checked_mul(stripes)
             .ok_or("alias table size overflows")?;
         // SAFETY: plain allocation calls; results checked for NULL before use.
-        let (locks, base, docs) = unsafe {
+        let slots_per_stripe = max_participants as usize;
+        let dialog_words = slots_per_stripe
+            .checked_mul(2 * stripes)
+            .ok_or("alias table size overflows")?;
+        let (tombs, locks, base, docs, dialogs) = unsafe {
             (
+                b::ca_shm_malloc(std::mem::size_of::<Tombs>()).cast::<Tombs>(),
                 b::ca_lockset_new(stripes as i32 + 1),
                 b::ca_shm_malloc(total).cast::<u8>(),
                 b::ca_shm_malloc(std::mem::size_of::<DocsSlot>()).cast::<DocsSlot>(),
+                b::ca_shm_malloc(dialog_words.max(1) * 8).cast::<u64>(),
             )
         };
-        if locks.is_null() || base.is_null() || docs.is_null() {
+        if tombs.is_null()
+            || locks.is_null()
+            || base.is_null()
+            || docs.is_null()
+            || dialogs.is_null()
+        {
             return Err(format!(
                 "cannot allocate the alias table ({total} bytes of shared memory for {} participants, \
                  {} conferences): raise kamailio's -m or lower max_participants/max_conferences",
@@ -77,13 +175,18 @@ impl Shared {
                 len: 0,
             });
             std::ptr::write_bytes(base, 0, total);
+            std::ptr::write_bytes(dialogs, 0, dialog_words);
+            std::ptr::write_bytes(tombs, 0, 1);
         }
         let shared = Shared {
+            tombs,
             locks,
             base,
             stripe_bytes,
             stripes,
             docs,
+            dialogs,
+            slots_per_stripe,
         };
         for i in 0..stripes {
             shared
@@ -100,11 +203,20 @@ impl Shared {
     }
 
     pub fn total_bytes(&self) -> usize {
-        self.stripe_bytes * self.stripes
+        self.stripe_bytes * self.stripes + self.slots_per_stripe * self.stripes * 16
     }
 
     /// Runs `f` on stripe `i`'s bytes while holding that stripe's cross-process lock.
     pub fn with_stripe<R>(&self, i: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+        self.with_stripe_dialogs(i, |mem, _| f(mem))
+    }
+
+    /// Like [`Shared::with_stripe`], with the stripe's dialog references too.
+    pub fn with_stripe_dialogs<R>(
+        &self,
+        i: usize,
+        f: impl FnOnce(&mut [u8], DialogRefs<'_>) -> R,
+    ) -> R {
         assert!(i < self.stripes, "stripe index out of range");
         // SAFETY: lock i exists (set of stripes+1 locks).
         unsafe { b::ca_lockset_get(self.locks, i as i32) };
@@ -118,7 +230,11 @@ impl Shared {
         let mem = unsafe {
             std::slice::from_raw_parts_mut(self.base.add(i * self.stripe_bytes), self.stripe_bytes)
         };
-        f(mem)
+        let words = self.slots_per_stripe * 2;
+        // SAFETY: stripe i's dialog words are the disjoint range [i*words, (i+1)*words) of their
+        // allocation, guarded by the same lock as the stripe.
+        let dialogs = unsafe { std::slice::from_raw_parts_mut(self.dialogs.add(i * words), words) };
+        f(mem, DialogRefs(dialogs))
     }
 
     fn docs_lock(&self) -> LockGuard {
@@ -126,6 +242,30 @@ impl Shared {
         // SAFETY: the last lock of the set guards the documents slot.
         unsafe { b::ca_lockset_get(self.locks, i) };
         LockGuard { set: self.locks, i }
+    }
+
+    /// Remembers the dialog of a participant the focus removed itself (and sent a BYE to), so that
+    /// a BYE of the participant crossing ours still matches (answered 200, not 481; RFC 3261
+    /// §15.1.2 lets either side end the dialog). The latest 1024 are kept.
+    pub fn bury(&self, dialog_key: u128) {
+        let _g = self.docs_lock();
+        // SAFETY: under the docs lock nobody else reads or writes the ring.
+        unsafe {
+            let t = &mut *self.tombs;
+            let i = (t.next % TOMBS as u64) as usize;
+            t.keys[i] = dialog_key;
+            t.next = t.next.wrapping_add(1);
+        }
+    }
+
+    /// Whether `dialog_key` names a dialog the focus ended itself lately.
+    pub fn is_buried(&self, dialog_key: u128) -> bool {
+        if dialog_key == 0 {
+            return false;
+        }
+        let _g = self.docs_lock();
+        // SAFETY: under the docs lock the ring is stable.
+        unsafe { (*self.tombs).keys.contains(&dialog_key) }
     }
 
     /// The generation of the published documents (0: none yet). Read without the lock: workers

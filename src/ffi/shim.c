@@ -1,13 +1,16 @@
 /* Thin wrappers over Kamailio macros and static inlines; see include/chat_alias_shim.h. */
+#include <stdlib.h>
 #include "core/sr_module.h"
 #include "core/dprint.h"
 #include "core/mem/shm_mem.h"
 #include "core/mem/mem.h"
 #include "core/locking.h"
 #include "core/pt.h"
+#include "core/cfg/cfg_struct.h"
 #include "core/ip_addr.h"
 #include "core/counters.h"
 #include "core/data_lump_rpl.h"
+#include "core/timer_proc.h"
 #include "core/parser/msg_parser.h"
 #include "core/parser/hf.h"
 #include "modules/tm/tm_load.h"
@@ -212,4 +215,86 @@ void ca_counter_add(int i, int v)
 {
 	if(i >= 0 && i < ca_counter_count)
 		counter_add(ca_counters[i], v);
+}
+
+/* One extra process of the module's own (the focus socket server): announced in mod_init. */
+int ca_register_procs(int n)
+{
+	if(register_procs(n) < 0)
+		return -1;
+	cfg_register_child(n);
+	return 0;
+}
+
+int ca_fork_process(const char *desc, int arg, void (*body)(int))
+{
+	int pid = fork_process(PROC_RPC, (char *)desc, 1);
+	if(pid < 0)
+		return -1;
+	if(pid == 0) {
+		if(cfg_child_init())
+			exit(-1);
+		body(arg);
+		/* The body serves until Kamailio stops it; never fall back into the caller's child_init. */
+		exit(-1);
+	}
+	return pid;
+}
+
+void ca_cfg_update(void) { cfg_update(); }
+/* ---- The focus's own in-dialog requests (a BYE ending a participant's place) ---- */
+
+uint64_t ca_dlg_new(struct sip_msg *msg)
+{
+	dlg_t *d = NULL;
+	/* Built by tm from the INVITE as a UAS dialog: Call-ID, the caller's From URI and tag, our
+	 * local To-tag (computed as tm computes the tag of its replies), the caller's Contact as
+	 * remote target and the Record-Route set; all copied into shm. */
+	if(ca_tmb.new_dlg_uas(msg, 200, &d) < 0 || d == NULL)
+		return 0;
+	return (uint64_t)(uintptr_t)d;
+}
+
+void ca_dlg_free(uint64_t d)
+{
+	if(d != 0)
+		ca_tmb.free_dlg((dlg_t *)(uintptr_t)d);
+}
+
+int ca_dlg_bye(uint64_t d, const char *hdrs, int hlen)
+{
+	uac_req_t uac_r;
+	str method = str_init("BYE");
+	str h;
+	if(d == 0)
+		return -1;
+	h.s = (char *)hdrs;
+	h.len = hlen;
+	/* No callback: whatever the participant answers (or not) changes nothing here. */
+	set_uac_req(&uac_r, &method, &h, NULL, (dlg_t *)(uintptr_t)d, 0, NULL, NULL);
+	return ca_tmb.t_request_within(&uac_r) < 0 ? -1 : 0;
+}
+
+/* ---- The module's timer process ---- */
+
+static void ca_timer_cb(unsigned int ticks, void *param)
+{
+	/* fork_basic_timer's loop has already run cfg_update(). */
+	chat_alias_timer_tick();
+}
+
+int ca_timer_register(void)
+{
+	return register_basic_timers(1) < 0 ? -1 : 0;
+}
+
+int ca_timer_fork(int rank)
+{
+	if(rank != PROC_MAIN)
+		return 0;
+	return fork_basic_timer(PROC_TIMER, "chat_alias ghosts", 1 /* may send over TCP */,
+				   ca_timer_cb, NULL, 1 /* second */)
+						   < 0
+				   ? -1
+				   : 0;
 }

@@ -76,6 +76,7 @@ pub struct Stack {
     pub groups_dir: PathBuf,
     pub ctl: String,
     kamailio: Option<Child>,
+    kamailio_args: Vec<String>,
     relay: Option<Child>,
 }
 
@@ -103,7 +104,8 @@ impl Stack {
         }
         let relay_sock = run_dir.join("relay.sock");
         let ctl_sock = run_dir.join("kamailio_ctl");
-        let rpc_sock = run_dir.join("kamailio_rpc.sock");
+        // The module's focus socket, at its default place next to the relay's control socket.
+        let focus_sock = run_dir.join("relay.sock.focus");
         let mut stack = Stack {
             name: name.to_string(),
             sip_port,
@@ -112,6 +114,7 @@ impl Stack {
             groups_dir: groups_dir.clone(),
             ctl: format!("unix:{}", ctl_sock.display()),
             kamailio: None,
+            kamailio_args: Vec::new(),
             relay: None,
         };
         stack.relay = Some(
@@ -122,7 +125,7 @@ impl Stack {
                     "--listen",
                     &format!("127.0.0.1:{msrp_port}"),
                 ])
-                .args(["--focus-rpc", rpc_sock.to_str().unwrap()])
+                .args(["--focus", focus_sock.to_str().unwrap()])
                 .args(&opts.extra_relay_args)
                 .stdout(Stdio::from(
                     std::fs::File::create(run_dir.join("relay.log")).unwrap(),
@@ -170,7 +173,6 @@ impl Stack {
             "CTL_SOCKET",
             format!("\"unix:{}\"", ctl_sock.display()),
         ));
-        args.extend(define("RPC_SOCKET", format!("\"{}\"", rpc_sock.display())));
         args.extend(define("DIALOG_TIMEOUT", opts.dialog_timeout.to_string()));
         args.extend(define(
             "RELAY_TIMEOUT_MS",
@@ -183,6 +185,7 @@ impl Stack {
         for (k, v) in &opts.defines {
             args.extend(define(k, v.clone()));
         }
+        stack.kamailio_args = args.clone();
         let log = std::fs::File::create(run_dir.join("kamailio.log")).unwrap();
         stack.kamailio = Some(
             Command::new("kamailio")
@@ -215,6 +218,12 @@ impl Stack {
                 stack.log()
             );
         }
+        // The main process creates the focus socket after its UDP workers may already answer.
+        wait_for(
+            || focus_sock.exists(),
+            Duration::from_secs(10),
+            "the module's focus socket",
+        );
         stack
     }
 
@@ -285,8 +294,8 @@ impl Stack {
                     &format!("127.0.0.1:{}", self.msrp_port),
                 ])
                 .args([
-                    "--focus-rpc",
-                    self.run_dir.join("kamailio_rpc.sock").to_str().unwrap(),
+                    "--focus",
+                    self.run_dir.join("relay.sock.focus").to_str().unwrap(),
                 ])
                 .args(extra)
                 .stdout(Stdio::from(append("relay.log")))
@@ -298,6 +307,60 @@ impl Stack {
             || relay_sock.exists(),
             Duration::from_secs(10),
             "relay control socket after restart",
+        );
+    }
+
+    /// Stops Kamailio (SIGTERM, its alias table is gone) and starts it again with the same
+    /// arguments, the relay left running; waits until it answers OPTIONS and its focus socket is
+    /// back. The log is appended to.
+    pub fn restart_kamailio(&mut self) {
+        if let Some(mut k) = self.kamailio.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(k.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = k.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+        let focus_sock = self.run_dir.join("relay.sock.focus");
+        let _ = std::fs::remove_file(&focus_sock);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.run_dir.join("kamailio.log"))
+            .unwrap();
+        self.kamailio = Some(
+            Command::new("kamailio")
+                .args(&self.kamailio_args)
+                .stdout(Stdio::from(log.try_clone().unwrap()))
+                .stderr(Stdio::from(log))
+                .spawn()
+                .expect("restart kamailio"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut c = sip::Client::new(sip::Transport::Udp, self.sip_port);
+            if c.options(Duration::from_millis(300))
+                .is_some_and(|r| r.code == 200)
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kamailio not ready after restart"
+            );
+        }
+        wait_for(
+            || focus_sock.exists(),
+            Duration::from_secs(10),
+            "the module's focus socket after restart",
         );
     }
 

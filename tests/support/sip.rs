@@ -434,3 +434,87 @@ pub fn leave(c: &mut Client, inv: &Invite, ok: &Response) -> Response {
     c.transact(&inv.bye(c, &tag), Duration::from_secs(8))
         .expect("no response to BYE")
 }
+
+/// A request the server sent to a test client (e.g. the focus's BYE).
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub method: String,
+    pub uri: String,
+    pub headers: Vec<(String, String)>,
+    pub raw: Vec<u8>,
+}
+
+impl Incoming {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn tag_of(&self, header: &str) -> Option<String> {
+        self.header(header)?
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("tag="))
+            .map(str::to_string)
+    }
+    pub fn raw_text(&self) -> String {
+        String::from_utf8_lossy(&self.raw).into_owned()
+    }
+}
+
+pub fn parse_request(raw: &[u8]) -> Option<Incoming> {
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..head_end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.splitn(3, ' ');
+    let method = first.next()?.to_string();
+    let uri = first.next()?.to_string();
+    if first.next()? != "SIP/2.0" {
+        return None;
+    }
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Some(Incoming {
+        method,
+        uri,
+        headers,
+        raw: raw.to_vec(),
+    })
+}
+
+impl Client {
+    /// The next request the server sends this (UDP) client within `timeout`; responses are skipped.
+    pub fn recv_request(&mut self, timeout: Duration) -> Option<Incoming> {
+        let deadline = Instant::now() + timeout;
+        let u = self.udp.as_ref().expect("recv_request is for UDP clients");
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            u.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
+            match u.recv(&mut buf) {
+                Ok(n) => {
+                    if let Some(r) = parse_request(&buf[..n]) {
+                        return Some(r);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Answers a request the server sent (Via, From, To, Call-ID and CSeq copied).
+    pub fn answer(&mut self, req: &Incoming, code: u16, reason: &str) {
+        let mut s = format!("SIP/2.0 {code} {reason}\r\n");
+        for (n, v) in &req.headers {
+            let l = n.to_ascii_lowercase();
+            if ["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"].contains(&l.as_str()) {
+                s += &format!("{n}: {v}\r\n");
+            }
+        }
+        s += "Content-Length: 0\r\n\r\n";
+        self.send(s.as_bytes());
+    }
+}

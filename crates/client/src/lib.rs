@@ -5,7 +5,7 @@
 //! sending identity from the 200 OK (the CPIM `To` of a `multipart/mixed` answer, else what it
 //! sent), then chats over MSRP with message/cpim through the conference's switch.
 //!
-//! Layers, in the style of quinn-proto (see `STYLE.md`):
+//! Layers, in the style of quinn-proto (sans-IO state machines driven by a thin IO layer):
 //! - sans-IO cores that take bytes and `now` and hand back bytes, timeouts and events:
 //!   [`sip::Uac`] (the INVITE/ACK/BYE transactions and the dialog, RFC 3261 timers) and
 //!   [`msrp::Session`] (bind, chunking, transaction responses, reassembly, RFC 4975);

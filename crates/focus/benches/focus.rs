@@ -37,6 +37,7 @@ fn request<'a>(name: &'a str, identity: &'a str, dialog: u128) -> JoinRequest<'a
     JoinRequest {
         conference_key: CONF,
         max_participants: None,
+        max_places_per_identity: None,
         anonymous: true,
         display_name: Some(name),
         identity_uri: identity,

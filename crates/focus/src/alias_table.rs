@@ -14,31 +14,46 @@
 //! and builds a [`Stripe`] with [`Stripe::attach`] only while holding that stripe's lock; nothing here
 //! locks.
 //!
-//! # Uniqueness (SPEC §1, CONTRACT-NOTES "SIP")
+//! # Uniqueness
 //! Within a conference, assigned display names are pairwise distinct under the nickname clash key and
 //! assigned URIs are pairwise distinct. A name that clashes becomes `<name>-<N>`, N = 2, 3, … (the
 //! unmodified holder counts as the first); an anonymous joiner gets `sip:anonymous@anonymous.invalid`
 //! or, if taken, `sip:anonymousN@anonymous.invalid`, N = 2, 3, …. A candidate that is itself taken is
 //! skipped, never duplicated.
 //!
-//! # Renames (RFC 7701 NICKNAME, SPEC §6)
+//! # No recycled identities
+//! Others address a participant by its assigned URI and know it by its assigned name, so handing a
+//! departed participant's identity to a newcomer would deliver what was meant for the one who left
+//! (RFC 7701 §11 warns of exactly this takeover). Hence:
+//! - an `anonymousN` number is never handed out twice while the conference record lives (while the
+//!   conference has participants); its counter starts again only with a new record;
+//! - a suffix `<name>-<N>` is never handed out twice while the base record of `<name>` lives, i.e.
+//!   while any participant holds a name of that base (the name itself or one of its suffixes), and a
+//!   name chosen literally as a spent `<name>-<N>` is treated as taken;
+//! - the unmodified name and the plain `sip:anonymous@anonymous.invalid` are reused once free (the CR
+//!   requires it: they are what the user asked for, not something the focus made up).
+//!
+//! # Renames (RFC 7701 NICKNAME)
 //! [`Stripe::rename`] is how the relay's NICKNAME requests are decided: this table is the single
 //! source of truth for names in a conference. The participant is found by its MSRP session id through
 //! a session index (keyed like the others), so a rename costs the same as a join. A new name is
-//! refused when its clash key is held by *another* participant; the participant's own clash key is
-//! accepted again (re-spelled as written). A rename never gets a suffix. The old name is given back
-//! exactly as a leave gives it back: out of the clash index, one reference less on its base record
-//! (freed at zero), its suffix number released to that base, so `bob-2` becomes assignable again.
+//! refused when its clash key is held by *another* participant, or when it is a spent suffixed name;
+//! the participant's own clash key is accepted again (re-spelled as written). A rename never gets a
+//! suffix. The old name is given back exactly as a leave gives it back: out of the clash index, one
+//! reference less on its base record (freed at zero); its suffix stays spent.
+//!
+//! # Places per identity
+//! An identity index (conference, authenticated identity) → participants lets a join count the places
+//! its identity already holds by walking one bucket chain: O(places of that identity), not a scan of
+//! the conference ([`JoinRequest::max_places_per_identity`]).
 //!
 //! # O(1) assignment
 //! Each (conference, clash key of a chosen name) has a **base record** holding the next never-used
-//! suffix and a LIFO list of released suffixes; each conference holds the same pair for anonymous URI
-//! numbers. Assignment pops released numbers (discarding any taken meanwhile), then takes fresh ones;
-//! it never scans `bob-2, bob-3, …`. Every candidate discarded or skipped is paid for by a previous
-//! release or by a participant holding that exact name, so the cost is amortised O(1) and does not grow
-//! with the number of earlier clashes on the same base name. All lookups go through chained hash
-//! indexes (load ≤ 1/2) keyed with the stripe's secret SipHash key, so chain lengths cannot be steered
-//! by users.
+//! suffix; each conference record holds the next never-used anonymous URI number. Assignment takes the
+//! next number from the counter; it never scans `bob-2, bob-3, …`. A candidate is skipped only when a
+//! participant holds that exact name or URI (someone chose `bob-3` literally), so the cost is
+//! amortised O(1). All lookups go through chained hash indexes (load ≤ 1/2) keyed with the stripe's
+//! secret SipHash key, so chain lengths cannot be steered by users.
 //!
 //! # Hashes instead of key text
 //! Names are indexed by a 128-bit keyed SipHash-1-3 of (conference index, clash key), URIs by the same
@@ -63,11 +78,11 @@ use siphasher::sip128::{Hasher128, SipHasher13};
 
 use layout::{
     base, conf, get_bytes, get_u128, get_u32, get_u64, hdr, part, put_bytes, put_u128, put_u32,
-    put_u64, Index, Layout, NumList, Pool, FREE, LINK, MAGIC, MAX_KEY, MAX_NAME, MAX_PEER_PATH,
-    MAX_RECORDS, MAX_SESSION, MAX_STRIPES, MAX_WRAPPED, NIL, POOLS, STATE, USED, VERSION,
+    put_u64, Index, Layout, Pool, FREE, LINK, MAGIC, MAX_KEY, MAX_NAME, MAX_PEER_PATH, MAX_RECORDS,
+    MAX_SESSION, MAX_STRIPES, MAX_WRAPPED, NIL, POOLS, STATE, USED, VERSION,
 };
 
-/// The base name of an anonymous joiner who gave no display name (CONTRACT-NOTES).
+/// The base name of an anonymous joiner who gave no display name (the name the CR's suffix rule then numbers).
 pub const ANONYMOUS_NAME: &str = "Anonymous";
 /// The plain anonymous URI (number 1).
 pub const ANONYMOUS_URI: &str = "sip:anonymous@anonymous.invalid";
@@ -76,6 +91,12 @@ pub const ANONYMOUS_URI: &str = "sip:anonymous@anonymous.invalid";
 /// skeleton; total, never fails).
 fn clash_key(name: &str) -> String {
     chat_alias_proto::nickname::clash_key(name)
+}
+
+/// `<name>-<n>`. Trailing spaces of the chosen name are left out: RFC 8266 keeps them out of the
+/// name anyway, and `"alice  -2"` would read as something else than the `alice-2` it is.
+fn suffixed(name: &str, n: u32) -> String {
+    format!("{}-{n}", name.trim_end())
 }
 
 /// The assigned URI of anonymous number `n` (1 = the plain URI).
@@ -107,8 +128,8 @@ impl StripeConfig {
 
 /// Bytes one stripe needs for `cfg`; 0 for a configuration [`StripeConfig::validate`] refuses.
 ///
-/// Per participant slot: 1088 (slot) + 48 (base record) + 4 × 16 (free-number records) + 5 indexes ×
-/// 2..4 buckets × 4 bytes = 1240..1280 bytes. Per conference record: 312 + 2..4 buckets × 4 = 320..328.
+/// Per participant slot: 1088 (slot) + 48 (base record) + 6 indexes × 2..4 buckets × 4 bytes =
+/// 1184..1232 bytes. Per conference record: 312 + 2..4 buckets × 4 = 320..328.
 /// Plus a 128-byte header.
 pub fn stripe_bytes(cfg: &StripeConfig) -> usize {
     Layout::new(cfg.max_conferences, cfg.max_participants).map_or(0, |l| l.total)
@@ -194,6 +215,9 @@ pub struct JoinRequest<'a> {
     pub conference_key: &'a str,
     /// From the group document; `None` = no limit beyond the table's capacity.
     pub max_participants: Option<u32>,
+    /// Places one `identity_uri` may hold in this conference, anonymous and named together; `None` =
+    /// no limit. The join that would exceed it is [`JoinError::TooManyPlaces`].
+    pub max_places_per_identity: Option<u32>,
     pub anonymous: bool,
     /// As the user wrote it (validated upstream: ≤ 64 chars, no controls; ≤ 256 bytes here).
     /// `None` + anonymous → base name [`ANONYMOUS_NAME`]; `None` + not anonymous → no display name.
@@ -355,7 +379,6 @@ pub struct Usage {
     pub conferences: PoolUsage,
     pub participants: PoolUsage,
     pub base_records: PoolUsage,
-    pub number_records: PoolUsage,
     /// Buckets of the conference-key index.
     pub conference_buckets: u32,
     /// Buckets of each of the four per-participant indexes.
@@ -365,10 +388,7 @@ pub struct Usage {
 impl Usage {
     /// True when nothing is in use.
     pub fn is_empty(&self) -> bool {
-        self.conferences.used == 0
-            && self.participants.used == 0
-            && self.base_records.used == 0
-            && self.number_records.used == 0
+        self.conferences.used == 0 && self.participants.used == 0 && self.base_records.used == 0
     }
 }
 
@@ -380,6 +400,8 @@ pub enum JoinError {
     ConferenceFull,
     /// A non-anonymous join whose identity URI is already a participant's assigned URI.
     IdentityAlreadyJoined,
+    /// The identity already holds `max_places_per_identity` places in the conference.
+    TooManyPlaces,
     /// The same dialog already joined: its existing assignment; no second place was taken.
     AlreadyJoinedDialog(Assigned),
     /// Conference key or identity > 255 bytes, display name > 256 bytes, session id > 64 bytes.
@@ -392,6 +414,7 @@ impl fmt::Display for JoinError {
             JoinError::TableFull => write!(f, "alias table full"),
             JoinError::ConferenceFull => write!(f, "conference full"),
             JoinError::IdentityAlreadyJoined => write!(f, "identity already joined"),
+            JoinError::TooManyPlaces => write!(f, "too many places for this identity"),
             JoinError::AlreadyJoinedDialog(a) => write!(f, "dialog already joined as {}", a.uri),
             JoinError::TooLong => write!(f, "value too long for the alias table"),
         }
@@ -429,6 +452,7 @@ const TAG_URI: u8 = 2;
 const TAG_DIALOG: u8 = 3;
 const TAG_CONF: u8 = 4;
 const TAG_SESSION: u8 = 5;
+const TAG_IDENT: u8 = 6;
 
 /// One stripe of the table, borrowed for the duration of one locked access.
 ///
@@ -479,7 +503,6 @@ impl<'m> Stripe<'m> {
         put_bytes(mem, hdr::HASH_KEY, &hash_key);
         put_u32(mem, hdr::CONF_BUCKETS, lay.conf_buckets);
         put_u32(mem, hdr::PART_BUCKETS, lay.part_buckets);
-        put_u32(mem, hdr::NUM_CAPACITY, lay.num_cap);
         for ix in layout::INDEXES {
             let (s, e) = lay.bucket_range(ix);
             if let Some(b) = mem.get_mut(s..e) {
@@ -534,10 +557,7 @@ impl<'m> Stripe<'m> {
         if get_u64(mem, hdr::TOTAL_BYTES) != Some(lay.total as u64) {
             return Err(TableError::Corrupt("total size"));
         }
-        if rd(hdr::CONF_BUCKETS) != lay.conf_buckets
-            || rd(hdr::PART_BUCKETS) != lay.part_buckets
-            || rd(hdr::NUM_CAPACITY) != lay.num_cap
-        {
+        if rd(hdr::CONF_BUCKETS) != lay.conf_buckets || rd(hdr::PART_BUCKETS) != lay.part_buckets {
             return Err(TableError::Corrupt("derived sizes"));
         }
         for p in POOLS {
@@ -576,8 +596,8 @@ impl<'m> Stripe<'m> {
     // Join / leave
 
     /// Adds a participant, choosing a unique display name and URI. Checks, in order: lengths, the same
-    /// dialog already joined, the identity already joined (non-anonymous), `max_participants`, free
-    /// records. Nothing is changed when an error is returned.
+    /// dialog already joined, the identity already joined (non-anonymous), the identity's places,
+    /// `max_participants`, free records. Nothing is changed when an error is returned.
     pub fn join(&mut self, req: &JoinRequest<'_>) -> Result<Assigned, JoinError> {
         self.join_with_media(req, &ParticipantMedia::default())
     }
@@ -615,6 +635,12 @@ impl<'m> Stripe<'m> {
         if existing.is_some() && !req.anonymous && self.find_uri(c, identity_hash).is_some() {
             return Err(JoinError::IdentityAlreadyJoined);
         }
+        if let Some(max) = req.max_places_per_identity {
+            let held = existing.map_or(0, |c| self.places_of(c, req.identity_uri, max));
+            if held >= max {
+                return Err(JoinError::TooManyPlaces);
+            }
+        }
         let count = existing.map_or(0, |c| self.cf(c, conf::COUNT));
         if req.max_participants.is_some_and(|m| count >= m) {
             return Err(JoinError::ConferenceFull);
@@ -632,6 +658,7 @@ impl<'m> Stripe<'m> {
             (Some(c), Some(h)) => self.find_base(c, h),
             _ => None,
         };
+
         if base_hash.is_some() && existing_base.is_none() && self.free_head(Pool::Base) == NIL {
             return Err(JoinError::TableFull);
         }
@@ -676,15 +703,14 @@ impl<'m> Stripe<'m> {
                     Some(b) => b,
                     None => self.new_base(c, h).ok_or(JoinError::TableFull)?,
                 };
-                match self.choose_suffix(c, b, name, h) {
+                let spent = self.suffix_spent(c, name);
+                match self.choose_suffix(c, b, name, h, spent) {
                     Ok((suffix, clash)) => (b, suffix, clash),
                     Err(e) => {
                         if self.rf(Pool::Base, b, base::REFS) == 0 {
                             self.free_base(b);
                         }
-                        if uri_number >= 2 {
-                            self.release_number(Self::anon_list(c), conf::ANON_NEXT, uri_number, 1);
-                        }
+                        // A URI number taken above stays spent: a gap, never a reuse.
                         return Err(e);
                     }
                 }
@@ -740,6 +766,8 @@ impl<'m> Stripe<'m> {
         self.chain_insert(Index::Dialog, dh, part::NEXT_DIALOG, p);
         let sh = self.session_hash(c, req.session_id.as_bytes());
         self.chain_insert(Index::Session, sh, part::NEXT_SESSION, p);
+        let ih = self.ident_hash(c, req.identity_uri.as_bytes());
+        self.chain_insert(Index::Ident, ih, part::NEXT_IDENT, p);
         // Counts.
         let n = self.cf(c, conf::COUNT).saturating_add(1);
         self.wcf(c, conf::COUNT, n);
@@ -752,6 +780,35 @@ impl<'m> Stripe<'m> {
             self.wf(Pool::Base, b, base::REFS, r);
         }
         Ok(self.assigned_of(p))
+    }
+
+    /// Takes back a join that never completed (its 200 OK was not sent: a 406, the relay did not
+    /// answer, …): [`Stripe::leave`], and in addition the anonymous URI number and the name suffix
+    /// it took are given back to their counters when they were the last ones handed out. Nobody
+    /// can have been told that identity, so it is not spent; a number handed out after it stays
+    /// spent (then this is a gap, as for a leave).
+    pub fn withdraw(&mut self, handle: ParticipantHandle) -> Option<Departed> {
+        let p = self.live_slot(handle)?;
+        let c = self.rf(Pool::Part, p, part::CONF);
+        let uri_number = self.rf(Pool::Part, p, part::URI_NUMBER);
+        let suffix = self.rf(Pool::Part, p, part::SUFFIX);
+        let b = self.rf(Pool::Part, p, part::BASE);
+        let departed = self.leave(handle)?;
+        // The records may have been freed by the leave (then their counters start again anyway).
+        if uri_number >= 2
+            && self.cf(c, STATE) == USED
+            && self.cf(c, conf::ANON_NEXT) == uri_number.saturating_add(1)
+        {
+            self.wcf(c, conf::ANON_NEXT, uri_number);
+        }
+        if suffix >= 2
+            && self.lay.rec(Pool::Base, b).is_some()
+            && self.rf(Pool::Base, b, STATE) == USED
+            && self.rf(Pool::Base, b, base::NEXT_SUFFIX) == suffix.saturating_add(1)
+        {
+            self.wf(Pool::Base, b, base::NEXT_SUFFIX, suffix);
+        }
+        Some(departed)
     }
 
     /// Removes a participant, freeing its name and URI for the next joiner. A handle that is stale
@@ -777,6 +834,8 @@ impl<'m> Stripe<'m> {
         self.chain_remove(Index::Dialog, dh, part::NEXT_DIALOG, p);
         let sh = self.session_hash(c, self.rbytes(Pool::Part, p, part::SID, part::SID_LEN));
         self.chain_remove(Index::Session, sh, part::NEXT_SESSION, p);
+        let ih = self.ident_hash(c, self.rbytes(Pool::Part, p, part::IDENT, part::IDENT_LEN));
+        self.chain_remove(Index::Ident, ih, part::NEXT_IDENT, p);
         // Member list.
         let prev = self.rf(Pool::Part, p, part::PREV);
         let next = self.rf(Pool::Part, p, LINK);
@@ -791,19 +850,13 @@ impl<'m> Stripe<'m> {
             self.wcf(c, conf::TAIL, prev);
         }
 
-        // Give the anonymous URI number back to the conference.
+        // The anonymous URI number is NOT given back: `sip:anonymousN@…` of a departed participant
+        // must never reach a newcomer while the conference lives, or messages meant for the one
+        // who left (private ones included) would reach the other. Only the plain URI (number 1)
+        // is reused once free. The counter starts again when the conference record is freed.
         if pflags & part::PF_ANONYMOUS != 0 {
             let anon = self.cf(c, conf::ANON_COUNT).saturating_sub(1);
             self.wcf(c, conf::ANON_COUNT, anon);
-            let list = Self::anon_list(c);
-            if anon == 0 {
-                // No anonymous participant holds a number: start again from the plain URI and 2.
-                self.list_clear(list);
-                self.wcf(c, conf::ANON_NEXT, 2);
-            } else {
-                let n = self.rf(Pool::Part, p, part::URI_NUMBER);
-                self.release_number(list, conf::ANON_NEXT, n, anon);
-            }
         }
 
         // Release the slot with a new generation.
@@ -864,7 +917,7 @@ impl<'m> Stripe<'m> {
         }
         let h = self.clash_hash(c, name);
         let holder = self.find_clash(c, h);
-        if holder.is_some_and(|q| q != p) {
+        if holder.is_some_and(|q| q != p) || (holder.is_none() && self.suffix_spent(c, name)) {
             return Err(RenameError::Taken);
         }
         if holder == Some(p) && self.rf(Pool::Part, p, part::SUFFIX) == 0 {
@@ -885,6 +938,16 @@ impl<'m> Stripe<'m> {
             return Err(RenameError::Taken); // unreachable on a consistent table; change nothing
         }
 
+        // `bob-2` renaming to `bob` stays a holder of the base `bob` throughout: its record, and the
+        // suffixes it has spent, must not be forgotten in between (or the next `bob` would be handed
+        // `bob-2`, the name this participant had a moment ago).
+        let same_base = self.lay.rec(Pool::Base, old_base).is_some()
+            && self.rf(Pool::Base, old_base, STATE) == USED
+            && self.r128(Pool::Base, old_base, base::HASH) == h;
+        if same_base {
+            let refs = self.rf(Pool::Base, old_base, base::REFS).saturating_add(1);
+            self.wf(Pool::Base, old_base, base::REFS, refs);
+        }
         self.unlink_name(p);
         let b = match self.find_base(c, h) {
             Some(b) => b,
@@ -900,8 +963,10 @@ impl<'m> Stripe<'m> {
         self.w128(Pool::Part, p, part::CLASH, h);
         self.wf(Pool::Part, p, part::PFLAGS, pflags);
         self.chain_insert(Index::Clash, h as u64, part::NEXT_CLASH, p);
-        let refs = self.rf(Pool::Base, b, base::REFS).saturating_add(1);
-        self.wf(Pool::Base, b, base::REFS, refs);
+        if !same_base {
+            let refs = self.rf(Pool::Base, b, base::REFS).saturating_add(1);
+            self.wf(Pool::Base, b, base::REFS, refs);
+        }
         Ok(self.info_of(p))
     }
 
@@ -918,11 +983,11 @@ impl<'m> Stripe<'m> {
         if self.lay.rec(Pool::Base, b).is_some() {
             let refs = self.rf(Pool::Base, b, base::REFS).saturating_sub(1);
             self.wf(Pool::Base, b, base::REFS, refs);
+            // A suffix is never given back while the base record lives (someone still holds a
+            // name of this base): `bob-2` stays spent so that nobody else appears as the `bob-2`
+            // the others talked to. The record, and with it the counter, goes with the last holder.
             if refs == 0 {
                 self.free_base(b);
-            } else {
-                let suffix = self.rf(Pool::Part, p, part::SUFFIX);
-                self.release_number(Self::base_list(b), base::NEXT_SUFFIX, suffix, refs);
             }
         }
         self.wf(Pool::Part, p, part::PFLAGS, pflags & !part::PF_HAS_NAME);
@@ -939,6 +1004,23 @@ impl<'m> Stripe<'m> {
     pub fn find_by_dialog(&self, conference_key: &str, dialog_key: u128) -> Option<Assigned> {
         let c = self.find_conf(conference_key, self.conf_key_hash(conference_key))?;
         self.find_dialog(c, dialog_key).map(|p| self.assigned_of(p))
+    }
+
+    /// Whether the conference holds a participant with this MSRP session id: O(1) through the
+    /// session index (the relay asks this to drop sessions the table no longer has).
+    pub fn has_session(&self, conference_key: &str, session_id: &str) -> bool {
+        self.find_by_session(conference_key, session_id).is_some()
+    }
+
+    /// The participant whose MSRP session id is `session_id` in `conference_key`, if it is still
+    /// there. O(1) through the session index.
+    pub fn find_by_session(
+        &self,
+        conference_key: &str,
+        session_id: &str,
+    ) -> Option<ParticipantHandle> {
+        let c = self.find_conf(conference_key, self.conf_key_hash(conference_key))?;
+        self.find_session(c, session_id).map(|p| self.handle_of(p))
     }
 
     /// The participant behind a live handle.
@@ -983,7 +1065,6 @@ impl<'m> Stripe<'m> {
             conferences: pool(Pool::Conf),
             participants: pool(Pool::Part),
             base_records: pool(Pool::Base),
-            number_records: pool(Pool::Num),
             conference_buckets: self.lay.conf_buckets,
             participant_buckets: self.lay.part_buckets,
         }
@@ -999,106 +1080,87 @@ impl<'m> Stripe<'m> {
     // ----------------------------------------------------------------------------------------------
     // Choosing numbers
 
-    /// The anonymous URI number for a new participant of conference `c`, and the URI's hash.
+    /// The anonymous URI number for a new participant of conference `c`, and the URI's hash: the
+    /// plain URI when free (the CR reuses it), else the next never-used number.
     fn choose_anonymous_number(&mut self, c: u32) -> Result<(u32, u128), JoinError> {
         let h = self.uri_hash(c, ANONYMOUS_URI);
         if self.find_uri(c, h).is_none() {
             return Ok((1, h));
         }
-        let list = Self::anon_list(c);
-        self.choose_number(c, list, conf::ANON_NEXT, |s, n| {
+        self.choose_number(c, Pool::Conf, c, conf::ANON_NEXT, |s, n| {
             let h = s.uri_hash(c, &anonymous_uri(n));
             (s.find_uri(c, h).is_none(), h)
         })
     }
 
     /// The suffix for a new participant choosing `name` (base record `b`, clash hash `h`): 0 if the
-    /// name is free, else the first free `<name>-<N>`; and the assigned name's clash hash.
+    /// name is free and not `spent` (see [`Stripe::suffix_spent`]), else the next never-used
+    /// `<name>-<N>` that is free; and the assigned name's clash hash.
     fn choose_suffix(
         &mut self,
         c: u32,
         b: u32,
         name: &str,
         h: u128,
+        spent: bool,
     ) -> Result<(u32, u128), JoinError> {
-        if self.find_clash(c, h).is_none() {
+        if !spent && self.find_clash(c, h).is_none() {
             return Ok((0, h));
         }
-        self.choose_number(c, Self::base_list(b), base::NEXT_SUFFIX, |s, n| {
-            let h = s.clash_hash(c, &format!("{name}-{n}"));
+        self.choose_number(c, Pool::Base, b, base::NEXT_SUFFIX, |s, n| {
+            let h = s.clash_hash(c, &suffixed(name, n));
             (s.find_clash(c, h).is_none(), h)
         })
     }
 
-    /// Pops released numbers (most recent first), discarding those taken meanwhile, then takes fresh
-    /// ones from the owner's counter, skipping taken ones. `free(n)` says whether candidate `n` is
-    /// free, with its hash. Every iteration consumes a released number or passes a number held by a
-    /// participant of the conference, so the loop ends within (released + participants + 1) rounds.
+    /// Whether `name` reads `<base>-<N>` for a suffix N that the base record of `<base>` in
+    /// conference `c` has already handed out: such a name belonged to someone (who may have left)
+    /// and is not handed to anyone else, even when chosen literally, while that base record lives.
+    /// O(1): one hash lookup.
+    fn suffix_spent(&self, c: u32, name: &str) -> bool {
+        let Some((prefix, digits)) = name.trim().rsplit_once('-') else {
+            return false;
+        };
+        if prefix.is_empty()
+            || digits.is_empty()
+            || digits.len() > 9
+            || digits.starts_with('0')
+            || !digits.bytes().all(|d| d.is_ascii_digit())
+        {
+            return false;
+        }
+        let Ok(n) = digits.parse::<u32>() else {
+            return false;
+        };
+        self.find_base(c, self.clash_hash(c, prefix))
+            .is_some_and(|b| n >= 2 && n < self.rf(Pool::Base, b, base::NEXT_SUFFIX))
+    }
+
+    /// Takes the next never-used number from the counter at `next_field` of record `idx` of `pool`,
+    /// skipping numbers that are not free (`free(n)` says so, with the candidate's hash). A number
+    /// is skipped only when a participant of the conference holds that exact name or URI, so the
+    /// loop ends within (participants + 1) rounds; in practice it takes one.
     fn choose_number(
         &mut self,
         c: u32,
-        list: NumList,
+        pool: Pool,
+        idx: u32,
         next_field: usize,
         free: impl Fn(&Self, u32) -> (bool, u128),
     ) -> Result<(u32, u128), JoinError> {
-        while let Some(n) = self.list_pop_front(list) {
-            let (ok, h) = free(self, n);
-            if ok {
-                return Ok((n, h));
-            }
-        }
         let limit = self.cf(c, conf::COUNT).min(self.lay.part_cap);
         for _ in 0..=limit {
-            let n = self.rf(list.owner, list.idx, next_field).max(2);
+            let n = self.rf(pool, idx, next_field).max(2);
             if n == NIL {
-                break;
+                break; // 2^32 - 1 numbers spent in one conference's lifetime
             }
-            self.wf(list.owner, list.idx, next_field, n + 1);
+            self.wf(pool, idx, next_field, n + 1);
             let (ok, h) = free(self, n);
             if ok {
                 return Ok((n, h));
             }
         }
         Err(JoinError::TableFull)
-    }
-
-    /// Gives number `n` back to `list` whose owner now has `holders` participants (≥ 1).
-    ///
-    /// - If `n` is the highest number ever handed out, the owner's counter goes back to `n` instead,
-    ///   and further down while the most recently released number is just below it.
-    /// - Otherwise `n` is pushed on the LIFO list, so the next joiner gets it back.
-    /// - The list keeps at most `2 × holders` numbers; older ones are dropped from the tail (those
-    ///   numbers are simply never reused: a gap, never a duplicate). This bounds the free-number pool
-    ///   at 4 × max_participants (see `Layout::new`).
-    fn release_number(&mut self, list: NumList, next_field: usize, n: u32, holders: u32) {
-        let cap = holders.saturating_mul(2);
-        let next = self.rf(list.owner, list.idx, next_field);
-        if n >= 2 && n < next {
-            if n + 1 == next {
-                let mut next = n;
-                for _ in 0..=self.lay.num_cap {
-                    let head = self.list_get(list, NumList::HEAD);
-                    if self.lay.rec(Pool::Num, head).is_none()
-                        || self.rf(Pool::Num, head, layout::num::VALUE).checked_add(1) != Some(next)
-                    {
-                        break;
-                    }
-                    if let Some(v) = self.list_pop_front(list) {
-                        next = v;
-                    }
-                }
-                self.wf(list.owner, list.idx, next_field, next);
-            } else {
-                while self.list_get(list, NumList::LEN) >= cap && self.list_drop_back(list) {}
-                if cap > 0 && self.free_head(Pool::Num) == NIL {
-                    self.list_drop_back(list); // cannot happen by the bound; forget the oldest
-                }
-                if cap > 0 {
-                    self.list_push_front(list, n);
-                }
-            }
-        }
-        while self.list_get(list, NumList::LEN) > cap && self.list_drop_back(list) {}
     }
 
     // ----------------------------------------------------------------------------------------------
@@ -1113,10 +1175,6 @@ impl<'m> Stripe<'m> {
         self.wcf(c, conf::TAIL, NIL);
         self.wcf(c, conf::ANON_NEXT, 2);
         self.wcf(c, conf::ANON_COUNT, 0);
-        let list = Self::anon_list(c);
-        self.list_set(list, NumList::HEAD, NIL);
-        self.list_set(list, NumList::TAIL, NIL);
-        self.list_set(list, NumList::LEN, 0);
         if let Some(o) = self.lay.rec(Pool::Conf, c) {
             put_u64(self.mem, o + conf::KEY_HASH, key_hash);
         }
@@ -1132,7 +1190,6 @@ impl<'m> Stripe<'m> {
         if self.cf(c, STATE) != USED {
             return;
         }
-        self.list_clear(Self::anon_list(c));
         let h = self.conf_hash_of(c);
         self.chain_remove_by(Index::Conf, h, Pool::Conf, LINK, c);
         self.pool_free(Pool::Conf, c);
@@ -1143,10 +1200,6 @@ impl<'m> Stripe<'m> {
         self.wf(Pool::Base, b, base::CONF, c);
         self.wf(Pool::Base, b, base::REFS, 0);
         self.wf(Pool::Base, b, base::NEXT_SUFFIX, 2);
-        let list = Self::base_list(b);
-        self.list_set(list, NumList::HEAD, NIL);
-        self.list_set(list, NumList::TAIL, NIL);
-        self.list_set(list, NumList::LEN, 0);
         self.w128(Pool::Base, b, base::HASH, h);
         self.chain_insert_by(Index::Base, h as u64, Pool::Base, LINK, b);
         Some(b)
@@ -1156,26 +1209,9 @@ impl<'m> Stripe<'m> {
         if self.rf(Pool::Base, b, STATE) != USED {
             return;
         }
-        self.list_clear(Self::base_list(b));
         let h = self.r128(Pool::Base, b, base::HASH) as u64;
         self.chain_remove_by(Index::Base, h, Pool::Base, LINK, b);
         self.pool_free(Pool::Base, b);
-    }
-
-    fn anon_list(c: u32) -> NumList {
-        NumList {
-            owner: Pool::Conf,
-            idx: c,
-            at: conf::ANON_FREE,
-        }
-    }
-
-    fn base_list(b: u32) -> NumList {
-        NumList {
-            owner: Pool::Base,
-            idx: b,
-            at: base::FREE,
-        }
     }
 
     /// The slot of a live participant of this stripe, if `handle` still names one.
@@ -1216,7 +1252,7 @@ impl<'m> Stripe<'m> {
             if suffix == 0 {
                 name
             } else {
-                format!("{name}-{suffix}")
+                suffixed(&name, suffix)
             }
         });
         let uri_number = self.rf(Pool::Part, p, part::URI_NUMBER);
@@ -1282,6 +1318,34 @@ impl<'m> Stripe<'m> {
 
     fn session_hash(&self, c: u32, session_id: &[u8]) -> u64 {
         self.sip128(TAG_SESSION, c, session_id) as u64
+    }
+
+    fn ident_hash(&self, c: u32, identity: &[u8]) -> u64 {
+        self.sip128(TAG_IDENT, c, identity) as u64
+    }
+
+    /// How many places `identity` holds in conference `c`, counting at most to `stop`. Walks one
+    /// bucket chain of the identity index: the identity's own places plus the few other entries
+    /// that share the bucket (load ≤ 1/2, keyed hash), never the whole conference.
+    fn places_of(&self, c: u32, identity: &str, stop: u32) -> u32 {
+        let at = self
+            .lay
+            .bucket(Index::Ident, self.ident_hash(c, identity.as_bytes()));
+        let mut p = get_u32(self.mem, at).unwrap_or(NIL);
+        let mut n = 0;
+        for _ in 0..self.lay.part_cap {
+            if n >= stop || self.lay.rec(Pool::Part, p).is_none() {
+                break;
+            }
+            if self.rf(Pool::Part, p, part::CONF) == c
+                && self.rf(Pool::Part, p, STATE) == USED
+                && self.rbytes(Pool::Part, p, part::IDENT, part::IDENT_LEN) == identity.as_bytes()
+            {
+                n += 1;
+            }
+            p = self.rf(Pool::Part, p, part::NEXT_IDENT);
+        }
+        n
     }
 
     fn conf_key_hash(&self, key: &str) -> u64 {
@@ -1426,87 +1490,6 @@ impl<'m> Stripe<'m> {
             }
         }
         self.wf(pool, i, next_field, NIL);
-    }
-
-    // ----------------------------------------------------------------------------------------------
-    // Free-number lists
-
-    fn list_get(&self, l: NumList, field: usize) -> u32 {
-        self.rf(l.owner, l.idx, l.at + field)
-    }
-
-    fn list_set(&mut self, l: NumList, field: usize, v: u32) {
-        self.wf(l.owner, l.idx, l.at + field, v);
-    }
-
-    fn list_push_front(&mut self, l: NumList, v: u32) {
-        let Some(r) = self.pool_alloc(Pool::Num) else {
-            return;
-        };
-        let head = self.list_get(l, NumList::HEAD);
-        self.wf(Pool::Num, r, layout::num::VALUE, v);
-        self.wf(Pool::Num, r, layout::num::PREV, NIL);
-        self.wf(Pool::Num, r, LINK, head);
-        if self.lay.rec(Pool::Num, head).is_some() {
-            self.wf(Pool::Num, head, layout::num::PREV, r);
-        } else {
-            self.list_set(l, NumList::TAIL, r);
-        }
-        self.list_set(l, NumList::HEAD, r);
-        let len = self.list_get(l, NumList::LEN).saturating_add(1);
-        self.list_set(l, NumList::LEN, len);
-    }
-
-    fn list_pop_front(&mut self, l: NumList) -> Option<u32> {
-        let head = self.list_get(l, NumList::HEAD);
-        if self.lay.rec(Pool::Num, head).is_none() || self.rf(Pool::Num, head, STATE) != USED {
-            self.list_set(l, NumList::HEAD, NIL);
-            self.list_set(l, NumList::TAIL, NIL);
-            self.list_set(l, NumList::LEN, 0);
-            return None;
-        }
-        let v = self.rf(Pool::Num, head, layout::num::VALUE);
-        let next = self.rf(Pool::Num, head, LINK);
-        self.list_set(l, NumList::HEAD, next);
-        if self.lay.rec(Pool::Num, next).is_some() {
-            self.wf(Pool::Num, next, layout::num::PREV, NIL);
-        } else {
-            self.list_set(l, NumList::TAIL, NIL);
-        }
-        let len = self.list_get(l, NumList::LEN).saturating_sub(1);
-        self.list_set(l, NumList::LEN, len);
-        self.pool_free(Pool::Num, head);
-        Some(v)
-    }
-
-    /// Drops the oldest number; false if the list was empty.
-    fn list_drop_back(&mut self, l: NumList) -> bool {
-        let tail = self.list_get(l, NumList::TAIL);
-        if self.lay.rec(Pool::Num, tail).is_none() || self.rf(Pool::Num, tail, STATE) != USED {
-            self.list_set(l, NumList::HEAD, NIL);
-            self.list_set(l, NumList::TAIL, NIL);
-            self.list_set(l, NumList::LEN, 0);
-            return false;
-        }
-        let prev = self.rf(Pool::Num, tail, layout::num::PREV);
-        self.list_set(l, NumList::TAIL, prev);
-        if self.lay.rec(Pool::Num, prev).is_some() {
-            self.wf(Pool::Num, prev, LINK, NIL);
-        } else {
-            self.list_set(l, NumList::HEAD, NIL);
-        }
-        let len = self.list_get(l, NumList::LEN).saturating_sub(1);
-        self.list_set(l, NumList::LEN, len);
-        self.pool_free(Pool::Num, tail);
-        true
-    }
-
-    fn list_clear(&mut self, l: NumList) {
-        for _ in 0..=self.lay.num_cap {
-            if self.list_pop_front(l).is_none() {
-                break;
-            }
-        }
     }
 
     // ----------------------------------------------------------------------------------------------

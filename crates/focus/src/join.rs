@@ -50,6 +50,8 @@ pub enum RefusalKind {
     Anonymity,
     ConferenceFull,
     AlreadyJoined,
+    /// The identity holds `max_places_per_identity` places in the conference already.
+    TooManyPlaces,
     BadOffer,
     NotAcceptable,
     PrivacyUnavailable,
@@ -150,12 +152,25 @@ pub fn admit<'g>(
 
     let display_name = match from.display_name {
         Some(name) if !name.is_empty() => {
+            // RFC 8266: a name with a code point the Nickname profile disallows is refused, not
+            // stripped (a bidi override would otherwise make `\u{202E}ecila` render as "alice"),
+            // and the reason names that code point (ASCII only: it is a reason phrase).
             nickname::validate_display_name(&name, limits.max_display_name_chars).map_err(|e| {
-                Refusal::new(
-                    400,
-                    format!("Bad Request (display name: {e})"),
-                    RefusalKind::BadRequest,
-                )
+                match e {
+                    nickname::NameError::Disallowed(c) => Refusal::new(
+                        400,
+                        format!(
+                            "Display name not allowed: {}",
+                            nickname::code_point_label(c)
+                        ),
+                        RefusalKind::BadRequest,
+                    ),
+                    e => Refusal::new(
+                        400,
+                        format!("Bad Request (display name: {e})"),
+                        RefusalKind::BadRequest,
+                    ),
+                }
             })?;
             Some(name)
         }
@@ -519,6 +534,51 @@ mod tests {
             refusal(admit(&g, &no_sdp, &LIMITS)),
             (488, RefusalKind::BadOffer)
         );
+    }
+
+    #[test]
+    fn a_disallowed_code_point_in_the_display_name_is_400_naming_it() {
+        let g = groups();
+        let bc = "sip:bookclub@im.example.net";
+        for (from, privacy, phrase) in [
+            (
+                "\"\u{202E}ecila\" <sip:anonymous@anonymous.invalid>;tag=1",
+                "id",
+                "Display name not allowed: U+202E RIGHT-TO-LEFT OVERRIDE",
+            ),
+            (
+                "\"Bob\u{200B}\" <sip:bob@example.com>;tag=1",
+                "",
+                "Display name not allowed: U+200B ZERO WIDTH SPACE",
+            ),
+            (
+                "\"a\tb\" <sip:anonymous@anonymous.invalid>;tag=1",
+                "id",
+                "Display name not allowed: U+0009 CHARACTER TABULATION",
+            ),
+        ] {
+            let r = admit(
+                &g,
+                &invite(bc, from, privacy, "<sip:bob@example.com>"),
+                &LIMITS,
+            )
+            .expect_err(from);
+            assert_eq!((r.code, r.kind), (400, RefusalKind::BadRequest), "{from}");
+            assert_eq!(r.reason, phrase);
+        }
+        // Spaces are mapped (RFC 8266 §2.2), not refused; the name is kept as written.
+        let a = admit(
+            &g,
+            &invite(
+                bc,
+                "\"  bob   the  builder \" <sip:anonymous@anonymous.invalid>;tag=1",
+                "id",
+                "<sip:bob@example.com>",
+            ),
+            &LIMITS,
+        )
+        .unwrap();
+        assert_eq!(a.display_name.as_deref(), Some("  bob   the  builder "));
     }
 
     #[test]

@@ -123,6 +123,7 @@ fn child(sh: &Shared, who: usize) -> Result<(), String> {
             t.join(&JoinRequest {
                 conference_key: ROOM,
                 max_participants: None,
+                max_places_per_identity: None,
                 anonymous: true,
                 display_name: Some("bob"),
                 identity_uri: &ident,

@@ -4,7 +4,7 @@
 //!   confusable Unicode one (a full-width letter, a Cyrillic look-alike, a zero-width space).
 //! - `sdp`: parsing a typical MSRP chat offer (as the end-to-end tests send it), choosing its chat
 //!   media line and composing the focus's answer.
-//! - `cpim/parse_headers` and `multipart/parse`: the bodies of the SPEC.md §1 200 OK (what a client
+//! - `cpim/parse_headers` and `multipart/parse`: the bodies of the illustrative 200 OK of README.md ("The sample flow") (what a client
 //!   parses when its alias was modified).
 use std::hint::black_box;
 use std::time::Duration;
@@ -19,7 +19,7 @@ m=message 40000 TCP/MSRP *\r\na=accept-types:message/cpim\r\na=accept-wrapped-ty
 a=path:msrp://127.0.0.1:40000/kx8Qm2Zp0aLw7vR1;tcp\r\na=setup:actpass\r\n\
 a=chatroom:nickname private-messages\r\n";
 
-/// The multipart body of the illustrative 200 OK in SPEC.md §1 (LF here, CRLF when used).
+/// The multipart body of the illustrative 200 OK in README.md ("The sample flow") (LF here, CRLF when used).
 const SPEC_200_OK_BODY: &str = "--ca7f3a
 Content-Type: message/cpim
 

@@ -22,6 +22,37 @@ pub enum Request {
     Leave { id: u64, session: String },
     /// Liveness probe; answered with `ok`.
     Ping { id: u64 },
+    /// Which registered sessions are not backed by a live MSRP connection: never bound for
+    /// `bind_timeout_ms` since the join, or unbound (connection gone) for `gone_timeout_ms`.
+    /// Answered with at most `max` of them in [`Response::idle`], oldest first. Asking changes
+    /// nothing: a session stays listed until the module sends `leave` for it.
+    Idle {
+        id: u64,
+        bind_timeout_ms: u64,
+        gone_timeout_ms: u64,
+        max: u32,
+    },
+}
+
+/// Why a session is listed by `idle`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdleReason {
+    /// No MSRP connection ever bound the session.
+    NeverBound,
+    /// The session's MSRP connection closed and none bound it again.
+    Gone,
+}
+
+/// One session past its limit (answer to `idle`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdleSession {
+    pub session: String,
+    /// The conference URI the session joined (as in its `join`).
+    pub conference: String,
+    pub reason: IdleReason,
+    /// How long the session has been without a connection, in milliseconds.
+    pub idle_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +82,7 @@ impl Request {
     pub fn id(&self) -> u64 {
         match self {
             Request::Join(j) => j.id,
-            Request::Leave { id, .. } | Request::Ping { id } => *id,
+            Request::Leave { id, .. } | Request::Ping { id } | Request::Idle { id, .. } => *id,
         }
     }
 }
@@ -67,6 +98,9 @@ pub struct Response {
     /// For `join`: where the participant connects, as host, port and the full MSRP URI for `a=path`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<Grant>,
+    /// For `idle`: the sessions past their limit (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub idle: Vec<IdleSession>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,10 +180,46 @@ mod tests {
             ok: false,
             error: Some("no".into()),
             grant: None,
+            idle: Vec::new(),
         };
         let line = String::from_utf8(encode(&r)).unwrap();
         assert!(!line.contains("grant"));
         assert_eq!(decode::<Response>(line.as_bytes()).unwrap(), r);
+    }
+
+    #[test]
+    fn idle_round_trips() {
+        let req: Request = decode(
+            br#"{"op":"idle","id":4,"bind_timeout_ms":30000,"gone_timeout_ms":60000,"max":64}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            req,
+            Request::Idle {
+                id: 4,
+                bind_timeout_ms: 30000,
+                gone_timeout_ms: 60000,
+                max: 64
+            }
+        );
+        assert_eq!(req.id(), 4);
+        let r = Response {
+            id: 4,
+            ok: true,
+            idle: vec![IdleSession {
+                session: "abc".into(),
+                conference: "sip:g@example.net".into(),
+                reason: IdleReason::NeverBound,
+                idle_ms: 31000,
+            }],
+            ..Default::default()
+        };
+        let line = String::from_utf8(encode(&r)).unwrap();
+        assert!(line.contains(r#""reason":"never_bound""#), "{line}");
+        assert_eq!(decode::<Response>(line.as_bytes()).unwrap(), r);
+        // An answer without the field (any other request) decodes to an empty list.
+        let plain: Response = decode(br#"{"id":1,"ok":true}"#).unwrap();
+        assert!(plain.idle.is_empty());
     }
 
     #[test]

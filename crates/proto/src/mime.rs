@@ -4,7 +4,8 @@
 //! Zero-copy: header names and values borrow from the input. A folded value (continuation line
 //! starting with SP/HTAB) is returned as one slice that still contains its line break; values are
 //! trimmed of surrounding whitespace. Line ends are CRLF; a bare LF is tolerated (some SIP stacks
-//! and hand-written test bodies use it), a CR not followed by LF is refused.
+//! and hand-written test bodies use it) unless the caller asks for [`LineEnds::CrlfOnly`]; a CR
+//! not followed by LF is refused.
 #![deny(
     clippy::indexing_slicing,
     clippy::unwrap_used,
@@ -21,14 +22,37 @@ pub(crate) enum HeaderBlockError {
     ControlCharacter,
     /// A line without `:`, an empty or invalid field name, or a continuation line first.
     Malformed,
+    /// A line ended by LF without CR, under [`LineEnds::CrlfOnly`].
+    BareLf,
+}
+
+/// Which line ends a header block may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineEnds {
+    /// CRLF only (RFC 5322 §2.1, RFC 3862 §3.1): a bare LF is an error. A forwarder that reads
+    /// headers on behalf of its recipients needs this: were it to end a line at a bare LF, a
+    /// recipient that does not would read a different header block than the one checked.
+    CrlfOnly,
+    /// CRLF or a bare LF, for readers that only display what they read.
+    AcceptBareLf,
 }
 
 /// The next line of `input`: its content without CRLF/LF and the number of bytes including the
-/// line end. `None` when no LF has arrived yet.
-pub(crate) fn next_line(input: &[u8]) -> Option<(&[u8], usize)> {
-    let lf = input.iter().position(|&b| b == b'\n')?;
-    let line = input.get(..lf)?;
-    Some((line.strip_suffix(b"\r").unwrap_or(line), lf + 1))
+/// line end. `Ok(None)` when no LF has arrived yet; [`HeaderBlockError::BareLf`] for a line ended
+/// by LF alone under [`LineEnds::CrlfOnly`].
+pub(crate) fn next_line(
+    input: &[u8],
+    ends: LineEnds,
+) -> Result<Option<(&[u8], usize)>, HeaderBlockError> {
+    let Some(lf) = input.iter().position(|&b| b == b'\n') else {
+        return Ok(None);
+    };
+    let line = input.get(..lf).unwrap_or_default();
+    match line.strip_suffix(b"\r") {
+        Some(content) => Ok(Some((content, lf + 1))),
+        None if ends == LineEnds::CrlfOnly => Err(HeaderBlockError::BareLf),
+        None => Ok(Some((line, lf + 1))),
+    }
 }
 
 /// RFC 5322 field-name: printable ASCII except `:`.
@@ -50,15 +74,25 @@ struct Pending {
 ///
 /// With `complete`, the input is a whole bounded part: running out of input ends the block (the
 /// last line may lack its line end) instead of being [`HeaderBlockError::Incomplete`].
+/// Bare LF line ends are accepted; see [`parse_headers_with`].
 pub(crate) fn parse_headers(
     input: &[u8],
     complete: bool,
+) -> Result<(Headers<'_>, usize), HeaderBlockError> {
+    parse_headers_with(input, complete, LineEnds::AcceptBareLf)
+}
+
+/// [`parse_headers`] with the line ends the caller accepts.
+pub(crate) fn parse_headers_with(
+    input: &[u8],
+    complete: bool,
+    ends: LineEnds,
 ) -> Result<(Headers<'_>, usize), HeaderBlockError> {
     let mut pending: Vec<Pending> = Vec::new();
     let mut pos = 0usize;
     let consumed = loop {
         let rest = input.get(pos..).unwrap_or_default();
-        let (line, n) = match next_line(rest) {
+        let (line, n) = match next_line(rest, ends)? {
             Some(l) => l,
             None if complete && rest.is_empty() => break pos,
             None if complete => (rest, rest.len()),
@@ -176,6 +210,33 @@ mod tests {
         assert_eq!(
             parse_headers(b"A: \xff\r\n\r\n", false),
             Err(HeaderBlockError::NotUtf8)
+        );
+    }
+
+    #[test]
+    fn crlf_only_refuses_a_bare_lf_anywhere_in_the_block() {
+        fn strict(b: &[u8]) -> Result<(Headers<'_>, usize), HeaderBlockError> {
+            parse_headers_with(b, false, LineEnds::CrlfOnly)
+        }
+        assert_eq!(
+            strict(b"A: 1\r\nB: 2\r\n\r\nbody\n").unwrap(),
+            (vec![("A", "1"), ("B", "2")], 14)
+        );
+        for bad in [
+            &b"A: 1\nB: 2\r\n\r\n"[..],
+            b"A: 1\r\nB: 2\n\r\n",
+            b"A: 1\r\nB: 2\r\n\n",
+            b"A: 1\r\n two\n\r\n",
+            b"\n",
+        ] {
+            assert_eq!(strict(bad), Err(HeaderBlockError::BareLf), "{bad:?}");
+            assert!(parse_headers(bad, false).is_ok(), "lenient reads {bad:?}");
+        }
+        // A CR whose LF has not arrived yet is not an error: the line is incomplete.
+        assert_eq!(strict(b"A: 1\r"), Err(HeaderBlockError::Incomplete));
+        assert_eq!(
+            parse_headers_with(b"A: 1\n", true, LineEnds::CrlfOnly),
+            Err(HeaderBlockError::BareLf)
         );
     }
 

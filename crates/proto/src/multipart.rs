@@ -73,10 +73,11 @@ impl From<HeaderBlockError> for MultipartError {
         match e {
             HeaderBlockError::NotUtf8 => MultipartError::NotUtf8,
             HeaderBlockError::ControlCharacter => MultipartError::ControlCharacter,
-            // `Incomplete` cannot happen: parts are parsed as complete slices.
-            HeaderBlockError::Malformed | HeaderBlockError::Incomplete => {
-                MultipartError::MalformedHeader
-            }
+            // `Incomplete` cannot happen: parts are parsed as complete slices; `BareLf` neither:
+            // part headers are read with bare LFs accepted.
+            HeaderBlockError::Malformed
+            | HeaderBlockError::Incomplete
+            | HeaderBlockError::BareLf => MultipartError::MalformedHeader,
         }
     }
 }
@@ -289,7 +290,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
-    /// The multipart body of the illustrative 200 OK in SPEC.md §1, with CRLF line ends.
+    /// The multipart body of the illustrative 200 OK in README.md ("The sample flow"), with CRLF line ends.
     pub(crate) fn spec_200_ok_body() -> Vec<u8> {
         let text = "--ca7f3a
 Content-Type: message/cpim

@@ -1,4 +1,4 @@
-//! Display names and nicknames: validation and clash detection (SPEC.md §7).
+//! Display names and nicknames: validation and clash detection (RFC 8266 Nickname profile, RFC 8264; look-alikes by the Unicode confusable skeleton, UTS #39).
 //!
 //! Two participants must not be able to appear under the same name (RFC 7701 §11: a nickname
 //! takeover misroutes private messages; RFC 4575 §5.6). "The same" is decided by
@@ -6,10 +6,16 @@
 //! characters to a separate safeguard, and `B0b` next to `Bob` is exactly the attack, so the key
 //! also folds Unicode confusables (UTS #39 skeleton).
 //!
+//! Which names may be used at all is [`validate_display_name`]'s business: RFC 8266 enforcement,
+//! which refuses (never strips) every code point the FreeformClass of RFC 8264 disallows —
+//! controls, default-ignorable code points such as the bidi overrides that make `"\u{202E}ecila"`
+//! render as "alice", unassigned code points — and names the first one, so that a refusal can say
+//! what was wrong ([`code_point_label`]). Spaces are not refused: RFC 8266 §2.2 maps them.
+//!
 //! The key is a *total* function: it never fails, whatever the input, so the alias table can
-//! always answer "taken or free". Inputs that PRECIS refuses (controls, unassigned code points)
-//! are still keyed by an equivalent pipeline; whether such a name may be *used* is
-//! [`validate_display_name`]'s business.
+//! always answer "taken or free". Every name is validated before it reaches the key, so the key
+//! never sees a refused code point; if one ever did, the key still folds invisible characters away,
+//! which can only make names clash more, never let a look-alike in.
 #![deny(
     clippy::indexing_slicing,
     clippy::unwrap_used,
@@ -21,7 +27,9 @@ use std::borrow::Cow;
 use std::fmt;
 
 use precis_core::profile::{stabilize, Profile, Rules};
+use precis_core::{DerivedPropertyValue, FreeformClass, StringClass};
 use precis_profiles::Nickname;
+use unicode_script::{Script, UnicodeScript};
 
 /// Why a display name is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,9 +42,10 @@ pub enum NameError {
     Blank,
     /// More than `max` Unicode scalar values.
     TooLong { chars: usize, max: usize },
-    /// A `Cc` control character (C0 including TAB/CR/LF, DEL, C1): never part of a name, and the
-    /// source of header injection if echoed.
-    ControlCharacter,
+    /// A code point the RFC 8266 Nickname profile disallows (RFC 8264 FreeformClass: controls,
+    /// default-ignorable and other format characters, private use, unassigned, …): the first one
+    /// in the name.
+    Disallowed(char),
 }
 
 impl fmt::Display for NameError {
@@ -47,7 +56,7 @@ impl fmt::Display for NameError {
             NameError::TooLong { chars, max } => {
                 write!(f, "name too long ({chars} characters, at most {max})")
             }
-            NameError::ControlCharacter => f.write_str("control character in name"),
+            NameError::Disallowed(c) => write!(f, "not allowed: {}", code_point_label(*c)),
         }
     }
 }
@@ -56,14 +65,12 @@ impl std::error::Error for NameError {}
 
 /// Checks a display name before it is admitted: non-empty, at most `max_chars` Unicode scalar
 /// values (so 64 is accepted and 65 refused when `max_chars` is 64, whatever the UTF-8 length),
-/// no `Cc` control character, and something visible left after RFC 8266 space handling and
-/// removal of invisible characters.
+/// no code point that RFC 8266 disallows ([`first_disallowed`]), and something visible left after
+/// RFC 8266 space handling. Checked in that order; the length first, so that no more than
+/// `max_chars` characters are ever examined.
 pub fn validate_display_name(name: &str, max_chars: usize) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);
-    }
-    if name.chars().any(char::is_control) {
-        return Err(NameError::ControlCharacter);
     }
     let chars = name.chars().count();
     if chars > max_chars {
@@ -72,10 +79,186 @@ pub fn validate_display_name(name: &str, max_chars: usize) -> Result<(), NameErr
             max: max_chars,
         });
     }
+    if let Some(c) = first_disallowed(name) {
+        return Err(NameError::Disallowed(c));
+    }
     if clash_key(name).is_empty() {
         return Err(NameError::Blank);
     }
     Ok(())
+}
+
+/// The first code point of `name` that the RFC 8266 Nickname profile refuses, if any: the
+/// FreeformClass of RFC 8264 §4.3 (PVALID and the class's allowed categories pass; CONTEXTJ and
+/// CONTEXTO code points pass only where their context rule of RFC 5892 Appendix A holds).
+///
+/// `precis-core` derives the classes from Unicode 6.3, so everything assigned since (most emoji,
+/// recent scripts) would come out "unassigned". RFC 8264 §11 asks for the derivation over the
+/// current Unicode version instead; for those code points this uses a current table: a code point
+/// with a script (not `Unknown`, which covers unassigned, private use and noncharacters) that is
+/// not a format character passes, as every other category added since 6.3 is one the class allows.
+pub fn first_disallowed(name: &str) -> Option<char> {
+    let ff = FreeformClass::default();
+    // Code points that are assigned and allowed today but unknown to the 6.3 tables are replaced by
+    // an ASCII letter, so that the class check (and its context rules) sees the rest as it is.
+    let mut newer = false;
+    let probe: String = name
+        .chars()
+        .map(|c| {
+            if ff.get_value_from_char(c) == DerivedPropertyValue::Unassigned
+                && assigned_since_6_3(c)
+            {
+                newer = true;
+                'x'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let probe = if newer { probe.as_str() } else { name };
+    let position = match ff.allows(probe) {
+        Ok(()) => return None,
+        Err(precis_core::Error::BadCodepoint(info)) => Some(info.position),
+        Err(precis_core::Error::Unexpected(
+            precis_core::UnexpectedError::ContextRuleNotApplicable(info)
+            | precis_core::UnexpectedError::MissingContextRule(info),
+        )) => Some(info.position),
+        Err(_) => None,
+    };
+    // The reported position is an offset in chars, and the probe has the name's chars one for one.
+    // Without one, the first code point the class does not allow outright is named.
+    position
+        .and_then(|at| name.chars().nth(at))
+        .or_else(|| {
+            name.chars().find(|&c| {
+                !matches!(
+                    ff.get_value_from_char(c),
+                    DerivedPropertyValue::PValid | DerivedPropertyValue::SpecClassPval
+                )
+            })
+        })
+        .or_else(|| name.chars().next())
+}
+
+/// Assigned after Unicode 6.3 in a category the FreeformClass allows (see [`first_disallowed`]).
+fn assigned_since_6_3(c: char) -> bool {
+    // Format characters (Cf) assigned since 6.3 that are not default-ignorable.
+    const NEW_FORMAT: &[(u32, u32)] = &[
+        (0x0890, 0x0891),
+        (0x08E2, 0x08E2),
+        (0x110CD, 0x110CD),
+        (0x13430, 0x1343F),
+    ];
+    let cp = u32::from(c);
+    c.script() != Script::Unknown
+        && !c.is_control()
+        && !is_default_ignorable(c)
+        && !NEW_FORMAT.iter().any(|&(lo, hi)| (lo..=hi).contains(&cp))
+}
+
+/// `U+202E RIGHT-TO-LEFT OVERRIDE`: the code point and its Unicode name (for controls, their
+/// formal alias), in ASCII only, so that it may go into a SIP reason phrase or an MSRP status
+/// comment. Code points without a name get a description in angle brackets.
+pub fn code_point_label(c: char) -> String {
+    let cp = u32::from(c);
+    let name = match unicode_names2::name(c) {
+        Some(n) => n.to_string(),
+        None => control_alias(c).map_or_else(
+            || {
+                if (0xE000..=0xF8FF).contains(&cp) || cp >= 0xF0000 {
+                    "<private-use>".to_string()
+                } else if (0xFDD0..=0xFDEF).contains(&cp) || cp & 0xFFFE == 0xFFFE {
+                    "<noncharacter>".to_string()
+                } else if c.is_control() {
+                    "<control>".to_string()
+                } else {
+                    "<unassigned>".to_string()
+                }
+            },
+            str::to_string,
+        ),
+    };
+    format!("U+{cp:04X} {name}")
+}
+
+/// The formal aliases of the control characters (Unicode NameAliases.txt, type `control`), which
+/// have no character name of their own.
+fn control_alias(c: char) -> Option<&'static str> {
+    const C0: [&str; 32] = [
+        "NULL",
+        "START OF HEADING",
+        "START OF TEXT",
+        "END OF TEXT",
+        "END OF TRANSMISSION",
+        "ENQUIRY",
+        "ACKNOWLEDGE",
+        "ALERT",
+        "BACKSPACE",
+        "CHARACTER TABULATION",
+        "LINE FEED",
+        "LINE TABULATION",
+        "FORM FEED",
+        "CARRIAGE RETURN",
+        "SHIFT OUT",
+        "SHIFT IN",
+        "DATA LINK ESCAPE",
+        "DEVICE CONTROL ONE",
+        "DEVICE CONTROL TWO",
+        "DEVICE CONTROL THREE",
+        "DEVICE CONTROL FOUR",
+        "NEGATIVE ACKNOWLEDGE",
+        "SYNCHRONOUS IDLE",
+        "END OF TRANSMISSION BLOCK",
+        "CANCEL",
+        "END OF MEDIUM",
+        "SUBSTITUTE",
+        "ESCAPE",
+        "INFORMATION SEPARATOR FOUR",
+        "INFORMATION SEPARATOR THREE",
+        "INFORMATION SEPARATOR TWO",
+        "INFORMATION SEPARATOR ONE",
+    ];
+    const C1: [&str; 32] = [
+        "PADDING CHARACTER",
+        "HIGH OCTET PRESET",
+        "BREAK PERMITTED HERE",
+        "NO BREAK HERE",
+        "INDEX",
+        "NEXT LINE",
+        "START OF SELECTED AREA",
+        "END OF SELECTED AREA",
+        "CHARACTER TABULATION SET",
+        "CHARACTER TABULATION WITH JUSTIFICATION",
+        "LINE TABULATION SET",
+        "PARTIAL LINE FORWARD",
+        "PARTIAL LINE BACKWARD",
+        "REVERSE LINE FEED",
+        "SINGLE SHIFT TWO",
+        "SINGLE SHIFT THREE",
+        "DEVICE CONTROL STRING",
+        "PRIVATE USE ONE",
+        "PRIVATE USE TWO",
+        "SET TRANSMIT STATE",
+        "CANCEL CHARACTER",
+        "MESSAGE WAITING",
+        "START OF GUARDED AREA",
+        "END OF GUARDED AREA",
+        "START OF STRING",
+        "SINGLE GRAPHIC CHARACTER INTRODUCER",
+        "SINGLE CHARACTER INTRODUCER",
+        "CONTROL SEQUENCE INTRODUCER",
+        "STRING TERMINATOR",
+        "OPERATING SYSTEM COMMAND",
+        "PRIVACY MESSAGE",
+        "APPLICATION PROGRAM COMMAND",
+    ];
+    let cp = u32::from(c) as usize;
+    match cp {
+        0x00..=0x1F => C0.get(cp).copied(),
+        0x7F => Some("DELETE"),
+        0x80..=0x9F => C1.get(cp - 0x80).copied(),
+        _ => None,
+    }
 }
 
 /// Whether two names clash (equal [`clash_key`]s).
@@ -259,16 +442,82 @@ mod tests {
         assert_eq!(validate_display_name("   ", max), Err(NameError::Blank));
         assert_eq!(
             validate_display_name("\u{200B}", max),
-            Err(NameError::Blank)
+            Err(NameError::Disallowed('\u{200B}'))
         );
         for c in ['\t', '\r', '\n', '\u{0}', '\u{7F}', '\u{85}', '\u{9F}'] {
             assert_eq!(
                 validate_display_name(&format!("a{c}b"), max),
-                Err(NameError::ControlCharacter),
+                Err(NameError::Disallowed(c)),
                 "{c:?}"
             );
         }
         assert_eq!(validate_display_name("bob-2", max), Ok(()));
         assert_eq!(validate_display_name("Zoë 😀", max), Ok(()));
+    }
+
+    #[test]
+    fn precis_refuses_and_names_the_first_disallowed_code_point() {
+        let max = 64;
+        let cases: &[(&str, char, &str)] = &[
+            ("\u{202E}ecila", '\u{202E}', "U+202E RIGHT-TO-LEFT OVERRIDE"),
+            ("\u{202E}2-bob", '\u{202E}', "U+202E RIGHT-TO-LEFT OVERRIDE"),
+            ("bob\u{200B}", '\u{200B}', "U+200B ZERO WIDTH SPACE"),
+            ("a\u{200D}b", '\u{200D}', "U+200D ZERO WIDTH JOINER"),
+            (
+                "a\u{2066}b\u{2069}",
+                '\u{2066}',
+                "U+2066 LEFT-TO-RIGHT ISOLATE",
+            ),
+            (
+                "\u{FEFF}bob",
+                '\u{FEFF}',
+                "U+FEFF ZERO WIDTH NO-BREAK SPACE",
+            ),
+            ("a\u{2060}b", '\u{2060}', "U+2060 WORD JOINER"),
+            ("b\u{00AD}ob", '\u{00AD}', "U+00AD SOFT HYPHEN"),
+            ("x\ty", '\t', "U+0009 CHARACTER TABULATION"),
+            ("x\u{85}y", '\u{85}', "U+0085 NEXT LINE"),
+            ("x\u{7F}", '\u{7F}', "U+007F DELETE"),
+            ("a\u{E000}", '\u{E000}', "U+E000 <private-use>"),
+            ("a\u{0378}b", '\u{0378}', "U+0378 <unassigned>"),
+            ("a\u{FFFF}", '\u{FFFF}', "U+FFFF <noncharacter>"),
+            // The first one is named, not the first in some other order.
+            (
+                "ok\u{200F}\u{202E}",
+                '\u{200F}',
+                "U+200F RIGHT-TO-LEFT MARK",
+            ),
+        ];
+        for &(name, c, label) in cases {
+            assert_eq!(
+                validate_display_name(name, max),
+                Err(NameError::Disallowed(c)),
+                "{name:?}"
+            );
+            assert_eq!(code_point_label(c), label);
+            assert!(code_point_label(c).is_ascii());
+        }
+    }
+
+    #[test]
+    fn spaces_are_mapped_not_refused_and_newer_characters_pass() {
+        let max = 64;
+        for ok in [
+            "  bob  ",
+            "bob   smith",
+            "\u{3000}bob\u{00A0}smith",
+            "Zoë 😀",
+            // Assigned after Unicode 6.3 (emoji 9.0 and 11.0): not "unassigned" today.
+            "robot \u{1F916}",
+            "\u{1F970}",
+            "l\u{00B7}l", // MIDDLE DOT between two l: allowed by its context rule
+        ] {
+            assert_eq!(validate_display_name(ok, max), Ok(()), "{ok:?}");
+        }
+        // ... but not where the context rule fails.
+        assert_eq!(
+            validate_display_name("a\u{00B7}b", max),
+            Err(NameError::Disallowed('\u{00B7}'))
+        );
     }
 }

@@ -38,6 +38,14 @@ pub const PAGE: u64 = 16;
 const OVERLAP: u64 = 4;
 /// Resync request ids live above every NICKNAME id (exact as a double: below 2^53).
 const RESYNC_ID_BASE: u64 = 1 << 50;
+/// Convergence check ids live above every resync id.
+const CHECK_ID_BASE: u64 = 1 << 51;
+/// Sessions asked about in one `chat_alias.missing` question (the module answers at most 128).
+pub const CHECK_BATCH: usize = 128;
+/// How often the relay asks the focus which of its sessions the alias table still has: a session
+/// the module no longer has (a leave lost in transit, a restarted Kamailio) is closed within two
+/// periods.
+pub const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(4);
 /// jsonrpcs reads requests into a buffer of this size (JSONRPC_DGRAM_BUF_SIZE); its answers are
 /// smaller than a datagram can be.
 const MAX_DATAGRAM: usize = 65536;
@@ -382,6 +390,87 @@ fn on_page(
     }
 }
 
+/// A convergence round in progress: the sessions still to ask about, and the batch awaiting its
+/// answer.
+struct Check {
+    id: u64,
+    asked: std::collections::HashSet<String>,
+    rest: Vec<(String, String)>,
+    deadline: tokio::time::Instant,
+    closed: usize,
+}
+
+/// The `chat_alias.missing` question for one batch.
+pub fn missing_request(id: u64, batch: &[(String, String)]) -> Vec<u8> {
+    let params: Vec<Value> = batch.iter().map(|(c, s)| json!([c, s])).collect();
+    json!({"jsonrpc": "2.0", "method": "chat_alias.missing", "params": params, "id": id})
+        .to_string()
+        .into_bytes()
+}
+
+/// The sessions a `chat_alias.missing` answer names; None for an error or an unusable answer
+/// (then nothing is closed).
+pub fn parse_missing(v: &Value) -> Option<Vec<String>> {
+    v.get("result")?.get("missing")?.as_array().map(|a| {
+        a.iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect()
+    })
+}
+
+/// Closes what the answer names, but only sessions of the batch asked: nothing else can be judged
+/// by this answer. Session ids are fresh random values per join, and the module puts a participant
+/// in its table before telling the relay, so a session asked about and missing from the table is
+/// gone for good. Returns how many were closed.
+pub fn close_missing(
+    shared: &Shared,
+    asked: &std::collections::HashSet<String>,
+    missing: Vec<String>,
+) -> usize {
+    let mut n = 0;
+    for s in missing.into_iter().filter(|s| asked.contains(s)) {
+        if let Some(p) = shared.on_leave(&s) {
+            tracing::info!(session = %s, conference = %p.conference, "session unknown to the focus closed");
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Asks about the next batch of `st`; false when the round is over or could not be sent.
+fn ask_check(
+    link: &Link,
+    focus: &Path,
+    shared: &Shared,
+    st: &mut Check,
+    next_id: &mut u64,
+) -> bool {
+    if st.rest.is_empty() {
+        return false;
+    }
+    let at = st.rest.len().saturating_sub(CHECK_BATCH);
+    let batch = st.rest.split_off(at);
+    *next_id += 1;
+    st.id = CHECK_ID_BASE + *next_id;
+    st.asked = batch.iter().map(|(_, s)| s.clone()).collect();
+    st.deadline = tokio::time::Instant::now() + resync_timeout(shared);
+    let bytes = missing_request(st.id, &batch);
+    matches!(link.tx.send_to(&bytes, focus), Ok(n) if n == bytes.len())
+}
+
+fn begin_check(link: &Link, focus: &Path, shared: &Shared, next_id: &mut u64) -> Option<Check> {
+    let rest = shared.switch.lock().registry.sessions();
+    let mut st = Check {
+        id: 0,
+        asked: Default::default(),
+        rest,
+        deadline: tokio::time::Instant::now(),
+        closed: 0,
+    };
+    ask_check(link, focus, shared, &mut st, next_id).then_some(st)
+}
+
 /// The focus link: sends the switch's questions and feeds the answers back to it, and rebuilds the
 /// registry when asked (`resyncs`).
 pub async fn run(
@@ -428,9 +517,20 @@ pub async fn run(
             }
             None => begin_resync(&link, &focus, &shared, &mut next_id),
         };
+        let mut check: Option<Check> = None;
+        let mut tick = tokio::time::interval(CHECK_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = resync.as_ref().map(|r| r.deadline);
+            let check_deadline = check.as_ref().map(|c| c.deadline);
             tokio::select! {
+                _ = tick.tick() => if check.is_none() && resync.is_none() {
+                    check = begin_check(&link, &focus, &shared, &mut next_id);
+                },
+                _ = tokio::time::sleep_until(check_deadline.unwrap_or_else(tokio::time::Instant::now)), if check_deadline.is_some() => {
+                    tracing::debug!("the focus did not answer a convergence check; asked again later");
+                    check = None;
+                }
                 ask = asks.recv() => match ask {
                     Some(a) => send(&link, &focus, &shared, a),
                     None => return,
@@ -456,6 +556,24 @@ pub async fn run(
                         let v: Option<Value> = serde_json::from_slice(data).ok();
                         let id = v.as_ref().and_then(id_of);
                         if let (Some(v), Some(id)) = (&v, id) {
+                            if id >= CHECK_ID_BASE {
+                                match check.take() {
+                                    Some(mut st) if st.id == id => {
+                                        if let Some(missing) = parse_missing(v) {
+                                            st.closed += close_missing(&shared, &st.asked, missing);
+                                            if ask_check(&link, &focus, &shared, &mut st, &mut next_id) {
+                                                check = Some(st);
+                                            } else if st.closed > 0 {
+                                                tracing::info!(closed = st.closed, "sessions the focus no longer has were closed");
+                                            }
+                                        } else {
+                                            tracing::debug!(answer = %v, "convergence check refused by the focus");
+                                        }
+                                    }
+                                    other => check = other,
+                                }
+                                continue;
+                            }
                             if id >= RESYNC_ID_BASE {
                                 match resync.take() {
                                     Some(st) if st.id == id => {
@@ -619,6 +737,8 @@ mod tests {
             focus_timeout: Duration::from_secs(5),
             max_connections: 4096,
             max_unbound: 256,
+            max_unbound_per_address: 32,
+            first_byte_timeout: Duration::from_secs(5),
         };
         let metrics = Metrics::new();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -629,6 +749,7 @@ mod tests {
             advertise_port: 2855,
             max_size: 1 << 20,
             queue_bytes: 1 << 20,
+            max_queued_bytes: usize::MAX,
             focus: Some(tx),
             resync: None,
             resync_leaves: Default::default(),
@@ -792,6 +913,59 @@ mod tests {
                 .is_err()
         );
         assert_eq!(parse_sessions(&json!({"result":[],"id":1})).unwrap().1, 0);
+    }
+
+    /// A `chat_alias.missing` answer closes the sessions of the batch asked that it names, and
+    /// nothing else: not a session outside the batch (registered after the question), not one
+    /// the answer does not name; an error answer closes nothing.
+    #[test]
+    fn missing_answers_close_only_what_was_asked() {
+        let shared = crate::test_support::shared(crate::test_support::config());
+        let p = |sid: &str| Participant {
+            session: sid.into(),
+            conference: "sip:lounge@im.example.net".into(),
+            uri: format!("sip:{sid}@anonymous.invalid"),
+            display_name: None,
+            anonymous: true,
+            peer_path: vec!["msrp://192.0.2.1:7654/abc;tcp".into()],
+            accept_wrapped_types: vec![],
+            chatroom: vec![],
+            private_messages_allowed: false,
+        };
+        for sid in [
+            "aaaaaaaaaaaaaaaa0001",
+            "aaaaaaaaaaaaaaaa0002",
+            "aaaaaaaaaaaaaaaa0003",
+        ] {
+            shared.switch.lock().join(p(sid)).unwrap();
+        }
+        let batch = shared.switch.lock().registry.sessions();
+        assert_eq!(batch.len(), 3);
+        let q: Value =
+            serde_json::from_slice(&missing_request(CHECK_ID_BASE + 1, &batch[..2])).unwrap();
+        assert_eq!(q["method"], "chat_alias.missing");
+        assert_eq!(
+            q["params"],
+            json!([
+                ["sip:lounge@im.example.net", "aaaaaaaaaaaaaaaa0001"],
+                ["sip:lounge@im.example.net", "aaaaaaaaaaaaaaaa0002"]
+            ])
+        );
+        let asked: std::collections::HashSet<String> =
+            batch[..2].iter().map(|(_, s)| s.clone()).collect();
+        assert_eq!(
+            parse_missing(&json!({"error":{"code":-32601,"message":"Method not found"},"id":1})),
+            None
+        );
+        let answer = json!({"jsonrpc":"2.0","result":{"missing":[
+            "aaaaaaaaaaaaaaaa0002", "aaaaaaaaaaaaaaaa0003", "aaaaaaaaaaaaaaaa0009"]},"id":1});
+        let missing = parse_missing(&answer).unwrap();
+        assert_eq!(close_missing(&shared, &asked, missing), 1);
+        let sw = shared.switch.lock();
+        assert!(sw.registry.get("aaaaaaaaaaaaaaaa0001").is_some());
+        assert!(sw.registry.get("aaaaaaaaaaaaaaaa0002").is_none());
+        // Not part of the batch asked: this answer cannot judge it.
+        assert!(sw.registry.get("aaaaaaaaaaaaaaaa0003").is_some());
     }
 
     #[test]

@@ -20,7 +20,7 @@ mod focus;
 mod outbox;
 
 // The sans-IO core lives in the library target (src/lib.rs) so that fuzz targets can drive it.
-use chat_alias_relay::{metrics, registry, switch};
+use chat_alias_relay::{frame, metrics, registry, switch};
 
 use metrics::Metrics;
 use outbox::Outbox;
@@ -90,10 +90,17 @@ struct Args {
     /// Open MSRP connections at most; more are accepted and closed at once.
     #[arg(long, default_value_t = 4096)]
     max_connections: usize,
-    /// MSRP connections that have bound no session yet, at most; more are accepted and closed at
-    /// once.
+    /// MSRP connections that have bound no session yet, at most; a new one beyond closes the
+    /// oldest unbound connection (one that sent nothing first).
     #[arg(long, default_value_t = 256)]
     max_unbound: usize,
+    /// Unbound MSRP connections from one source address, at most; a new one beyond closes the
+    /// oldest unbound connection of that address.
+    #[arg(long, default_value_t = 32)]
+    max_unbound_per_address: usize,
+    /// A connection that sends no byte within this time is closed.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    first_byte_timeout: Duration,
     /// A connection that binds no session within this time is closed.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     bind_timeout: Duration,
@@ -104,6 +111,10 @@ struct Args {
     /// recipient is marked congested.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     queue_bytes: usize,
+    /// Bytes all outboxes may hold together (a chunk shared by many recipients counts once);
+    /// a data frame beyond is dropped for its recipient as if its own queue were full.
+    #[arg(long, default_value_t = 256 * 1024 * 1024)]
+    max_queued_bytes: usize,
     /// A recipient congested for this long is disconnected.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     congestion_timeout: Duration,
@@ -116,13 +127,18 @@ struct Args {
     /// Answer NICKNAME requests (RFC 7701 §7); with `false` they get 501.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     nicknames: bool,
-    /// Kamailio's jsonrpcs Unix datagram socket: NICKNAME requests are decided by the focus
-    /// (`chat_alias.nickname`). Without it, NICKNAME gets 403.
-    #[arg(long, value_name = "PATH")]
+    /// The module's focus socket (Unix datagram, modparam `focus_socket`): NICKNAME requests are
+    /// decided by the focus (`chat_alias.nickname`) and the registry is rebuilt from it after a
+    /// restart. Without it, NICKNAME gets 403. `--focus-rpc` is the old name.
+    #[arg(long = "focus", alias = "focus-rpc", value_name = "PATH")]
     focus_rpc: Option<PathBuf>,
     /// How long the focus has to answer a NICKNAME question (then 500).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     focus_timeout: Duration,
+    /// A uid (besides the relay's own) whose processes may use the control socket; repeatable.
+    /// Peers of any other uid are closed unanswered.
+    #[arg(long, value_name = "UID")]
+    control_allow_uid: Vec<u32>,
 }
 
 /// State shared by the listeners.
@@ -133,6 +149,8 @@ pub struct Shared {
     pub advertise_port: u16,
     pub max_size: u64,
     pub queue_bytes: usize,
+    /// The relay-wide limit on queued bytes (`--max-queued-bytes`).
+    pub max_queued_bytes: usize,
     /// Questions for the focus link (None: no `--focus-rpc`).
     pub focus: Option<tokio::sync::mpsc::UnboundedSender<switch::NicknameAsk>>,
     /// Asks the focus link to rebuild the registry from `chat_alias.sessions` (None: no
@@ -246,6 +264,8 @@ fn build_shared(
         focus_timeout: args.focus_timeout,
         max_connections: args.max_connections,
         max_unbound: args.max_unbound,
+        max_unbound_per_address: args.max_unbound_per_address,
+        first_byte_timeout: args.first_byte_timeout,
     };
     Shared {
         switch: Mutex::new(Switch::new(cfg, switch::os_ids(), metrics.clone())),
@@ -254,6 +274,7 @@ fn build_shared(
         advertise_port: args.listen.port(),
         max_size: args.max_size,
         queue_bytes: args.queue_bytes,
+        max_queued_bytes: args.max_queued_bytes,
         focus,
         resync,
         resync_leaves: Mutex::new(None),
@@ -282,12 +303,9 @@ async fn run(args: Args) -> Result<(), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    let control_listener = tokio::net::UnixListener::bind(&args.control).map_err(|e| {
-        format!(
-            "cannot listen on control socket {}: {e}",
-            args.control.display()
-        )
-    })?;
+    let (control_listener, own_uid) = control::bind_private(&args.control)?;
+    let mut allowed_uids = args.control_allow_uid.clone();
+    allowed_uids.push(own_uid);
     let advertise_host = args
         .advertise
         .clone()
@@ -313,8 +331,12 @@ async fn run(args: Args) -> Result<(), String> {
     // Rebuild the registry from the focus's alias table (a restarted relay knows nobody). Asked
     // again on the first control connection: Kamailio may start after the relay.
     shared.request_resync();
-    tracing::info!(control = %args.control.display(), msrp = %args.listen, metrics = ?args.metrics, focus_rpc = ?args.focus_rpc, max_size = args.max_size, max_connections = args.max_connections, max_unbound = args.max_unbound, "relay ready");
-    let control_task = tokio::spawn(control::serve(control_listener, shared.clone()));
+    tracing::info!(control = %args.control.display(), msrp = %args.listen, metrics = ?args.metrics, focus_rpc = ?args.focus_rpc, max_size = args.max_size, max_connections = args.max_connections, max_unbound = args.max_unbound, max_unbound_per_address = args.max_unbound_per_address, "relay ready");
+    // The control socket is served on its own thread: joins and leaves are answered within the
+    // module's relay timeout even while this runtime is busy fanning messages out (the switch's
+    // lock is only ever held for one read's worth of work).
+    let control_stop = control::spawn(control_listener, shared.clone(), allowed_uids)
+        .map_err(|e| format!("cannot start the control thread: {e}"))?;
     let accept_shared = shared.clone();
     let accept_task = tokio::spawn(async move {
         loop {
@@ -361,7 +383,7 @@ async fn run(args: Args) -> Result<(), String> {
     while shared.metrics.queued() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    control_task.abort();
+    drop(control_stop);
     timer_task.abort();
     if let Some(t) = metrics_task {
         t.abort();
@@ -430,6 +452,8 @@ mod test_support {
             focus_timeout: Duration::from_secs(1),
             max_connections: 4096,
             max_unbound: 256,
+            max_unbound_per_address: 32,
+            first_byte_timeout: Duration::from_secs(3),
         }
     }
 
@@ -440,6 +464,7 @@ mod test_support {
             advertise_port: cfg.port,
             max_size: cfg.max_size,
             queue_bytes: cfg.queue_bytes,
+            max_queued_bytes: usize::MAX,
             switch: Mutex::new(Switch::new(cfg, switch::os_ids(), metrics.clone())),
             metrics,
             focus: None,
@@ -514,6 +539,7 @@ mod tests {
             "--congestion-timeout",
             "--drain-timeout",
             "--focus-timeout",
+            "--first-byte-timeout",
         ] {
             let e = args(&[flag, "18446744073709551615s"]).unwrap_err();
             assert!(e.to_string().contains("too long"), "{flag}: {e}");

@@ -46,8 +46,17 @@ pub struct Metrics {
     pub connections_accepted: AtomicU64,
     /// Connections closed at accept because `--max-connections` were open.
     pub refused_max_connections: AtomicU64,
-    /// Connections closed at accept because `--max-unbound` had bound no session yet.
+    /// Connections closed at accept because `--max-unbound` had bound no session yet (only when
+    /// none could be evicted, i.e. `--max-unbound 0`).
     pub refused_max_unbound: AtomicU64,
+    /// Connections closed at accept because `--max-unbound-per-address` is 0.
+    pub refused_per_address: AtomicU64,
+    /// Unbound connections closed to make room for a new one, by the cap reached.
+    pub evicted_max_connections: AtomicU64,
+    pub evicted_max_unbound: AtomicU64,
+    pub evicted_per_address: AtomicU64,
+    /// Connections closed because they sent no byte within `--first-byte-timeout`.
+    pub first_byte_timeouts: AtomicU64,
     /// Messages whose first chunk arrived from a sender.
     pub messages_in: AtomicU64,
     /// Copies delivered in full (their last frame queued) to a recipient.
@@ -58,14 +67,19 @@ pub struct Metrics {
     pub bytes_out: AtomicU64,
     /// Frames (data and control) written to sockets.
     pub frames_out: AtomicU64,
-    /// Bytes in all outboxes, not yet written.
+    /// Bytes held by all outboxes, not yet written: each frame's own bytes, and each chunk body
+    /// once however many recipients' frames share it (`--max-queued-bytes` bounds it).
     pub queued_bytes: AtomicUsize,
+    /// Data frames refused because the relay-wide queued bytes were at `--max-queued-bytes`.
+    pub global_queue_full: AtomicU64,
     /// Connections closed because their recipient stayed congested.
     pub congestion_disconnects: AtomicU64,
     /// NICKNAME questions sent to the focus.
     pub focus_requests: AtomicU64,
     /// NICKNAME questions answered 500: timeout, focus unreachable, unusable or unexpected answer.
     pub focus_failures: AtomicU64,
+    /// Control connections closed because the peer's uid is not allowed.
+    pub control_refused: AtomicU64,
     drops: Mutex<BTreeMap<DropReason, u64>>,
     refusals: Mutex<BTreeMap<u16, u64>>,
 }
@@ -86,6 +100,16 @@ pub struct Gauges {
 impl Metrics {
     pub fn new() -> Arc<Metrics> {
         Arc::new(Metrics::default())
+    }
+
+    /// The eviction counter for `why`.
+    pub fn evicted(&self, why: crate::switch::Eviction) -> &AtomicU64 {
+        use crate::switch::Eviction;
+        match why {
+            Eviction::MaxConnections => &self.evicted_max_connections,
+            Eviction::MaxUnbound => &self.evicted_max_unbound,
+            Eviction::PerAddress => &self.evicted_per_address,
+        }
     }
 
     pub fn add(counter: &AtomicU64, n: u64) {
@@ -200,8 +224,14 @@ impl Metrics {
         one(
             "chat_alias_relay_queued_bytes",
             "gauge",
-            "Bytes waiting in all outboxes.",
+            "Bytes held by all outboxes (a chunk shared by many recipients counted once).",
             self.queued() as u64,
+        );
+        one(
+            "chat_alias_relay_global_queue_full_total",
+            "counter",
+            "Data frames refused because the relay-wide queued bytes were at --max-queued-bytes.",
+            c(&self.global_queue_full),
         );
         one(
             "chat_alias_relay_congestion_disconnects_total",
@@ -221,11 +251,31 @@ impl Metrics {
             "NICKNAME questions answered 500 (focus timeout, unreachable, unusable answer).",
             c(&self.focus_failures),
         );
+        one(
+            "chat_alias_relay_control_refused_total",
+            "counter",
+            "Control connections closed because the peer's uid is not allowed.",
+            c(&self.control_refused),
+        );
+        one(
+            "chat_alias_relay_first_byte_timeouts_total",
+            "counter",
+            "MSRP connections closed because they sent no byte in time.",
+            c(&self.first_byte_timeouts),
+        );
         let _ = writeln!(
             s,
-            "# HELP chat_alias_relay_connections_refused_total MSRP connections closed at accept, by the limit reached.\n# TYPE chat_alias_relay_connections_refused_total counter\nchat_alias_relay_connections_refused_total{{reason=\"max_connections\"}} {}\nchat_alias_relay_connections_refused_total{{reason=\"max_unbound\"}} {}",
+            "# HELP chat_alias_relay_connections_refused_total MSRP connections closed at accept, by the limit reached.\n# TYPE chat_alias_relay_connections_refused_total counter\nchat_alias_relay_connections_refused_total{{reason=\"max_connections\"}} {}\nchat_alias_relay_connections_refused_total{{reason=\"max_unbound\"}} {}\nchat_alias_relay_connections_refused_total{{reason=\"max_unbound_per_address\"}} {}",
             c(&self.refused_max_connections),
-            c(&self.refused_max_unbound)
+            c(&self.refused_max_unbound),
+            c(&self.refused_per_address)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP chat_alias_relay_unbound_evicted_total Unbound MSRP connections closed to make room for a new one, by the limit reached.\n# TYPE chat_alias_relay_unbound_evicted_total counter\nchat_alias_relay_unbound_evicted_total{{reason=\"max_connections\"}} {}\nchat_alias_relay_unbound_evicted_total{{reason=\"max_unbound\"}} {}\nchat_alias_relay_unbound_evicted_total{{reason=\"max_unbound_per_address\"}} {}",
+            c(&self.evicted_max_connections),
+            c(&self.evicted_max_unbound),
+            c(&self.evicted_per_address)
         );
         let _ = writeln!(
             s,

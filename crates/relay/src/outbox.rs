@@ -6,8 +6,15 @@
 //! for a slow reader. Control frames (responses, REPORTs, aborts) bypass that limit, up to a hard
 //! cap past which the connection is closed (a peer that sends requests but never reads its
 //! responses cannot grow our memory without bound).
+//!
+//! A second, relay-wide limit (`--max-queued-bytes`) bounds the memory all outboxes hold
+//! together: a data frame that would take the relay-wide count over it is refused the same way.
+//! That count is of memory, not of copies: a chunk body shared by many recipients' frames counts
+//! once ([`crate::frame`]).
+use crate::frame::Frame;
 use crate::metrics::Metrics;
 use crate::switch::{CloseReason, FrameClass, Outlet, Pushed};
+use std::io::IoSlice;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,19 +32,28 @@ pub enum CloseMode {
     Hard,
 }
 
+/// Frames handed to the kernel in one vectored write, at most.
+const WRITE_BATCH: usize = 16;
+
 struct Inner {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+    tx: mpsc::UnboundedSender<Frame>,
     queued: AtomicUsize,
     limit: usize,
     hard_cap: usize,
+    /// The relay-wide limit on `metrics.queued_bytes` for data frames.
+    global_cap: usize,
     close: watch::Sender<CloseMode>,
     metrics: Arc<Metrics>,
 }
 
 impl Inner {
-    fn sub(&self, n: usize) {
-        self.queued.fetch_sub(n, Ordering::Relaxed);
-        self.metrics.queued_bytes.fetch_sub(n, Ordering::Relaxed);
+    /// A frame left the queue (written or discarded). Its body, if shared, is taken off the
+    /// relay-wide count when its last copy is dropped.
+    fn sub(&self, f: &Frame) {
+        self.queued.fetch_sub(f.len(), Ordering::Relaxed);
+        self.metrics
+            .queued_bytes
+            .fetch_sub(f.own_len(), Ordering::Relaxed);
     }
 
     fn close(&self, mode: CloseMode) {
@@ -60,7 +76,7 @@ pub struct Outbox {
 
 /// The writer's end.
 pub struct OutboxRx {
-    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    rx: mpsc::UnboundedReceiver<Frame>,
     inner: Arc<Inner>,
 }
 
@@ -68,6 +84,17 @@ impl Outbox {
     /// `limit`: the queued-bytes limit for data frames; control frames may go up to
     /// `limit + control_slack`.
     pub fn new(limit: usize, control_slack: usize, metrics: Arc<Metrics>) -> (Outbox, OutboxRx) {
+        Outbox::with_global_cap(limit, control_slack, usize::MAX, metrics)
+    }
+
+    /// Like [`Outbox::new`], and data frames are also refused when they would take the
+    /// relay-wide queued bytes over `global_cap`.
+    pub fn with_global_cap(
+        limit: usize,
+        control_slack: usize,
+        global_cap: usize,
+        metrics: Arc<Metrics>,
+    ) -> (Outbox, OutboxRx) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (close, _) = watch::channel(CloseMode::Open);
         let inner = Arc::new(Inner {
@@ -75,6 +102,7 @@ impl Outbox {
             queued: AtomicUsize::new(0),
             limit,
             hard_cap: limit.saturating_add(control_slack),
+            global_cap,
             close,
             metrics,
         });
@@ -97,15 +125,27 @@ impl Outbox {
 }
 
 impl Outlet for Outbox {
-    fn push(&self, frame: Vec<u8>, class: FrameClass) -> Pushed {
+    fn push_frame(&self, frame: Frame, class: FrameClass) -> Pushed {
         let i = &self.inner;
         if *i.close.borrow() != CloseMode::Open {
             return Pushed::Dropped;
         }
         let len = frame.len();
         let queued = i.queued.load(Ordering::Relaxed);
+        // What this frame adds to the relay's memory: its own bytes, and its body unless another
+        // copy of it is queued already.
+        let adds = frame.own_len()
+            + frame
+                .body
+                .as_ref()
+                .filter(|b| !b.is_charged())
+                .map_or(0, |b| b.len());
         match class {
             FrameClass::Data if queued.saturating_add(len) > i.limit => return Pushed::Dropped,
+            FrameClass::Data if i.metrics.queued().saturating_add(adds) > i.global_cap => {
+                Metrics::add(&i.metrics.global_queue_full, 1);
+                return Pushed::Dropped;
+            }
             FrameClass::Control if queued.saturating_add(len) > i.hard_cap => {
                 tracing::warn!(queued, "control frames not read by the peer; closing");
                 i.close(CloseMode::Hard);
@@ -113,10 +153,15 @@ impl Outlet for Outbox {
             }
             _ => {}
         }
+        if let Some(b) = &frame.body {
+            b.charge(&i.metrics);
+        }
         i.queued.fetch_add(len, Ordering::Relaxed);
-        i.metrics.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        if i.tx.send(frame).is_err() {
-            i.sub(len);
+        i.metrics
+            .queued_bytes
+            .fetch_add(frame.own_len(), Ordering::Relaxed);
+        if let Err(e) = i.tx.send(frame) {
+            i.sub(&e.0);
             return Pushed::Dropped;
         }
         Pushed::Queued
@@ -125,7 +170,11 @@ impl Outlet for Outbox {
     fn close(&self, why: CloseReason) {
         let mode = match why {
             // The peer is not reading, or framing is gone: nothing queued is worth waiting for.
-            CloseReason::Congested | CloseReason::Overflow => CloseMode::Hard,
+            // Nothing was asked of an unbound connection that could be waiting to be written.
+            CloseReason::Congested
+            | CloseReason::Overflow
+            | CloseReason::Evicted
+            | CloseReason::FirstByteTimeout => CloseMode::Hard,
             _ => CloseMode::Graceful,
         };
         self.inner.close(mode);
@@ -150,11 +199,16 @@ async fn hard(close: &mut watch::Receiver<CloseMode>) {
 
 /// Writes queued frames until the outbox is closed. A graceful close writes what is already
 /// queued for at most `grace`; a hard close stops at once (even in the middle of a blocked write).
+///
+/// Frames already queued go out together (up to [`WRITE_BATCH`]) in vectored writes: each
+/// frame's head, shared body and end-line are handed to the kernel as they are, never copied
+/// into one buffer.
 pub async fn run_writer(mut w: OwnedWriteHalf, out: OutboxRx, grace: Duration) {
     let OutboxRx { mut rx, inner } = out;
     let mut close = inner.close.subscribe();
     let mut deadline: Option<tokio::time::Instant> = None;
     let far = || tokio::time::Instant::now() + Duration::from_secs(86400 * 365);
+    let mut batch: Vec<Frame> = Vec::with_capacity(WRITE_BATCH);
     loop {
         let mode = *close.borrow_and_update();
         match mode {
@@ -164,7 +218,7 @@ pub async fn run_writer(mut w: OwnedWriteHalf, out: OutboxRx, grace: Duration) {
             }
             _ => {}
         }
-        let frame = if deadline.is_some() {
+        let first = if deadline.is_some() {
             // Closing: write what is already queued, wait for nothing new.
             match rx.try_recv() {
                 Ok(f) => f,
@@ -184,32 +238,56 @@ pub async fn run_writer(mut w: OwnedWriteHalf, out: OutboxRx, grace: Duration) {
                 }
             }
         };
-        let len = frame.len();
+        batch.push(first);
+        while batch.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(f) => batch.push(f),
+                Err(_) => break,
+            }
+        }
         let until = deadline.unwrap_or_else(far);
         let mut hard_close = inner.close.subscribe();
         let ok = tokio::select! {
-            r = w.write_all(&frame) => r.is_ok(),
+            r = write_frames(&mut w, &batch) => r.is_ok(),
             _ = tokio::time::sleep_until(until) => false,
             _ = hard(&mut hard_close) => false,
         };
-        inner.sub(len);
+        let written = batch.len() as u64;
+        for f in batch.drain(..) {
+            inner.sub(&f);
+        }
         if !ok {
             break;
         }
-        Metrics::add(&inner.metrics.frames_out, 1);
+        Metrics::add(&inner.metrics.frames_out, written);
     }
     // Whatever is left is never written: take it off the counters.
     inner.close(CloseMode::Hard);
     rx.close();
     while let Ok(f) = rx.try_recv() {
-        inner.sub(f.len());
+        inner.sub(&f);
     }
     let _ = tokio::time::timeout(Duration::from_millis(200), w.shutdown()).await;
+}
+
+/// Writes every byte of `frames`, in order, with vectored writes.
+async fn write_frames(w: &mut OwnedWriteHalf, frames: &[Frame]) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = frames.iter().flat_map(Frame::slices).collect();
+    let mut bufs: &mut [IoSlice<'_>] = &mut slices;
+    while !bufs.is_empty() {
+        let n = w.write_vectored(bufs).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut bufs, n);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::Body;
 
     #[test]
     fn data_frames_respect_the_limit_control_frames_bypass_it() {
@@ -225,6 +303,99 @@ mod tests {
         assert_eq!(o.close_mode(), CloseMode::Hard);
         assert_eq!(o.push(vec![0; 1], FrameClass::Control), Pushed::Dropped);
         assert_eq!(rx.rx.try_recv().map(|f| f.len()), Ok(60));
+    }
+
+    fn data(head: usize, body: &Body) -> Frame {
+        Frame {
+            head: vec![b'h'; head],
+            body: Some(body.clone()),
+            tail: vec![b't'; 10],
+        }
+    }
+
+    /// Issue 7: the relay-wide cap counts a body shared by many recipients once, refuses data
+    /// frames beyond it (counted) but never control frames, and the count returns to zero when
+    /// everything is written or dropped.
+    #[test]
+    fn the_global_cap_counts_shared_bodies_once() {
+        let m = Metrics::new();
+        let outs: Vec<_> = (0..3)
+            .map(|_| Outbox::with_global_cap(10_000, 1000, 2000, m.clone()))
+            .collect();
+        let body = Body::new(vec![1; 1000]);
+        for (o, _) in &outs {
+            assert_eq!(
+                o.push_frame(data(90, &body), FrameClass::Data),
+                Pushed::Queued
+            );
+        }
+        // One body, three heads and tails: 1000 + 3 × 100.
+        assert_eq!(m.queued(), 1300);
+        // Each connection's own count is the whole frame.
+        assert_eq!(outs[1].0.queued(), 1100);
+        // Another 1000-byte chunk would take the relay over 2000: refused for everyone.
+        let next = Body::new(vec![2; 1000]);
+        assert_eq!(
+            outs[0].0.push_frame(data(90, &next), FrameClass::Data),
+            Pushed::Dropped
+        );
+        assert!(!next.is_charged());
+        assert_eq!(m.global_queue_full.load(Ordering::Relaxed), 1);
+        // Control frames are not held back by it (they are bounded per connection).
+        assert_eq!(
+            outs[0].0.push(vec![0; 800], FrameClass::Control),
+            Pushed::Queued
+        );
+        assert_eq!(m.queued(), 2100);
+        // Over the cap now, even a frame whose body is already counted adds its head: refused.
+        assert_eq!(
+            outs[2].0.push_frame(data(0, &body), FrameClass::Data),
+            Pushed::Dropped
+        );
+        // Everything drained: back to zero, the body included once its last copy is gone.
+        drop(body);
+        for (o, mut rx) in outs {
+            while let Ok(f) = rx.rx.try_recv() {
+                rx.inner.sub(&f);
+            }
+            assert_eq!(o.queued(), 0);
+        }
+        assert_eq!(m.queued(), 0);
+    }
+
+    /// The writer puts head, shared body and end-line of every queued frame on the wire in
+    /// order, and leaves the counters at zero.
+    #[tokio::test]
+    async fn the_writer_sends_frames_with_shared_bodies_intact_and_in_order() {
+        use tokio::io::AsyncReadExt;
+        let m = Metrics::new();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(l.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = l.accept().await.unwrap();
+        let (_r, w) = server.into_split();
+        let (o, rx) = Outbox::with_global_cap(1 << 30, 0, 1 << 30, m.clone());
+        let mut expected = Vec::new();
+        for i in 0..40u8 {
+            let body = Body::new(vec![i; 70_000 + i as usize]);
+            let f = data(1 + i as usize, &body);
+            expected.extend_from_slice(&f.to_vec());
+            assert_eq!(o.push_frame(f, FrameClass::Data), Pushed::Queued);
+            if i % 3 == 0 {
+                let r = format!("MSRP resp{i} 200 OK\r\n").into_bytes();
+                expected.extend_from_slice(&r);
+                o.push(r, FrameClass::Control);
+            }
+        }
+        let writer = tokio::spawn(run_writer(w, rx, Duration::from_secs(5)));
+        let mut got = vec![0u8; expected.len()];
+        client.read_exact(&mut got).await.unwrap();
+        assert!(got == expected, "bytes differ");
+        o.close(CloseReason::Left);
+        writer.await.unwrap();
+        assert_eq!((o.queued(), m.queued()), (0, 0));
+        assert_eq!(m.frames_out.load(Ordering::Relaxed), 40 + 14);
     }
 
     #[test]

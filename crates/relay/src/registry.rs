@@ -161,6 +161,18 @@ impl Registry {
         self.sessions.is_empty()
     }
 
+    /// Every (conference, session) registered, sorted by session (the focus is asked about them
+    /// in batches).
+    pub fn sessions(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .sessions
+            .values()
+            .map(|p| (p.conference.clone(), p.session.clone()))
+            .collect();
+        v.sort_by(|a, b| a.1.cmp(&b.1));
+        v
+    }
+
     pub fn conference_count(&self) -> usize {
         self.conferences.len()
     }

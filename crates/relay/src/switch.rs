@@ -29,6 +29,19 @@
 //! Forwarding never buffers a whole message: each copy is re-chunked into frames of at most
 //! [`CHUNK`] body bytes; the last piece is held back until the sender's end-line says whether it
 //! ends (`$`) or aborts (`#`) the message.
+//!
+//! What reaches recipients is what was checked. Message bytes enter a message's buffer only in
+//! `on_body`, in order from byte 1: a later chunk is admitted only if it starts exactly after the
+//! bytes received and keeps the total (RFC 4975 §7.3.1 would allow resending and reordering; the
+//! relay refuses both, 403, and ends the message with `#`), and a Message-ID that ended is not
+//! taken again ([`MAX_ENDED_REMEMBERED`]). Nothing is forwarded before `decide` has checked the
+//! CPIM From and To over those bytes, read CRLF-only so that the header block ends where every
+//! recipient's does (RFC 3862 §3.1). `flush` is the one path that sends message bytes, always
+//! from that buffer; the other frames the relay writes carry no sender bytes: responses, the
+//! success REPORT to the sender (RFC 4975 §7.1.2), bodiless `#` aborts. REPORTs from participants
+//! are consumed, never forwarded (RFC 7701 §6.3); NICKNAME only asks the focus. Each copy has its
+//! own relay-chosen Message-ID, so a recipient cannot be made to splice two messages together.
+use crate::frame::{Body, Frame};
 use crate::metrics::{DropReason, Gauges, Metrics};
 use crate::registry::{Participant, Registry};
 use chat_alias_proto::msrp::{
@@ -37,7 +50,8 @@ use chat_alias_proto::msrp::{
 use chat_alias_proto::{cpim, sip};
 use precis_profiles::precis_core::profile::PrecisFastInvocation;
 use precis_profiles::Nickname;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,6 +62,11 @@ pub const CHUNK: usize = 64 * 1024;
 pub const MAX_CPIM_PREFIX: usize = cpim::MAX_HEADER_BLOCK;
 /// Messages one connection may have in flight at once (each holds up to ~2 chunks of memory).
 pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 16;
+/// Message-IDs of ended messages each connection remembers (oldest forgotten first), so that a
+/// chunk arriving after its message ended (`$` or `#`) is refused rather than taken for a new
+/// message. A Message-ID is at most 32 characters (RFC 4975 §9 `ident`), so this costs at most
+/// about 2 KiB per connection.
+pub const MAX_ENDED_REMEMBERED: usize = 32;
 /// Longest Use-Nickname value (octets) passed to the focus (RFC 7701 §7: 1023 octets).
 pub const MAX_NICKNAME_OCTETS: usize = 1023;
 /// NICKNAME requests of one connection that may wait for the focus at once; more get 500.
@@ -78,8 +97,28 @@ pub enum Pushed {
 pub enum ConnLimit {
     /// `--max-connections` connections are open.
     Connections,
-    /// `--max-unbound` connections have bound no session yet.
+    /// `--max-unbound` connections have bound no session yet (and none could be evicted).
     Unbound,
+    /// `--max-unbound-per-address` is 0.
+    PerAddress,
+}
+
+/// Why an unbound connection was closed to make room for a new one ([`Switch::admit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eviction {
+    MaxConnections,
+    MaxUnbound,
+    PerAddress,
+}
+
+impl Eviction {
+    pub fn label(self) -> &'static str {
+        match self {
+            Eviction::MaxConnections => "max_connections",
+            Eviction::MaxUnbound => "max_unbound",
+            Eviction::PerAddress => "max_unbound_per_address",
+        }
+    }
 }
 
 impl ConnLimit {
@@ -87,6 +126,7 @@ impl ConnLimit {
         match self {
             ConnLimit::Connections => "max_connections",
             ConnLimit::Unbound => "max_unbound",
+            ConnLimit::PerAddress => "max_unbound_per_address",
         }
     }
 }
@@ -98,6 +138,10 @@ pub enum CloseReason {
     Left,
     /// Nothing bound within the bind timeout.
     BindTimeout,
+    /// Not a byte within the first-byte timeout.
+    FirstByteTimeout,
+    /// Unbound, and closed to make room for a new connection.
+    Evicted,
     /// The recipient stayed congested past the congestion timeout.
     Congested,
     /// The peer's control frames overflowed its queue.
@@ -110,8 +154,14 @@ pub enum CloseReason {
 
 /// A connection's outbox, as the switch sees it.
 pub trait Outlet {
-    /// Queues a whole frame. A `Data` frame that does not fit is refused (`Dropped`).
-    fn push(&self, frame: Vec<u8>, class: FrameClass) -> Pushed;
+    /// Queues a frame whose body may be shared with other recipients' copies. A `Data` frame
+    /// that does not fit (this connection's queue, or the relay-wide limit) is refused
+    /// (`Dropped`).
+    fn push_frame(&self, frame: Frame, class: FrameClass) -> Pushed;
+    /// Queues a frame held in one buffer.
+    fn push(&self, frame: Vec<u8>, class: FrameClass) -> Pushed {
+        self.push_frame(Frame::whole(frame), class)
+    }
     /// Asks the driver to close the connection.
     fn close(&self, why: CloseReason);
     /// Bytes queued and not yet written.
@@ -138,9 +188,14 @@ pub struct Config {
     pub focus_timeout: Duration,
     /// Open MSRP connections at most (`--max-connections`); more are refused at accept.
     pub max_connections: usize,
-    /// Connections that have bound no session yet, at most (`--max-unbound`); more are refused
-    /// at accept.
+    /// Connections that have bound no session yet, at most (`--max-unbound`); the oldest is
+    /// evicted to make room for a new one.
     pub max_unbound: usize,
+    /// Unbound connections from one source address, at most (`--max-unbound-per-address`); the
+    /// oldest of that address is evicted to make room for a new one.
+    pub max_unbound_per_address: usize,
+    /// A connection that sends no byte within this time is closed (`--first-byte-timeout`).
+    pub first_byte_timeout: Duration,
 }
 
 impl Config {
@@ -251,6 +306,10 @@ struct Message {
 struct Conn<O> {
     outlet: O,
     opened: Instant,
+    /// The source address (the per-address cap on unbound connections).
+    peer: IpAddr,
+    /// Whether any byte arrived (the first-byte timeout).
+    spoke: bool,
     binding: Option<Binding>,
     rx: Option<Rx>,
     congested_since: Option<Instant>,
@@ -259,6 +318,9 @@ struct Conn<O> {
     sending: HashSet<String>,
     /// Messages that hold a copy for this connection (some copies may have stopped since).
     receiving: HashSet<MsgKey>,
+    /// Message-IDs of this connection's messages that ended, newest last, at most
+    /// [`MAX_ENDED_REMEMBERED`]: a SEND naming one is refused.
+    ended: std::collections::VecDeque<Box<str>>,
 }
 
 /// Identifies a question to the focus (the JSON-RPC `id`).
@@ -336,6 +398,9 @@ pub struct Switch<O> {
     conns: HashMap<ConnId, Conn<O>>,
     /// Session → the connection it is bound to.
     bound: HashMap<String, ConnId>,
+    /// Connections that have bound no session yet, oldest first; and the same by source address.
+    unbound_age: BTreeSet<(Instant, ConnId)>,
+    unbound_by_addr: HashMap<IpAddr, BTreeSet<(Instant, ConnId)>>,
     messages: HashMap<MsgKey, Message>,
     /// Questions to the focus, by id.
     asked: HashMap<AskId, Asked>,
@@ -343,6 +408,8 @@ pub struct Switch<O> {
     actions: std::collections::VecDeque<Action>,
     ids: Ids,
     metrics: Arc<Metrics>,
+    /// Registered sessions without a bound connection, and since when (control `idle`).
+    liveness: crate::liveness::Liveness,
 }
 
 /// What a refusal looks like on the wire and in the log.
@@ -363,12 +430,15 @@ impl<O: Outlet> Switch<O> {
             registry: Registry::default(),
             conns: HashMap::new(),
             bound: HashMap::new(),
+            unbound_age: BTreeSet::new(),
+            unbound_by_addr: HashMap::new(),
             messages: HashMap::new(),
             asked: HashMap::new(),
             next_ask: 1,
             actions: std::collections::VecDeque::new(),
             ids,
             metrics,
+            liveness: Default::default(),
         }
     }
 
@@ -419,28 +489,126 @@ impl<O: Outlet> Switch<O> {
         self.conns.len().saturating_sub(self.bound.len())
     }
 
-    /// Whether one more connection may be opened ([`Switch::handle_open`]): refused when
-    /// [`Config::max_connections`] are open or [`Config::max_unbound`] have bound nothing yet.
-    pub fn admit(&self) -> Result<(), ConnLimit> {
-        if self.conns.len() >= self.cfg.max_connections {
-            Err(ConnLimit::Connections)
-        } else if self.unbound() >= self.cfg.max_unbound {
-            Err(ConnLimit::Unbound)
-        } else {
-            Ok(())
+    /// Open connections from `peer` that have bound no session yet.
+    pub fn unbound_from(&self, peer: IpAddr) -> usize {
+        self.unbound_by_addr.get(&peer).map_or(0, BTreeSet::len)
+    }
+
+    /// Makes room for one more connection from `peer` ([`Switch::handle_open_from`]).
+    ///
+    /// A connection that has bound nothing proves nothing, so a crowd of them must not lock
+    /// participants out: when a cap is reached ([`Config::max_connections`],
+    /// [`Config::max_unbound_per_address`] for `peer`, [`Config::max_unbound`]), the oldest
+    /// unbound connection in its scope is closed to make room — one that has sent nothing before
+    /// one that has started to speak. A participant binds within a round trip of connecting, so
+    /// a flood has to open a cap's worth of connections in that time to push it out. Refused
+    /// only when nothing can be evicted (every connection bound, or a cap of 0).
+    pub fn admit(&mut self, peer: IpAddr) -> Result<(), ConnLimit> {
+        if self.conns.len() >= self.cfg.max_connections
+            && !self.evict_unbound(None, Eviction::MaxConnections)
+        {
+            return Err(ConnLimit::Connections);
+        }
+        if self.unbound_from(peer) >= self.cfg.max_unbound_per_address
+            && !self.evict_unbound(Some(peer), Eviction::PerAddress)
+        {
+            return Err(ConnLimit::PerAddress);
+        }
+        if self.unbound() >= self.cfg.max_unbound && !self.evict_unbound(None, Eviction::MaxUnbound)
+        {
+            return Err(ConnLimit::Unbound);
+        }
+        Ok(())
+    }
+
+    /// Closes the oldest unbound connection (of `peer`, or of all), preferring one that has sent
+    /// no byte. False when there is none.
+    fn evict_unbound(&mut self, peer: Option<IpAddr>, why: Eviction) -> bool {
+        let set = match peer {
+            Some(p) => self.unbound_by_addr.get(&p),
+            None => Some(&self.unbound_age),
+        };
+        let Some(set) = set else {
+            return false;
+        };
+        let silent = set
+            .iter()
+            .find(|(_, id)| self.conns.get(id).is_some_and(|c| !c.spoke));
+        let Some(&(_, victim)) = silent.or_else(|| set.iter().next()) else {
+            return false;
+        };
+        Metrics::add(self.metrics.evicted(why), 1);
+        tracing::debug!(
+            conn = victim,
+            reason = why.label(),
+            "unbound connection evicted"
+        );
+        self.drop_conn(victim, Some(CloseReason::Evicted));
+        true
+    }
+
+    /// Takes a connection out of the unbound indexes (it bound, or it is gone).
+    fn unindex_unbound(&mut self, conn: ConnId, opened: Instant, peer: IpAddr) {
+        self.unbound_age.remove(&(opened, conn));
+        if let Some(set) = self.unbound_by_addr.get_mut(&peer) {
+            set.remove(&(opened, conn));
+            if set.is_empty() {
+                self.unbound_by_addr.remove(&peer);
+            }
         }
     }
 
     // ---- commands ----
 
-    /// Registers (or refreshes) a participant (control `join`).
+    /// Registers (or refreshes) a participant (control `join`), as of the current time.
     pub fn join(&mut self, p: Participant) -> Result<(), String> {
-        self.registry.join(p)
+        self.join_at(Instant::now(), p)
+    }
+
+    /// Registers (or refreshes) a participant at `now`: a new session is watched until it binds
+    /// (see [`Switch::idle`]).
+    pub fn join_at(&mut self, now: Instant, p: Participant) -> Result<(), String> {
+        let session = p.session.clone();
+        let new = self.registry.get(&session).is_none();
+        self.registry.join(p)?;
+        if new && !self.bound.contains_key(&session) {
+            self.liveness.registered(now, &session);
+        }
+        Ok(())
+    }
+
+    /// Registered sessions that never bound within `bind_timeout` of their join, or whose
+    /// connection has been gone for `gone_timeout`: at most `max`, for the focus to end their
+    /// dialogs (control `idle`). Changes nothing.
+    pub fn idle(
+        &mut self,
+        now: Instant,
+        bind_timeout: Duration,
+        gone_timeout: Duration,
+        max: usize,
+    ) -> Vec<chat_alias_proto::control::IdleSession> {
+        self.liveness
+            .overdue(now, bind_timeout, gone_timeout, max)
+            .into_iter()
+            .map(
+                |(session, reason, idle)| chat_alias_proto::control::IdleSession {
+                    conference: self
+                        .registry
+                        .get(&session)
+                        .map(|p| p.conference.clone())
+                        .unwrap_or_default(),
+                    session,
+                    reason,
+                    idle_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
+                },
+            )
+            .collect()
     }
 
     /// Forgets a participant (control `leave`) and closes its connection.
     pub fn leave(&mut self, session: &str) -> Option<Participant> {
         let p = self.registry.leave(session)?;
+        self.liveness.forget(session);
         if let Some(conn) = self.bound.get(session).copied() {
             tracing::info!(
                 session,
@@ -462,20 +630,52 @@ impl<O: Outlet> Switch<O> {
 
     // ---- inputs ----
 
-    /// A connection was accepted.
+    /// A connection was accepted (from an address not worth tracking: tests, the unspecified
+    /// address).
     pub fn handle_open(&mut self, now: Instant, conn: ConnId, outlet: O) {
+        self.handle_open_from(
+            now,
+            conn,
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            outlet,
+        )
+    }
+
+    /// A connection from `peer` was accepted (after [`Switch::admit`] made room for it).
+    pub fn handle_open_from(&mut self, now: Instant, conn: ConnId, peer: IpAddr, outlet: O) {
+        if let Some(old) = self.conns.get(&conn) {
+            // A reused id (never in the driver): forget the old connection's place first.
+            let (opened, peer) = (old.opened, old.peer);
+            self.unindex_unbound(conn, opened, peer);
+        }
+        self.unbound_age.insert((now, conn));
+        self.unbound_by_addr
+            .entry(peer)
+            .or_default()
+            .insert((now, conn));
         self.conns.insert(
             conn,
             Conn {
                 outlet,
                 opened: now,
+                peer,
+                spoke: false,
                 binding: None,
                 rx: None,
                 congested_since: None,
                 sending: HashSet::new(),
                 receiving: HashSet::new(),
+                ended: std::collections::VecDeque::new(),
             },
         );
+    }
+
+    /// The first bytes arrived on a connection: it is no longer silent (the first-byte timeout
+    /// no longer applies, and it is evicted after silent ones).
+    pub fn handle_bytes(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.spoke = true;
+        }
     }
 
     /// The driver's connection ended (peer closed, read error, framing lost, or after the switch
@@ -543,10 +743,14 @@ impl<O: Outlet> Switch<O> {
     /// The next deadline (bind, chunk or congestion timeout).
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conns = self.conns.values().filter_map(|c| {
-            let bind = c
-                .binding
-                .is_none()
-                .then(|| c.opened + self.cfg.bind_timeout);
+            let bind = c.binding.is_none().then(|| {
+                let bind = c.opened + self.cfg.bind_timeout;
+                if c.spoke {
+                    bind
+                } else {
+                    bind.min(c.opened + self.cfg.first_byte_timeout)
+                }
+            });
             let congestion = c.congested_since.map(|t| t + self.cfg.congestion_timeout);
             match (bind, congestion) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -626,10 +830,15 @@ impl<O: Outlet> Switch<O> {
     /// congested recipients that drained are cleared and those congested too long are closed,
     /// stalled messages are aborted.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.liveness.stamp(now);
         let mut close = Vec::new();
         for (&id, c) in self.conns.iter_mut() {
             if c.binding.is_none() && now >= c.opened + self.cfg.bind_timeout {
                 close.push((id, CloseReason::BindTimeout));
+                continue;
+            }
+            if c.binding.is_none() && !c.spoke && now >= c.opened + self.cfg.first_byte_timeout {
+                close.push((id, CloseReason::FirstByteTimeout));
                 continue;
             }
             if let Some(since) = c.congested_since {
@@ -646,6 +855,10 @@ impl<O: Outlet> Switch<O> {
                 CloseReason::Congested => {
                     Metrics::add(&self.metrics.congestion_disconnects, 1);
                     tracing::warn!(conn = id, session = ?self.session_of(id), "recipient congested too long; disconnecting");
+                }
+                CloseReason::FirstByteTimeout => {
+                    Metrics::add(&self.metrics.first_byte_timeouts, 1);
+                    tracing::debug!(conn = id, "no byte in time; closing");
                 }
                 _ => tracing::info!(conn = id, "no session bound in time; closing"),
             }
@@ -696,10 +909,16 @@ impl<O: Outlet> Switch<O> {
         if let Some(why) = close {
             c.outlet.close(why);
         }
+        if c.binding.is_none() {
+            self.unindex_unbound(conn, c.opened, c.peer);
+        }
         if let Some(b) = &c.binding {
             if self.bound.get(&b.session) == Some(&conn) {
                 self.bound.remove(&b.session);
                 tracing::info!(session = %b.session, conn, "session unbound");
+                if self.registry.get(&b.session).is_some() {
+                    self.liveness.unbound(&b.session);
+                }
             }
         }
         for mid in c.sending {
@@ -729,6 +948,10 @@ impl<O: Outlet> Switch<O> {
         let m = self.messages.remove(key)?;
         if let Some(c) = self.conns.get_mut(&key.0) {
             c.sending.remove(&key.1);
+            if c.ended.len() >= MAX_ENDED_REMEMBERED {
+                c.ended.pop_front();
+            }
+            c.ended.push_back(key.1.as_str().into());
         }
         for copy in &m.copies {
             if let Some(c) = self.conns.get_mut(&copy.conn) {
@@ -908,6 +1131,10 @@ impl<O: Outlet> Switch<O> {
         }
         tracing::info!(conn, session = %session, conference = %p.conference, "session bound");
         self.bound.insert(session.clone(), conn);
+        if let Some((opened, peer)) = self.conns.get(&conn).map(|c| (c.opened, c.peer)) {
+            self.unindex_unbound(conn, opened, peer);
+        }
+        self.liveness.bound(&session);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.binding = Some(Binding {
                 session,
@@ -929,6 +1156,17 @@ impl<O: Outlet> Switch<O> {
             total: None,
         });
         let key: MsgKey = (conn, message_id.clone());
+        let ended = !self.messages.contains_key(&key)
+            && self
+                .conns
+                .get(&conn)
+                .is_some_and(|c| c.ended.iter().any(|e| **e == *message_id));
+        if ended {
+            // A chunk after the message's last (`$`) or aborting (`#`) chunk: whatever it holds
+            // was never checked as part of that message, and its recipients were told it ended.
+            self.metrics.dropped(DropReason::Refused);
+            return self.refuse_current(conn, refuse(403, "chunk of a message that ended"));
+        }
         if let Some(MsgState::Refused(code)) = self.messages.get(&key).map(|m| m.state) {
             if let Some(m) = self.messages.get_mut(&key) {
                 m.last_chunk = now;
@@ -979,17 +1217,35 @@ impl<O: Outlet> Switch<O> {
         if let Some(m) = self.messages.get_mut(&key) {
             m.last_chunk = now;
             m.success_report |= head.success_report == Some(true);
-            if let Some(t) = range.total {
-                if t < m.highest {
-                    // Bytes beyond the new total were received (and may have been sent on under
-                    // the old one): the sender contradicts itself.
+            // A later chunk continues exactly where the received bytes end, under the same total.
+            // RFC 4975 §7.3.1 lets a sender resend or reorder chunks, but the relay checked the
+            // CPIM headers in the bytes it has received and forwards them unchanged: a chunk
+            // starting earlier could carry other headers over the checked ones (a recipient
+            // reassembling by Byte-Range would show them), and one starting later, or a changed
+            // total, would let recipients place bytes where the relay did not. So overlaps, gaps
+            // and total changes end the message (`#`) instead.
+            let expected = m.highest.saturating_add(1);
+            if range.start < expected {
+                return self.refuse_rewrite(now, conn, &key, "chunk overlaps bytes received");
+            }
+            if range.start > expected {
+                return self.refuse_rewrite(now, conn, &key, "chunk leaves a gap");
+            }
+            match (m.total, range.total) {
+                (Some(was), Some(t)) if was == t => {}
+                (Some(_), _) => {
+                    return self.refuse_rewrite(now, conn, &key, "chunk changes the total")
+                }
+                (None, Some(t)) if t < m.highest => {
+                    // Bytes beyond the first declared total were received (and may have been
+                    // sent on): the sender contradicts itself.
                     return self.refuse_message(
                         conn,
                         &key,
                         refuse(400, "declared total below the bytes already received"),
                     );
                 }
-                m.total = Some(t);
+                (None, t) => m.total = t,
             }
             self.set_rx(
                 conn,
@@ -1106,6 +1362,30 @@ impl<O: Outlet> Switch<O> {
         }
     }
 
+    /// Refuses (403) a chunk that would not continue its message where the received bytes end, and
+    /// ends the message for its recipients: the bytes held back — checked with the message's
+    /// first chunk — go out first, so every recipient of a routed message sees it begin and then
+    /// end with `#`, never the refused chunk's bytes.
+    fn refuse_rewrite(&mut self, now: Instant, conn: ConnId, key: &MsgKey, why: &'static str) {
+        let mut congested = Vec::new();
+        if let Some(m) = self.messages.get_mut(key) {
+            if m.state == MsgState::Distributing {
+                let n = m.pending.len();
+                flush(
+                    m,
+                    n,
+                    Continuation::More,
+                    &self.conns,
+                    &mut self.ids,
+                    &self.metrics,
+                    &mut congested,
+                );
+            }
+        }
+        self.mark_congested(now, congested);
+        self.refuse_message(conn, key, refuse(403, why));
+    }
+
     fn on_body(&mut self, now: Instant, conn: ConnId, bytes: Vec<u8>) {
         Metrics::add(&self.metrics.bytes_in, bytes.len() as u64);
         let Some(rx) = self.conns.get_mut(&conn).and_then(|c| c.rx.as_mut()) else {
@@ -1126,6 +1406,11 @@ impl<O: Outlet> Switch<O> {
         if matches!(m.state, MsgState::Refused(_)) || bytes.is_empty() {
             return;
         }
+        if offset != m.pending_start.saturating_add(m.pending.len() as u64) {
+            // `on_send` admits only a chunk that starts right after the bytes received, so this
+            // does not happen; kept so that no path can move where forwarded bytes start.
+            return self.refuse_rewrite(now, conn, &key, "chunk does not continue the message");
+        }
         // The offset of this piece's last byte (saturating: a value that large is refused).
         let end = offset.saturating_add(len - 1);
         if m.total.is_some_and(|t| end > t) {
@@ -1140,27 +1425,6 @@ impl<O: Outlet> Switch<O> {
         }
         m.highest = m.highest.max(end);
         let mut congested = Vec::new();
-        if offset != m.pending_start.saturating_add(m.pending.len() as u64) {
-            // Not contiguous with what is held (a retransmitted or out-of-order chunk).
-            if m.state == MsgState::AwaitingCpim {
-                return self.refuse_message(
-                    conn,
-                    &key,
-                    refuse(400, "CPIM headers split over non-contiguous chunks"),
-                );
-            }
-            let n = m.pending.len();
-            flush(
-                m,
-                n,
-                Continuation::More,
-                &self.conns,
-                &mut self.ids,
-                &self.metrics,
-                &mut congested,
-            );
-            m.pending_start = offset;
-        }
         m.pending.extend_from_slice(&bytes);
         if m.state == MsgState::AwaitingCpim {
             match self.decide(conn, &key) {
@@ -1353,18 +1617,27 @@ impl<O: Outlet> Switch<O> {
             return Decision::Refuse(refuse(481, "message gone"));
         };
         let buf = &m.pending;
-        let h = match cpim::parse_headers(buf) {
+        // CRLF only (RFC 3862 §3.1): the relay forwards these bytes unchanged, so it must end
+        // lines, and the header block, where every recipient does; a recipient that took a bare
+        // LF for a line end, or did not, could otherwise read a From the relay never checked.
+        let h = match cpim::parse_headers_with(buf, cpim::LineEnds::CrlfOnly) {
             Ok(h) => h,
             Err(cpim::CpimError::Incomplete) if buf.len() <= MAX_CPIM_PREFIX => {
                 return Decision::Wait
             }
+            Err(cpim::CpimError::BareLf) => {
+                return Decision::Refuse(refuse(400, "bare LF in CPIM headers"))
+            }
             Err(_) => return Decision::Refuse(refuse(400, "malformed CPIM headers")),
         };
         let inner = buf.get(h.header_len..).unwrap_or_default();
-        let inner_ct = match cpim::parse_encapsulated(inner) {
+        let inner_ct = match cpim::parse_encapsulated_with(inner, cpim::LineEnds::CrlfOnly) {
             Ok((ct, _)) => ct,
             Err(cpim::CpimError::Incomplete) if inner.len() <= MAX_CPIM_PREFIX => {
                 return Decision::Wait
+            }
+            Err(cpim::CpimError::BareLf) => {
+                return Decision::Refuse(refuse(400, "bare LF in encapsulated MIME headers"))
             }
             Err(_) => return Decision::Refuse(refuse(400, "malformed encapsulated MIME headers")),
         };
@@ -1549,6 +1822,19 @@ fn route<'a>(
     let target = reg
         .find_by_uri(&sender.conference, &to_uri)
         .ok_or(refuse(404, "no such participant"))?;
+    // The URI alone may name someone else than the sender saw: `sip:anonymous@anonymous.invalid`
+    // passes from one anonymous participant to the next, so a message addressed to a departed
+    // "bob" would reach whoever holds the URI now. A display name in the To says whom the sender
+    // means; it must be the holder's current name (RFC 8266 comparison), else nobody gets it.
+    if let Some(dn) = to.display_name.as_deref().filter(|d| !d.is_empty()) {
+        let same = target
+            .display_name
+            .as_deref()
+            .is_some_and(|own| same_display_name(dn, own));
+        if !same {
+            return Err(refuse(404, "no participant of that name at that URI"));
+        }
+    }
     let advertised = target
         .chatroom
         .iter()
@@ -1562,15 +1848,15 @@ fn route<'a>(
     Ok((vec![target], true))
 }
 
-/// Builds one SEND frame of a copy.
+/// Builds one SEND frame of a copy: its own head and end-line around the shared `body`.
 fn data_frame(
     ids: &mut Ids,
     copy: &Copy,
     start: u64,
-    body: &[u8],
+    body: Option<&Body>,
     total: Option<u64>,
     cont: Continuation,
-) -> Vec<u8> {
+) -> Frame {
     let tid = encode::new_transaction_id(&ids());
     let mut head = RequestHead::new(
         tid.clone(),
@@ -1579,23 +1865,30 @@ fn data_frame(
         vec![copy.from_path.clone()],
     );
     head.message_id = Some(copy.message_id.clone());
+    let body = body.filter(|b| !b.is_empty());
+    let len = body.map_or(0, Body::len) as u64;
     // An empty frame (an abort, or an empty last piece) is `n-(n-1)/total`, like `1-0/0`.
     head.byte_range = Some(ByteRange {
         start,
-        end: Some(start.saturating_add(body.len() as u64).saturating_sub(1)),
+        end: Some(start.saturating_add(len).saturating_sub(1)),
         total,
     });
-    if !body.is_empty() {
+    if body.is_some() {
         head.content_type = Some("message/cpim".into());
     }
-    let mut out = Vec::with_capacity(body.len() + 256);
+    let mut out = Vec::with_capacity(256);
     encode::request_head(&head, &mut out);
-    out.extend_from_slice(body);
-    encode::end_line(&tid, cont, !body.is_empty(), &mut out);
-    out
+    let mut tail = Vec::with_capacity(tid.len() + 12);
+    encode::end_line(&tid, cont, body.is_some(), &mut tail);
+    Frame {
+        head: out,
+        body: body.cloned(),
+        tail,
+    }
 }
 
-/// Sends the first `n` held bytes of a message to every live copy, with flag `cont`.
+/// Sends the first `n` held bytes of a message to every live copy, with flag `cont`. The bytes
+/// become one [`Body`] shared by every copy's frame.
 fn flush<O: Outlet>(
     m: &mut Message,
     n: usize,
@@ -1619,6 +1912,11 @@ fn flush<O: Outlet>(
         ),
         _ => None,
     });
+    // Hand the held bytes over without copying them when they all go (the usual case at a
+    // message's end); otherwise only the (shorter) remainder is copied.
+    let rest = m.pending.split_off(n);
+    let body = Body::new(std::mem::replace(&mut m.pending, rest));
+    m.pending_start = m.pending_start.saturating_add(n as u64);
     for copy in m.copies.iter_mut().filter(|c| c.live) {
         let Some(c) = conns.get(&copy.conn) else {
             copy.live = false;
@@ -1632,9 +1930,8 @@ fn flush<O: Outlet>(
         if copy.message_id.is_empty() {
             copy.message_id = encode::new_message_id(&ids());
         }
-        let body = m.pending.get(..n).unwrap_or_default();
-        let frame = data_frame(ids, copy, start, body, total, cont);
-        match c.outlet.push(frame, FrameClass::Data) {
+        let frame = data_frame(ids, copy, start, Some(&body), total, cont);
+        match c.outlet.push_frame(frame, FrameClass::Data) {
             Pushed::Queued => {
                 copy.sent_any = true;
                 copy.next = start.saturating_add(n as u64);
@@ -1649,14 +1946,12 @@ fn flush<O: Outlet>(
                 metrics.dropped(DropReason::Congestion);
                 tracing::debug!(conn = copy.conn, session = %copy.session, "data frame dropped: recipient queue full");
                 if copy.sent_any {
-                    let f = data_frame(ids, copy, copy.next, &[], total, Continuation::Abort);
-                    c.outlet.push(f, FrameClass::Control);
+                    let f = data_frame(ids, copy, copy.next, None, total, Continuation::Abort);
+                    c.outlet.push_frame(f, FrameClass::Control);
                 }
             }
         }
     }
-    m.pending.drain(..n);
-    m.pending_start = m.pending_start.saturating_add(n as u64);
 }
 
 /// Sends `#` to every live copy that got part of the message, and stops them all.
@@ -1667,8 +1962,8 @@ fn abort_copies<O: Outlet>(m: &mut Message, conns: &HashMap<ConnId, Conn<O>>, id
             continue;
         }
         if let Some(c) = conns.get(&copy.conn) {
-            let f = data_frame(ids, copy, copy.next, &[], m.total, Continuation::Abort);
-            c.outlet.push(f, FrameClass::Control);
+            let f = data_frame(ids, copy, copy.next, None, m.total, Continuation::Abort);
+            c.outlet.push_frame(f, FrameClass::Control);
         }
     }
 }

@@ -3,8 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::layout::{
-    base, conf, get_u32, num, part, Index, NumList, Pool, FREE, INDEXES, LINK, NIL, POOLS, STATE,
-    USED,
+    base, conf, get_u32, part, Index, Pool, FREE, INDEXES, LINK, NIL, POOLS, STATE, USED,
 };
 use super::Stripe;
 
@@ -49,8 +48,6 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
     // Participants of each conference; uniqueness per conference.
     let mut members_total = 0u32;
     let mut base_refs: HashMap<u32, u32> = HashMap::new();
-    let mut held_suffixes: HashSet<(u32, u32)> = HashSet::new();
-    let mut numbers_listed = 0u32;
     for c in (0..lay.conf_cap).filter(|&c| s.cf(c, STATE) == USED) {
         let key = s.conf_key(c);
         ensure!(
@@ -107,7 +104,6 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
                         suffix < s.rf(Pool::Base, b, base::NEXT_SUFFIX),
                         "member {p}: suffix not below the base counter"
                     );
-                    held_suffixes.insert((b, suffix));
                 }
             } else {
                 ensure!(
@@ -181,25 +177,6 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
             anon == s.cf(c, conf::ANON_COUNT),
             "conference {c}: ANON_COUNT"
         );
-        let listed = list_values(s, super::Stripe::anon_list(c))?;
-        ensure!(
-            listed.len() as u32 <= anon.saturating_mul(2),
-            "conference {c}: {} released numbers for {anon} holders",
-            listed.len()
-        );
-        if anon == 0 {
-            ensure!(
-                s.cf(c, conf::ANON_NEXT) == 2,
-                "conference {c}: counter not reset"
-            );
-        }
-        for n in &listed {
-            ensure!(
-                *n >= 2 && *n < s.cf(c, conf::ANON_NEXT) && !anon_held.contains(n),
-                "conference {c}: bad released number {n}"
-            );
-        }
-        numbers_listed = numbers_listed.saturating_add(listed.len() as u32);
         members_total = members_total.saturating_add(count);
     }
     ensure!(
@@ -218,29 +195,10 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
             "base {b}: REFS {refs}, {} referencing",
             base_refs.get(&b).copied().unwrap_or(0)
         );
-        let listed = list_values(s, super::Stripe::base_list(b))?;
-        ensure!(
-            listed.len() as u32 <= refs.saturating_mul(2),
-            "base {b}: too many released numbers"
-        );
-        for n in &listed {
-            ensure!(
-                *n >= 2
-                    && *n < s.rf(Pool::Base, b, base::NEXT_SUFFIX)
-                    && !held_suffixes.contains(&(b, *n)),
-                "base {b}: bad released number {n}"
-            );
-        }
-        numbers_listed = numbers_listed.saturating_add(listed.len() as u32);
     }
     ensure!(
         base_refs.len() as u32 == s.used(Pool::Base),
         "referenced bases != used bases"
-    );
-    ensure!(
-        numbers_listed == s.used(Pool::Num),
-        "{numbers_listed} listed numbers, {} records used",
-        s.used(Pool::Num)
     );
 
     // Index chains: every entry live and in the right bucket; total = live entries.
@@ -253,6 +211,7 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
             Index::Dialog => (Pool::Part, part::NEXT_DIALOG),
             Index::Base => (Pool::Base, LINK),
             Index::Session => (Pool::Part, part::NEXT_SESSION),
+            Index::Ident => (Pool::Part, part::NEXT_IDENT),
         };
         let mut total = 0u32;
         for at in (start..end).step_by(4) {
@@ -275,6 +234,10 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
                     Index::Session => s.session_hash(
                         s.rf(Pool::Part, i, part::CONF),
                         s.rbytes(Pool::Part, i, part::SID, part::SID_LEN),
+                    ),
+                    Index::Ident => s.ident_hash(
+                        s.rf(Pool::Part, i, part::CONF),
+                        s.rbytes(Pool::Part, i, part::IDENT, part::IDENT_LEN),
                     ),
                 };
                 ensure!(
@@ -300,33 +263,4 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
         );
     }
     Ok(())
-}
-
-/// The values of a released-number list, checking its links, length and record states.
-fn list_values(s: &Stripe<'_>, l: NumList) -> Result<Vec<u32>, String> {
-    let mut out = Vec::new();
-    let mut prev = NIL;
-    let mut r = s.list_get(l, NumList::HEAD);
-    while r != NIL {
-        ensure!((out.len() as u32) < s.lay.num_cap, "number list cycle");
-        ensure!(
-            s.rf(Pool::Num, r, STATE) == USED,
-            "free number record {r} on a list"
-        );
-        ensure!(
-            s.rf(Pool::Num, r, num::PREV) == prev,
-            "number record {r}: PREV"
-        );
-        out.push(s.rf(Pool::Num, r, num::VALUE));
-        prev = r;
-        r = s.rf(Pool::Num, r, LINK);
-    }
-    ensure!(s.list_get(l, NumList::TAIL) == prev, "number list TAIL");
-    ensure!(
-        s.list_get(l, NumList::LEN) == out.len() as u32,
-        "number list LEN"
-    );
-    let distinct: HashSet<_> = out.iter().collect();
-    ensure!(distinct.len() == out.len(), "number listed twice");
-    Ok(out)
 }

@@ -10,10 +10,10 @@
 //! dialog buckets                 part_buckets  × u32   (conference, dialog key)      → participant
 //! base buckets                   part_buckets  × u32   (conference, base clash hash) → base record
 //! session buckets                part_buckets  × u32   (conference, MSRP session id) → participant
+//! identity buckets               part_buckets  × u32   (conference, identity URI)    → participant
 //! conference records             max_conferences  × conf::SIZE
 //! participant slots              max_participants × part::SIZE
 //! base records                   max_participants × base::SIZE
-//! free-number records            4 × max_participants × num::SIZE
 //! ```
 //!
 //! Every multi-byte field is little-endian and lives at a fixed offset; links between records are
@@ -28,7 +28,7 @@
 pub(crate) const NIL: u32 = u32::MAX;
 
 pub(crate) const MAGIC: [u8; 8] = *b"CHALIAS\x01";
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
 
 /// Upper bound on `max_conferences` and `max_participants` per stripe: a slot index must fit the
 /// 24 bits it gets in a packed [`super::ParticipantHandle`].
@@ -59,7 +59,6 @@ pub(crate) mod hdr {
     pub const HASH_KEY: usize = 32; // [u8; 16]
     pub const CONF_BUCKETS: usize = 48;
     pub const PART_BUCKETS: usize = 52;
-    pub const NUM_CAPACITY: usize = 56;
     /// `FREE_HEAD + 4 * pool` = head of that pool's free list.
     pub const FREE_HEAD: usize = 64;
     /// `USED + 4 * pool` = records of that pool in use.
@@ -81,12 +80,11 @@ pub(crate) mod conf {
     /// Member list (join order), doubly linked through the participants' `LINK`/`PREV`.
     pub const HEAD: usize = 12;
     pub const TAIL: usize = 16;
-    /// Next never-assigned anonymous URI number (starts at 2; 1 is the plain URI).
+    /// Next never-assigned anonymous URI number (starts at 2; 1 is the plain URI). Only grows while
+    /// the record lives: numbers are never handed out twice.
     pub const ANON_NEXT: usize = 20;
     /// Anonymous participants in the conference (the holders of anonymous URI numbers).
     pub const ANON_COUNT: usize = 24;
-    /// Released anonymous URI numbers: a [`super::NumList`] (head, tail, len).
-    pub const ANON_FREE: usize = 28;
     pub const KEY_HASH: usize = 40; // u64
     pub const KEY_LEN: usize = 48;
     pub const KEY: usize = 56; // [u8; 255] + 1 pad
@@ -128,6 +126,8 @@ pub(crate) mod part {
     pub const PEER: usize = 700; // [u8; 256]
     /// The `a=accept-wrapped-types` tokens, space-separated.
     pub const WRAPPED: usize = 956; // [u8; 128]
+    /// Next participant in the same identity-index bucket (places per authenticated identity).
+    pub const NEXT_IDENT: usize = 1084;
     pub const SIZE: usize = 1088;
 
     pub const PF_ANONYMOUS: u32 = 1;
@@ -141,35 +141,11 @@ pub(crate) mod base {
     pub const CONF: usize = 8;
     /// Participants whose chosen name has this clash key (modified or not).
     pub const REFS: usize = 12;
-    /// Next never-assigned suffix (starts at 2).
+    /// Next never-assigned suffix (starts at 2). Only grows while the record lives: a suffix is
+    /// never handed out twice while someone holds a name of this base.
     pub const NEXT_SUFFIX: usize = 16;
-    /// Released suffix numbers: a [`super::NumList`] (head, tail, len).
-    pub const FREE: usize = 20;
     pub const HASH: usize = 32; // u128
     pub const SIZE: usize = 48;
-}
-
-/// Free-number record: one released number on a base's or a conference's list. `LINK` = next (newer →
-/// older), `PREV` = previous.
-pub(crate) mod num {
-    pub const PREV: usize = 8;
-    pub const VALUE: usize = 12;
-    pub const SIZE: usize = 16;
-}
-
-/// A LIFO list of released numbers owned by a record: `head`, `tail`, `len` are three consecutive u32
-/// fields of the owner starting at `at`. Dropping from the tail (oldest) needs the `PREV` links.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct NumList {
-    pub owner: Pool,
-    pub idx: u32,
-    pub at: usize,
-}
-
-impl NumList {
-    pub const HEAD: usize = 0;
-    pub const TAIL: usize = 4;
-    pub const LEN: usize = 8;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -177,10 +153,9 @@ pub(crate) enum Pool {
     Conf = 0,
     Part = 1,
     Base = 2,
-    Num = 3,
 }
 
-pub(crate) const POOLS: [Pool; 4] = [Pool::Conf, Pool::Part, Pool::Base, Pool::Num];
+pub(crate) const POOLS: [Pool; 3] = [Pool::Conf, Pool::Part, Pool::Base];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Index {
@@ -190,15 +165,17 @@ pub(crate) enum Index {
     Dialog,
     Base,
     Session,
+    Ident,
 }
 
-pub(crate) const INDEXES: [Index; 6] = [
+pub(crate) const INDEXES: [Index; 7] = [
     Index::Conf,
     Index::Clash,
     Index::Uri,
     Index::Dialog,
     Index::Base,
     Index::Session,
+    Index::Ident,
 ];
 
 /// Offsets and capacities of one stripe, a pure function of (max_conferences, max_participants).
@@ -207,11 +184,10 @@ pub(crate) struct Layout {
     pub conf_cap: u32,
     pub part_cap: u32,
     pub base_cap: u32,
-    pub num_cap: u32,
     pub conf_buckets: u32,
     pub part_buckets: u32,
-    bucket_off: [usize; 6],
-    pool_off: [usize; 4],
+    bucket_off: [usize; 7],
+    pool_off: [usize; 3],
     pub total: usize,
 }
 
@@ -241,16 +217,11 @@ impl Layout {
         // record of its chosen name's clash key, and a record is freed when its count drops to zero, so
         // at most `part_cap` are live.
         let base_cap = part_cap;
-        // Free-number records: a base keeps at most 2 × REFS released numbers and a conference at most
-        // 2 × ANON_COUNT (older ones are dropped, see `Stripe::release_number`); every participant
-        // counts in at most one REFS and at most one ANON_COUNT, so at most 4 × part_cap are live and
-        // a release never finds the pool empty.
-        let num_cap = part_cap.checked_mul(4)?;
         let conf_buckets = buckets_for(conf_cap)?;
         let part_buckets = buckets_for(part_cap)?;
 
         let mut off = hdr::SIZE as u64;
-        let mut bucket_off = [0usize; 6];
+        let mut bucket_off = [0usize; 7];
         for (i, ix) in INDEXES.iter().enumerate() {
             bucket_off[i] = usize::try_from(off).ok()?;
             let n = if *ix == Index::Conf {
@@ -260,12 +231,11 @@ impl Layout {
             };
             off = align8(off.checked_add(u64::from(n).checked_mul(4)?)?)?;
         }
-        let mut pool_off = [0usize; 4];
+        let mut pool_off = [0usize; 3];
         for (i, (cap, size)) in [
             (conf_cap, conf::SIZE),
             (part_cap, part::SIZE),
             (base_cap, base::SIZE),
-            (num_cap, num::SIZE),
         ]
         .iter()
         .enumerate()
@@ -277,7 +247,6 @@ impl Layout {
             conf_cap,
             part_cap,
             base_cap,
-            num_cap,
             conf_buckets,
             part_buckets,
             bucket_off,
@@ -291,7 +260,6 @@ impl Layout {
             Pool::Conf => self.conf_cap,
             Pool::Part => self.part_cap,
             Pool::Base => self.base_cap,
-            Pool::Num => self.num_cap,
         }
     }
 
@@ -300,7 +268,6 @@ impl Layout {
             Pool::Conf => conf::SIZE,
             Pool::Part => part::SIZE,
             Pool::Base => base::SIZE,
-            Pool::Num => num::SIZE,
         }
     }
 
@@ -343,6 +310,7 @@ impl Layout {
             Index::Dialog => 3,
             Index::Base => 4,
             Index::Session => 5,
+            Index::Ident => 6,
         }
     }
 }
@@ -401,9 +369,9 @@ const _: () = {
     assert!(part::NEXT_SESSION + 4 <= part::PEER_LEN);
     assert!(part::PEER_LEN + 4 <= part::WRAPPED_LEN && part::WRAPPED_LEN + 4 <= part::PEER);
     assert!(part::PEER + MAX_PEER_PATH <= part::WRAPPED);
-    assert!(part::WRAPPED + MAX_WRAPPED <= part::SIZE && part::SIZE % 8 == 0);
+    assert!(part::WRAPPED + MAX_WRAPPED <= part::NEXT_IDENT);
+    assert!(part::NEXT_IDENT + 4 <= part::SIZE && part::SIZE % 8 == 0);
     assert!(base::HASH + 16 <= base::SIZE && base::SIZE % 8 == 0);
-    assert!(num::VALUE + 4 <= num::SIZE && num::SIZE % 8 == 0);
     assert!(part::GEN_MASK < (1 << 28));
 };
 

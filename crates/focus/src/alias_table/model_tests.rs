@@ -1,6 +1,8 @@
 //! Random join/leave/rename sequences against a simple Vec-based reference model, and robustness of
 //! `attach` and of every operation on damaged bytes.
 
+use std::collections::HashMap;
+
 use proptest::prelude::*;
 
 use super::*;
@@ -41,8 +43,11 @@ enum Op {
         ident: usize,
         dialog: u8,
         max: Option<u32>,
+        places: Option<u32>,
     },
     Leave(usize),
+    /// Take back a join whose 200 OK was never sent ([`Stripe::withdraw`]).
+    Withdraw(usize),
     LeaveDeparted(usize),
     /// Rename live participant `pick` (by its session id), addressed in its own conference or, with
     /// `other_conf`, in the next one (where the same session id may or may not exist).
@@ -62,16 +67,19 @@ fn op() -> impl Strategy<Value = Op> {
             0..IDENTS.len(),
             0u8..24,
             proptest::option::weighted(0.2, 0u32..6),
+            proptest::option::weighted(0.3, 0u32..4),
         )
-            .prop_map(|(conf, name, anonymous, ident, dialog, max)| Op::Join {
+            .prop_map(|(conf, name, anonymous, ident, dialog, max, places)| Op::Join {
                 conf,
                 name,
                 anonymous,
                 ident,
                 dialog,
-                max
+                max,
+                places,
             }),
         3 => any::<usize>().prop_map(Op::Leave),
+        1 => any::<usize>().prop_map(Op::Withdraw),
         1 => any::<usize>().prop_map(Op::LeaveDeparted),
         4 => (
             any::<usize>(),
@@ -90,6 +98,7 @@ struct Live {
     session: String,
     /// Clash key of the chosen (or renamed-to) name: one base record per (conference, this).
     base: Option<String>,
+    identity: String,
 }
 
 fn session_of(dialog: u8) -> String {
@@ -98,6 +107,21 @@ fn session_of(dialog: u8) -> String {
 
 fn ck(name: &str) -> String {
     clash_key(name)
+}
+
+/// The model of a spent suffixed name: `name` reads `<base>-<N>` and the base's counter has passed N
+/// (the highest suffix handed out for `<base>` in conference `conf` while its base lived is ≥ N).
+fn spent_in_model(spent: &HashMap<(usize, String), u32>, conf: usize, name: &str) -> bool {
+    let Some((prefix, digits)) = name.trim().rsplit_once('-') else {
+        return false;
+    };
+    if prefix.is_empty() || digits.starts_with('0') || !digits.bytes().all(|d| d.is_ascii_digit()) {
+        return false;
+    }
+    let Ok(n) = digits.parse::<u32>() else {
+        return false;
+    };
+    n >= 2 && spent.get(&(conf, ck(prefix))).is_some_and(|&max| n <= max)
 }
 
 fn run_model(max_conferences: u32, max_participants: u32, ops: &[Op]) -> Result<(), TestCaseError> {
@@ -109,6 +133,11 @@ fn run_model(max_conferences: u32, max_participants: u32, ops: &[Op]) -> Result<
     let mut t = Stripe::init(&mut mem, &cfg, 1, KEY).unwrap();
     let mut live: Vec<Live> = Vec::new();
     let mut departed: Vec<ParticipantHandle> = Vec::new();
+    // The highest suffix handed out per (conference, base clash key) while that base lived, and the
+    // highest anonymous URI number per conference while it had participants: every new one must be
+    // higher (numbers only grow, so none comes back).
+    let mut spent: HashMap<(usize, String), u32> = HashMap::new();
+    let mut anon_spent: HashMap<usize, u32> = HashMap::new();
 
     for op in ops {
         match *op {
@@ -119,10 +148,12 @@ fn run_model(max_conferences: u32, max_participants: u32, ops: &[Op]) -> Result<
                 ident,
                 dialog,
                 max,
+                places,
             } => {
                 let r = JoinRequest {
                     conference_key: CONFS[conf],
                     max_participants: max,
+                    max_places_per_identity: places,
                     anonymous,
                     display_name: name.map(|i| NAMES[i]),
                     identity_uri: IDENTS[ident],
@@ -149,6 +180,11 @@ fn run_model(max_conferences: u32, max_participants: u32, ops: &[Op]) -> Result<
                     prop_assert_eq!(got, Err(JoinError::IdentityAlreadyJoined));
                     continue;
                 }
+                let held = here.iter().filter(|l| l.identity == r.identity_uri).count() as u32;
+                if places.is_some_and(|m| held >= m) {
+                    prop_assert_eq!(got, Err(JoinError::TooManyPlaces));
+                    continue;
+                }
                 if max.is_some_and(|m| here.len() as u32 >= m) {
                     prop_assert_eq!(got, Err(JoinError::ConferenceFull));
                     continue;
@@ -171,7 +207,10 @@ fn run_model(max_conferences: u32, max_participants: u32, ops: &[Op]) -> Result<
                         prop_assert_eq!(&a.display_name, &None);
                         prop_assert!(!a.name_modified);
                     }
-                    Some(chosen) if !taken.contains(&ck(chosen)) => {
+                    Some(chosen)
+                        if !taken.contains(&ck(chosen))
+                            && !spent_in_model(&spent, conf, chosen) =>
+                    {
                         prop_assert_eq!(a.display_name.as_deref(), Some(chosen));
                         prop_assert!(!a.name_modified);
                     }
@@ -187,6 +226,9 @@ fn run_model(max_conferences: u32, max_participants: u32, ops: &[Op]) -> Result<
                         prop_assert!(n >= 2);
                         prop_assert!(a.name_modified);
                         prop_assert!(!taken.contains(&ck(&dn)), "{} clashes", dn);
+                        let max = spent.entry((conf, ck(chosen))).or_default();
+                        prop_assert!(n > *max, "{} handed out again (counter at {})", dn, max);
+                        *max = n;
                     }
                 }
                 // URI.
@@ -195,6 +237,11 @@ fn run_model(max_conferences: u32, max_participants: u32, ops: &[Op]) -> Result<
                     prop_assert_eq!(&a.uri, &anonymous_uri(a.uri_number));
                     prop_assert!(a.uri_number >= 1);
                     prop_assert_eq!(a.uri_number == 1, !uris.contains(&ANONYMOUS_URI));
+                    if a.uri_number >= 2 {
+                        let max = anon_spent.entry(conf).or_default();
+                        prop_assert!(a.uri_number > *max, "{} handed out again", a.uri);
+                        *max = a.uri_number;
+                    }
                 } else {
                     prop_assert_eq!(a.uri.as_str(), r.identity_uri);
                     prop_assert_eq!(a.uri_number, 0);
@@ -207,6 +254,7 @@ fn run_model(max_conferences: u32, max_participants: u32, ops: &[Op]) -> Result<
                     dialog: r.dialog_key,
                     session: session_of(dialog),
                     base: chosen.map(ck),
+                    identity: r.identity_uri.to_string(),
                 });
             }
             Op::Leave(pick) => {
@@ -225,6 +273,35 @@ fn run_model(max_conferences: u32, max_participants: u32, ops: &[Op]) -> Result<
                     })
                 );
                 departed.push(l.assigned.handle);
+            }
+            Op::Withdraw(pick) => {
+                if live.is_empty() {
+                    continue;
+                }
+                let l = live.remove(pick % live.len());
+                prop_assert_eq!(
+                    t.withdraw(l.assigned.handle).map(|d| d.uri),
+                    Some(l.assigned.uri.clone())
+                );
+                departed.push(l.assigned.handle);
+                // Never announced: its numbers go back when nothing was handed out after them.
+                if l.assigned.uri_number >= 2
+                    && anon_spent.get(&l.conf) == Some(&l.assigned.uri_number)
+                {
+                    anon_spent.insert(l.conf, l.assigned.uri_number - 1);
+                }
+                if let (true, Some(base), Some(dn)) = (
+                    l.assigned.name_modified,
+                    l.base.clone(),
+                    l.assigned.display_name.as_deref(),
+                ) {
+                    let n: Option<u32> = dn.rsplit_once('-').and_then(|(_, d)| d.parse().ok());
+                    if let Some(n) = n {
+                        if spent.get(&(l.conf, base.clone())) == Some(&n) {
+                            spent.insert((l.conf, base), n - 1);
+                        }
+                    }
+                }
             }
             Op::LeaveDeparted(pick) => {
                 if departed.is_empty() {
@@ -262,7 +339,11 @@ fn run_model(max_conferences: u32, max_participants: u32, ops: &[Op]) -> Result<
                     .filter(|&(j, l)| j != i && l.conf == conf)
                     .filter_map(|(_, l)| l.assigned.display_name.as_deref().map(ck))
                     .collect();
-                if new.is_some_and(|n| others.contains(&ck(n))) {
+                let own = live[i].assigned.display_name.as_deref().map(ck);
+                if new.is_some_and(|n| {
+                    others.contains(&ck(n))
+                        || (own.as_deref() != Some(&ck(n)) && spent_in_model(&spent, conf, n))
+                }) {
                     prop_assert_eq!(got, Err(RenameError::Taken));
                     prop_assert_eq!((t.usage(), t.participants(CONFS[conf])), before);
                     continue;
@@ -288,6 +369,13 @@ fn run_model(max_conferences: u32, max_participants: u32, ops: &[Op]) -> Result<
                 );
             }
         }
+        // A base's spent suffixes are forgotten with its last holder, a conference's numbers with
+        // its last participant (the table frees those records then).
+        spent.retain(|(c, b), _| {
+            live.iter()
+                .any(|l| l.conf == *c && l.base.as_ref() == Some(b))
+        });
+        anon_spent.retain(|c, _| live.iter().any(|l| l.conf == *c));
         // After every step: the table agrees with itself and with the model.
         t.check().map_err(TestCaseError::fail)?;
         let u = t.usage();
@@ -299,7 +387,6 @@ fn run_model(max_conferences: u32, max_participants: u32, ops: &[Op]) -> Result<
         bases.sort();
         bases.dedup();
         prop_assert_eq!(u.base_records.used as usize, bases.len(), "base records");
-        prop_assert!(u.number_records.used <= 4 * max_participants);
         for l in &live {
             let p = t.participant(l.assigned.handle);
             prop_assert_eq!(
@@ -382,6 +469,7 @@ proptest! {
                 let _ = t.join(&JoinRequest {
                     conference_key: CONFS[i % 2],
                     max_participants: None,
+                    max_places_per_identity: None,
                     anonymous: true,
                     display_name: Some(name),
                     identity_uri: IDENTS[i],
@@ -408,10 +496,11 @@ proptest! {
             let _ = t.conferences();
             for op in ops {
                 match op {
-                    Op::Join { conf, name, anonymous, ident, dialog, max } => {
+                    Op::Join { conf, name, anonymous, ident, dialog, max, places } => {
                         let _ = t.join(&JoinRequest {
                             conference_key: CONFS[conf],
                             max_participants: max,
+                            max_places_per_identity: places,
                             anonymous,
                             display_name: name.map(|i| NAMES[i]),
                             identity_uri: IDENTS[ident],
@@ -427,7 +516,7 @@ proptest! {
                             name.map(|i| NAMES[i]),
                         );
                     }
-                    Op::Leave(x) | Op::LeaveDeparted(x) => {
+                    Op::Leave(x) | Op::LeaveDeparted(x) | Op::Withdraw(x) => {
                         let _ = t.leave(ParticipantHandle {
                             stripe: 0,
                             slot: (x % 7) as u32,

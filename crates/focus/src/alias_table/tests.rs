@@ -25,6 +25,7 @@ fn req<'a>(
     JoinRequest {
         conference_key: conf,
         max_participants: None,
+        max_places_per_identity: None,
         anonymous,
         display_name: name,
         identity_uri: ident,
@@ -90,7 +91,7 @@ fn case_clash_keeps_the_name_as_written() {
     let c3 = anon(&mut t, Some("BOB"), 3);
     assert_eq!(c3.display_name.as_deref(), Some("BOB-3"));
     let d = anon(&mut t, Some("  bob "), 4);
-    assert_eq!(d.display_name.as_deref(), Some("  bob -4"));
+    assert_eq!(d.display_name.as_deref(), Some("  bob-4"));
     t.check().unwrap();
 }
 
@@ -113,7 +114,7 @@ fn width_and_confusable_clashes() {
     let zero = anon(&mut t, Some("B0b"), 4);
     assert_eq!(zero.display_name.as_deref(), Some("B0b-4"));
     let spaced = anon(&mut t, Some("  Bob  "), 5);
-    assert_eq!(spaced.display_name.as_deref(), Some("  Bob  -5"));
+    assert_eq!(spaced.display_name.as_deref(), Some("  Bob-5"));
     // Distinct names stay as chosen.
     assert_eq!(
         anon(&mut t, Some("bobby"), 6).display_name.as_deref(),
@@ -150,24 +151,94 @@ fn a_chosen_suffix_name_is_skipped() {
 }
 
 #[test]
-fn released_number_taken_meanwhile_is_discarded() {
+fn a_spent_suffix_is_not_handed_out_again_even_when_chosen_literally() {
     let c = cfg(4, 16);
     let mut m = region(&c);
     let mut t = Stripe::init(&mut m, &c, 0, KEY).unwrap();
     named(&mut t, "bob", 1);
     let b2 = named(&mut t, "bob", 2);
+    assert_eq!(b2.display_name.as_deref(), Some("bob-2"));
     named(&mut t, "bob", 3);
-    t.leave(b2.handle).unwrap(); // 2 goes on bob's free list (3 still held)
-    assert_eq!(t.usage().number_records.used, 1);
-    let own = named(&mut t, "BOB-2", 4); // chooses it literally
-    assert_eq!(own.display_name.as_deref(), Some("BOB-2"));
-    assert!(!own.name_modified);
-    // The next bob pops 2, finds it taken, discards it and takes a fresh number.
+    t.leave(b2.handle).unwrap();
+    // `bob-2` belonged to someone the others may still address: not handed out, even to a user who
+    // types it (in any spelling that parses as the base plus the spent number).
+    for (n, literal) in [(4, "BOB-2"), (5, " bob-2 ")] {
+        let own = named(&mut t, literal, n);
+        assert_ne!(own.display_name.as_deref(), Some(literal));
+        assert!(own.name_modified, "{own:?}");
+        assert!(!chat_alias_proto::nickname::same_nickname(
+            own.display_name.as_deref().unwrap(),
+            "bob-2"
+        ));
+    }
+    // The next bob gets a number never used before.
     assert_eq!(
-        named(&mut t, "bob", 5).display_name.as_deref(),
+        named(&mut t, "bob", 6).display_name.as_deref(),
         Some("bob-4")
     );
-    assert_eq!(t.usage().number_records.used, 0);
+    // A number the base never handed out is an ordinary name.
+    assert_eq!(
+        named(&mut t, "bob-9", 7).display_name.as_deref(),
+        Some("bob-9")
+    );
+    // A rename to the spent name is refused like a taken one (RFC 7701: 425).
+    // (Every test participant has session id "s3ss10n": the most recent joiner, carl, is renamed.)
+    named(&mut t, "carl", 8);
+    assert_eq!(
+        t.rename(ROOM, "s3ss10n", Some("bob-2")),
+        Err(RenameError::Taken)
+    );
+    assert_eq!(
+        t.rename(ROOM, "s3ss10n", Some("bob-10"))
+            .unwrap()
+            .display_name
+            .as_deref(),
+        Some("bob-10")
+    );
+    t.check().unwrap();
+}
+
+#[test]
+fn a_suffix_follows_the_name_without_its_trailing_spaces() {
+    let c = cfg(4, 16);
+    let mut m = region(&c);
+    let mut t = Stripe::init(&mut m, &c, 0, KEY).unwrap();
+    named(&mut t, "alice", 1);
+    let a = named(&mut t, "  alice  ", 2);
+    assert_eq!(a.display_name.as_deref(), Some("  alice-2"));
+    assert!(chat_alias_proto::nickname::same_nickname(
+        a.display_name.as_deref().unwrap(),
+        "alice-2"
+    ));
+    t.check().unwrap();
+}
+
+#[test]
+fn a_withdrawn_join_gives_its_numbers_back_only_when_they_were_the_last() {
+    let c = cfg(4, 16);
+    let mut m = region(&c);
+    let mut t = Stripe::init(&mut m, &c, 0, KEY).unwrap();
+    anon(&mut t, Some("bob"), 1);
+    let b2 = anon(&mut t, Some("bob"), 2);
+    assert_eq!(b2.uri_number, 2);
+    t.withdraw(b2.handle).unwrap();
+    t.check().unwrap();
+    let again = anon(&mut t, Some("bob"), 3);
+    assert_eq!(
+        (again.display_name.as_deref(), again.uri_number),
+        (Some("bob-2"), 2),
+        "never announced, so not spent"
+    );
+    // Something was handed out after it: withdrawing leaves a gap, never a duplicate.
+    let b3 = anon(&mut t, Some("bob"), 4);
+    anon(&mut t, Some("bob"), 5);
+    t.withdraw(b3.handle).unwrap();
+    let next = anon(&mut t, Some("bob"), 6);
+    assert_eq!(
+        (next.display_name.as_deref(), next.uri_number),
+        (Some("bob-5"), 5)
+    );
+    assert_eq!(t.withdraw(b3.handle), None, "stale handle");
     t.check().unwrap();
 }
 
@@ -195,21 +266,44 @@ fn anonymous_uris_number_and_reuse() {
     assert_eq!(dn, ["Anonymous", "Anonymous-2", "Anonymous-3"]);
     assert!(!a[0].name_modified && a[1].name_modified);
 
+    // anonymous2 left: its URI and its name are spent while the conference has participants.
     t.leave(a[1].handle).unwrap();
     let again = anon(&mut t, None, 10);
-    assert_eq!(again.uri, "sip:anonymous2@anonymous.invalid");
-    assert_eq!(again.display_name.as_deref(), Some("Anonymous-2"));
+    assert_eq!(again.uri, "sip:anonymous4@anonymous.invalid");
+    assert_eq!(again.display_name.as_deref(), Some("Anonymous-4"));
+    // The plain URI and the unmodified name are reused once free (the CR requires it).
     t.leave(a[0].handle).unwrap();
     let plain = anon(&mut t, None, 11);
     assert_eq!(plain.uri, "sip:anonymous@anonymous.invalid");
     assert_eq!(plain.uri_number, 1);
     assert_eq!(plain.display_name.as_deref(), Some("Anonymous"));
-    assert_eq!(anon(&mut t, None, 12).uri_number, 4);
+    assert_eq!(anon(&mut t, None, 12).uri_number, 5);
     t.check().unwrap();
 }
 
 #[test]
-fn bye_frees_name_and_uri() {
+fn numbers_stay_spent_while_anyone_remains_even_without_anonymous_participants() {
+    let c = cfg(4, 16);
+    let mut m = region(&c);
+    let mut t = Stripe::init(&mut m, &c, 0, KEY).unwrap();
+    let keep = t
+        .join(&req(ROOM, Some("Alice"), false, "sip:alice@example.com", 1))
+        .unwrap();
+    let a1 = anon(&mut t, Some("x"), 2);
+    let a2 = anon(&mut t, Some("y"), 3);
+    assert_eq!(a2.uri_number, 2);
+    t.leave(a1.handle).unwrap();
+    t.leave(a2.handle).unwrap();
+    // No anonymous participant is left, Alice is: anonymous2 is still spent.
+    let n = anon(&mut t, Some("z"), 4);
+    assert_eq!(n.uri_number, 1);
+    assert_eq!(anon(&mut t, Some("w"), 5).uri_number, 3);
+    t.leave(keep.handle).unwrap();
+    t.check().unwrap();
+}
+
+#[test]
+fn bye_frees_the_unmodified_name_and_plain_uri_only() {
     let c = cfg(4, 16);
     let mut m = region(&c);
     let mut t = Stripe::init(&mut m, &c, 0, KEY).unwrap();
@@ -230,47 +324,83 @@ fn bye_frees_name_and_uri() {
     assert_eq!(b.uri, "sip:anonymous@anonymous.invalid");
     assert!(!b.name_modified);
     t.leave(bob2.handle).unwrap();
-    let b2 = anon(&mut t, Some("bob"), 4);
-    assert_eq!(b2.display_name.as_deref(), Some("bob-2"));
-    assert_eq!(b2.uri, "sip:anonymous2@anonymous.invalid");
+    let b3 = anon(&mut t, Some("bob"), 4);
+    assert_eq!(b3.display_name.as_deref(), Some("bob-3"));
+    assert_eq!(b3.uri, "sip:anonymous3@anonymous.invalid");
     t.check().unwrap();
 }
 
 #[test]
-fn released_suffixes_come_back_last_in_first_out() {
+fn counters_start_again_only_when_their_record_is_freed() {
     let c = cfg(4, 16);
     let mut m = region(&c);
     let mut t = Stripe::init(&mut m, &c, 0, KEY).unwrap();
+    let alice = anon(&mut t, Some("alice"), 100);
     let all: Vec<Assigned> = (1..=4).map(|i| anon(&mut t, Some("bob"), i)).collect();
-    t.leave(all[1].handle).unwrap(); // bob-2
-    t.leave(all[2].handle).unwrap(); // bob-3
-    assert_eq!(
-        anon(&mut t, Some("bob"), 5).display_name.as_deref(),
-        Some("bob-3")
-    );
+    // Every bob leaves: the base record of "bob" goes with the last one, and with it its counter.
+    for a in &all {
+        t.leave(a.handle).unwrap();
+    }
+    assert_eq!(t.usage().base_records.used, 1, "only alice's base is left");
+    let b = anon(&mut t, Some("bob"), 5);
+    assert_eq!(b.display_name.as_deref(), Some("bob"));
     assert_eq!(
         anon(&mut t, Some("bob"), 6).display_name.as_deref(),
         Some("bob-2")
     );
-    assert_eq!(
-        anon(&mut t, Some("bob"), 7).display_name.as_deref(),
-        Some("bob-5")
-    );
-    t.check().unwrap();
-    // Releasing the highest numbers lowers the counter instead of filling the list.
-    let c2 = cfg(4, 16);
-    let mut m2 = region(&c2);
-    let mut t2 = Stripe::init(&mut m2, &c2, 0, KEY).unwrap();
-    let all: Vec<Assigned> = (1..=4).map(|i| anon(&mut t2, Some("bob"), i)).collect();
-    for a in all[1..].iter() {
-        t2.leave(a.handle).unwrap();
+    // The URI numbers of the conference stay spent while alice is there.
+    assert_eq!(b.uri_number, 6);
+    // Everyone leaves: the conference record is freed and a new one counts from the start.
+    t.leave(alice.handle).unwrap();
+    for p in t.participants(ROOM) {
+        t.leave(p.handle).unwrap();
     }
-    assert_eq!(t2.usage().number_records.used, 0);
+    assert!(t.usage().is_empty());
+    let first = anon(&mut t, Some("bob"), 7);
+    let second = anon(&mut t, Some("bob"), 8);
+    assert_eq!((first.uri_number, second.uri_number), (1, 2));
+    assert_eq!(second.display_name.as_deref(), Some("bob-2"));
+    t.check().unwrap();
+}
+
+#[test]
+fn places_per_identity_count_anonymous_and_named_places() {
+    let c = cfg(4, 16);
+    let mut m = region(&c);
+    let mut t = Stripe::init(&mut m, &c, 0, KEY).unwrap();
+    let me = "sip:mallory@example.com";
+    let limited = |name: Option<&'static str>, anonymous: bool, d: u128| {
+        let mut r = req(ROOM, name, anonymous, me, d);
+        r.max_places_per_identity = Some(3);
+        r
+    };
+    let named_place = t.join(&limited(Some("Mallory"), false, 1)).unwrap();
+    let a1 = t.join(&limited(Some("m1"), true, 2)).unwrap();
+    t.join(&limited(Some("m2"), true, 3)).unwrap();
+    let before = t.usage();
     assert_eq!(
-        anon(&mut t2, Some("bob"), 9).display_name.as_deref(),
-        Some("bob-2")
+        t.join(&limited(Some("m3"), true, 4)),
+        Err(JoinError::TooManyPlaces)
     );
-    t2.check().unwrap();
+    assert_eq!(t.usage(), before, "a refused join changes nothing");
+    // The same limit in another conference is counted separately.
+    let mut other = limited(Some("m3"), true, 5);
+    other.conference_key = "sip:other@example.com";
+    t.join(&other).unwrap();
+    // Another identity is not affected.
+    let mut r = req(ROOM, Some("eve"), true, "sip:eve@example.com", 6);
+    r.max_places_per_identity = Some(3);
+    t.join(&r).unwrap();
+    // A place given back can be taken again.
+    t.leave(a1.handle).unwrap();
+    t.join(&limited(Some("m4"), true, 7)).unwrap();
+    assert_eq!(
+        t.join(&limited(None, true, 8)),
+        Err(JoinError::TooManyPlaces)
+    );
+    t.leave(named_place.handle).unwrap();
+    t.join(&limited(None, true, 9)).unwrap();
+    t.check().unwrap();
 }
 
 #[test]
@@ -707,8 +837,8 @@ fn memory_per_record() {
         more_p / 1024,
         more_c / 1024
     );
-    // 1088 slot + 48 base + 64 numbers + 5 indexes × 2..4 buckets × 4 bytes.
-    assert!((1240..=1280).contains(&(more_p / 1024)));
+    // 1088 slot + 48 base + 6 indexes × 2..4 buckets × 4 bytes.
+    assert!((1184..=1232).contains(&(more_p / 1024)));
     assert!((320..=328).contains(&(more_c / 1024)));
 }
 
@@ -907,7 +1037,7 @@ fn rename_to_a_confusable_of_another_name_is_taken() {
 }
 
 #[test]
-fn rename_frees_the_old_name_and_its_suffix() {
+fn rename_gives_back_the_old_name_but_not_its_suffix() {
     let c = cfg(4, 16);
     let mut m = region(&c);
     let mut t = Stripe::init(&mut m, &c, 0, KEY).unwrap();
@@ -915,19 +1045,19 @@ fn rename_frees_the_old_name_and_its_suffix() {
     join_s(&mut t, Some("bob"), true, 2);
     join_s(&mut t, Some("bob"), true, 3);
     assert_eq!(names(&t), ["bob", "bob-2", "bob-3"]);
-    // bob-2 renames: its suffix goes back to the base, so the next bob is bob-2 again.
+    // bob-2 renames: its suffix stays spent while bob's base lives, so the next bob is bob-4.
     let r = rename_room(&mut t, 2, Some("robert")).unwrap();
     assert_eq!(r.display_name.as_deref(), Some("robert"));
     assert!(!r.name_modified);
     t.check().unwrap();
     assert_eq!(
         join_s(&mut t, Some("bob"), true, 4).display_name.as_deref(),
-        Some("bob-2")
+        Some("bob-4")
     );
     // The unmodified holder renames: plain bob is free again, the suffixed ones stay.
     rename_room(&mut t, 1, Some("bobby")).unwrap();
     t.check().unwrap();
-    assert_eq!(names(&t), ["bobby", "robert", "bob-3", "bob-2"]);
+    assert_eq!(names(&t), ["bobby", "robert", "bob-3", "bob-4"]);
     let b = join_s(&mut t, Some("Bob"), true, 5);
     assert_eq!(b.display_name.as_deref(), Some("Bob"));
     assert!(!b.name_modified);
@@ -962,17 +1092,16 @@ fn rename_of_a_suffixed_name_to_itself_drops_the_suffix() {
         Some("bob-3")
     );
     t.check().unwrap();
-    // Renaming BOB-2 away frees that name. Suffix 2 was passed over while BOB-2 held it, so, as for
-    // a literally chosen `bob-2` (see `released_number_taken_meanwhile_is_discarded`), bob's counter
-    // has moved on: a gap, never a duplicate.
+    // Renaming BOB-2 away: bob's counter has passed 2, so while bob's base lives neither the next
+    // bob nor a literal `Bob-2` gets that name back (a gap, never a duplicate).
     rename_room(&mut t, 2, Some("zed")).unwrap();
     assert_eq!(
         join_s(&mut t, Some("bob"), true, 4).display_name.as_deref(),
         Some("bob-4")
     );
     let own = join_s(&mut t, Some("Bob-2"), true, 5);
-    assert_eq!(own.display_name.as_deref(), Some("Bob-2"));
-    assert!(!own.name_modified);
+    assert_eq!(own.display_name.as_deref(), Some("Bob-2-2"));
+    assert!(own.name_modified);
     t.check().unwrap();
 }
 
@@ -1224,4 +1353,44 @@ fn media_is_kept_for_rebuilding_the_relay() {
         "aaaa cc"
     );
     assert_eq!(compact_list::<&str>(&[], 8), "");
+}
+
+#[test]
+fn has_session_answers_for_the_conference_and_forgets_on_leave() {
+    let c = cfg(4, 16);
+    let mut m = region(&c);
+    let mut t = Stripe::init(&mut m, &c, 0, KEY).unwrap();
+    let alice = join_s(&mut t, Some("alice"), false, 1);
+    join_s(&mut t, Some("bob"), true, 2);
+    assert!(t.has_session(ROOM, &sid(1)));
+    assert!(t.has_session(ROOM, &sid(2)));
+    assert!(!t.has_session(ROOM, &sid(3)));
+    // The session index is per conference: the same id in another conference is not this one.
+    assert!(!t.has_session("sip:other@im.example.net", &sid(1)));
+    t.leave(alice.handle).unwrap();
+    assert!(!t.has_session(ROOM, &sid(1)));
+    assert!(t.has_session(ROOM, &sid(2)));
+}
+
+#[test]
+fn find_by_session_finds_the_live_participant_only() {
+    let c = cfg(4, 16);
+    let mut m = region(&c);
+    let mut t = Stripe::init(&mut m, &c, 0, KEY).unwrap();
+    let mut r1 = req(ROOM, Some("ann"), true, "sip:ann@example.net", 1);
+    r1.session_id = "sessionone000000";
+    let mut r2 = req(ROOM, Some("ben"), true, "sip:ben@example.net", 2);
+    r2.session_id = "sessiontwo000000";
+    let a = t.join(&r1).unwrap();
+    let b = t.join(&r2).unwrap();
+    assert_eq!(t.find_by_session(ROOM, "sessionone000000"), Some(a.handle));
+    assert_eq!(t.find_by_session(ROOM, "sessiontwo000000"), Some(b.handle));
+    assert_eq!(t.find_by_session(ROOM, "sessionnone00000"), None);
+    assert_eq!(
+        t.find_by_session("sip:other@im.example.net", "sessionone000000"),
+        None
+    );
+    t.leave(a.handle).unwrap();
+    assert_eq!(t.find_by_session(ROOM, "sessionone000000"), None);
+    assert_eq!(t.find_by_session(ROOM, "sessiontwo000000"), Some(b.handle));
 }

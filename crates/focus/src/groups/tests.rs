@@ -99,7 +99,7 @@ fn temp_dir(tag: &str) -> PathBuf {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The SPEC.md §2 example and the sample documents
+// The OMA XDM group-usage example (OMA-TS-XDM_Group, a list-service with common-policy rules) and the sample documents
 
 #[test]
 fn spec_example_bookclub() {

@@ -28,6 +28,9 @@ pub enum CpimError {
     BadEscape,
     /// The encapsulated MIME part has no Content-Type (required by RFC 3862 §2.4).
     MissingContentType,
+    /// A header line (CPIM or encapsulated MIME) ended by LF without CR, when read with
+    /// [`super::LineEnds::CrlfOnly`].
+    BareLf,
 }
 
 impl fmt::Display for CpimError {
@@ -45,6 +48,7 @@ impl fmt::Display for CpimError {
             CpimError::MissingContentType => {
                 f.write_str("encapsulated MIME part without Content-Type")
             }
+            CpimError::BareLf => f.write_str("bare LF in CPIM headers"),
         }
     }
 }
@@ -58,6 +62,7 @@ impl From<HeaderBlockError> for CpimError {
             HeaderBlockError::NotUtf8 => CpimError::NotUtf8,
             HeaderBlockError::ControlCharacter => CpimError::ControlCharacter,
             HeaderBlockError::Malformed => CpimError::MalformedHeader,
+            HeaderBlockError::BareLf => CpimError::BareLf,
         }
     }
 }

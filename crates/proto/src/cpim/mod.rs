@@ -7,9 +7,13 @@
 //! fails at once (the relay can refuse early). The encapsulated part is parsed separately by
 //! [`parse_encapsulated`].
 //!
-//! Line ends: CRLF as RFC 3862 requires; a bare LF is tolerated on input (it cannot be confused
-//! with anything, and refusing it only hurts interoperability); a CR that is not part of a line end
-//! is a control character and refused. Composers always write CRLF.
+//! Line ends: CRLF as RFC 3862 requires. [`parse_headers`], [`parse_encapsulated`] and
+//! [`parse_message`] tolerate a bare LF, for readers that only display a message. A reader that
+//! decides on behalf of others — the relay checks the CPIM From and To before it forwards the
+//! bytes unchanged — uses [`parse_headers_with`] and [`parse_encapsulated_with`] with
+//! [`LineEnds::CrlfOnly`]: otherwise it and a recipient could disagree on where a header line,
+//! or the header block, ends, and the recipient would read headers nobody checked. A CR that is
+//! not part of a line end is a control character and refused. Composers always write CRLF.
 #![deny(
     clippy::indexing_slicing,
     clippy::unwrap_used,
@@ -21,10 +25,12 @@ mod compose;
 mod error;
 mod parse;
 
+pub use crate::mime::LineEnds;
 pub use compose::{compose, format_address, try_compose};
 pub use error::CpimError;
 pub use parse::{
-    parse_address, parse_encapsulated, parse_headers, parse_message, MAX_HEADER_BLOCK,
+    parse_address, parse_encapsulated, parse_encapsulated_with, parse_headers, parse_headers_with,
+    parse_message, MAX_HEADER_BLOCK,
 };
 
 /// A CPIM From or To value.

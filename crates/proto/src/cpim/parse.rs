@@ -1,7 +1,7 @@
 //! Reading message/cpim.
 
 use super::{CpimAddress, CpimError, CpimHeaders, CpimMessage};
-use crate::mime;
+use crate::mime::{self, LineEnds};
 
 /// The largest CPIM header block accepted. Real blocks are a few hundred bytes; the cap bounds
 /// what a streaming caller buffers while waiting for the blank line.
@@ -16,15 +16,22 @@ pub const MAX_HEADER_BLOCK: usize = 16 * 1024;
 /// Header names are case-sensitive in RFC 3862, but `From` and `To` are recognised in any case:
 /// some clients write `from:`, and reading such a header as an unknown one would only hide the
 /// sender. Values may be separated from the colon by any number of SP/HTAB (strictly exactly one
-/// SP). Unknown headers are kept in `headers` and otherwise ignored.
+/// SP). Unknown headers are kept in `headers` and otherwise ignored. A bare LF ends a line; see
+/// [`parse_headers_with`] to refuse it.
 pub fn parse_headers(input: &[u8]) -> Result<CpimHeaders<'_>, CpimError> {
+    parse_headers_with(input, LineEnds::AcceptBareLf)
+}
+
+/// [`parse_headers`] with the line ends the caller accepts: under [`LineEnds::CrlfOnly`] a line
+/// ended by LF alone is [`CpimError::BareLf`], as soon as that line is complete.
+pub fn parse_headers_with(input: &[u8], ends: LineEnds) -> Result<CpimHeaders<'_>, CpimError> {
     let mut headers = Vec::new();
     let mut from = None;
     let mut to = Vec::new();
     let mut pos = 0usize;
     loop {
         let rest = input.get(pos..).unwrap_or_default();
-        let Some((line, n)) = mime::next_line(rest) else {
+        let Some((line, n)) = mime::next_line(rest, ends)? else {
             return Err(if input.len() > MAX_HEADER_BLOCK {
                 CpimError::TooLarge
             } else {
@@ -191,9 +198,17 @@ fn hex4(it: &mut std::str::CharIndices<'_>) -> Result<u32, CpimError> {
 /// (trimmed, not parsed: use [`crate::sip::parse_media_type`]) and the body.
 ///
 /// [`CpimError::Incomplete`] when the blank line has not arrived yet;
-/// [`CpimError::MissingContentType`] when the headers have no Content-Type.
+/// [`CpimError::MissingContentType`] when the headers have no Content-Type. A bare LF ends a
+/// line; see [`parse_encapsulated_with`] to refuse it.
 pub fn parse_encapsulated(input: &[u8]) -> Result<(&str, &[u8]), CpimError> {
-    let (headers, consumed) = mime::parse_headers(input, false)?;
+    parse_encapsulated_with(input, LineEnds::AcceptBareLf)
+}
+
+/// [`parse_encapsulated`] with the line ends the caller accepts: under [`LineEnds::CrlfOnly`] a
+/// header line (or the blank line) ended by LF alone is [`CpimError::BareLf`]. The body that
+/// follows the blank line is not looked at.
+pub fn parse_encapsulated_with(input: &[u8], ends: LineEnds) -> Result<(&str, &[u8]), CpimError> {
+    let (headers, consumed) = mime::parse_headers_with(input, false, ends)?;
     let content_type = mime::find(&headers, "Content-Type").ok_or(CpimError::MissingContentType)?;
     Ok((content_type, input.get(consumed..).unwrap_or_default()))
 }
@@ -345,6 +360,48 @@ Here is the text of my message.\r\n\
             Err(CpimError::NotUtf8)
         );
         assert_eq!(parse_headers(b"\r\nrest").unwrap().header_len, 2);
+    }
+
+    #[test]
+    fn crlf_only_refuses_bare_lf_in_both_header_blocks() {
+        fn strict(b: &[u8]) -> Result<CpimHeaders<'_>, CpimError> {
+            parse_headers_with(b, LineEnds::CrlfOnly)
+        }
+        let good =
+            b"From: <sip:a@b>\r\nTo: <sip:c@d>\r\n\r\nContent-Type: text/plain\r\n\r\nhi\nthere";
+        let h = strict(good).unwrap();
+        assert_eq!(h.header_len, 34);
+        assert_eq!(
+            parse_encapsulated_with(&good[34..], LineEnds::CrlfOnly).unwrap(),
+            ("text/plain", &b"hi\nthere"[..])
+        );
+        // The smuggling shape: a lenient reader sees two From lines, a CRLF-only one sees one
+        // line, so they would disagree on who spoke; the relay refuses the message instead.
+        for bad in [
+            &b"From: <sip:a@b>\nTo: <sip:c@d>\r\n\r\n"[..],
+            b"From: <sip:a@b>\r\nTo: <sip:c@d>\n\r\n",
+            b"From: <sip:a@b>\r\nTo: <sip:c@d>\r\n\n",
+            b"\n",
+        ] {
+            assert_eq!(strict(bad), Err(CpimError::BareLf), "{bad:?}");
+            assert!(parse_headers(bad).is_ok(), "lenient reads {bad:?}");
+        }
+        // Refused as soon as the bad line is complete, without waiting for the blank line.
+        assert_eq!(strict(b"From: <sip:a@b>\nTo"), Err(CpimError::BareLf));
+        assert_eq!(strict(b"From: <sip:a@b>\r"), Err(CpimError::Incomplete));
+        for bad in [
+            &b"Content-Type: text/plain\n\r\nbody"[..],
+            b"Content-Type: text/plain\r\n\nbody",
+            b"Content-Type: text/plain\r\n x\n\r\n",
+        ] {
+            assert_eq!(
+                parse_encapsulated_with(bad, LineEnds::CrlfOnly),
+                Err(CpimError::BareLf),
+                "{bad:?}"
+            );
+            assert!(parse_encapsulated(bad).is_ok(), "lenient reads {bad:?}");
+        }
+        assert_eq!(CpimError::BareLf.to_string(), "bare LF in CPIM headers");
     }
 
     #[test]

@@ -20,6 +20,7 @@
 #![no_main]
 use chat_alias_proto::msrp::{Decoder, Event, Limits, Method, MsrpError};
 use chat_alias_proto::{cpim, sip};
+use chat_alias_relay::frame::Frame;
 use chat_alias_relay::metrics::Metrics;
 use chat_alias_relay::registry::Participant;
 use chat_alias_relay::switch::{
@@ -29,7 +30,8 @@ use chat_alias_relay::switch::{
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -97,6 +99,8 @@ fn cfg() -> Config {
         focus_timeout: Duration::from_secs(1),
         max_connections: 6,
         max_unbound: 3,
+        max_unbound_per_address: 2,
+        first_byte_timeout: Duration::from_secs(2),
     }
 }
 
@@ -137,7 +141,7 @@ struct Fake {
 }
 
 impl Outlet for Fake {
-    fn push(&self, frame: Vec<u8>, class: FrameClass) -> Pushed {
+    fn push_frame(&self, frame: Frame, class: FrameClass) -> Pushed {
         let mut s = self.state.borrow_mut();
         if s.closed.is_some() {
             return Pushed::Dropped;
@@ -150,7 +154,7 @@ impl Outlet for Fake {
             }
         }
         s.queued += frame.len();
-        s.frames.push((frame, class, self.actor.get()));
+        s.frames.push((frame.to_vec(), class, self.actor.get()));
         Pushed::Queued
     }
     fn close(&self, why: CloseReason) {
@@ -216,6 +220,12 @@ enum Op {
     Limit {
         slot: u8,
         bytes: u16,
+    },
+    /// The focus asks which sessions are idle (control `idle`).
+    Idle {
+        bind_ms: u16,
+        gone_ms: u16,
+        max: u8,
     },
 }
 
@@ -507,7 +517,9 @@ impl Harness {
             next_byte: HashMap::new(),
         };
         for i in 0..PEOPLE.len() {
-            h.sw.join(participant(i)).expect("valid participant");
+            let now = h.now;
+            h.sw.join_at(now, participant(i))
+                .expect("valid participant");
         }
         h.note_names();
         h
@@ -521,7 +533,9 @@ impl Harness {
         if let Some(o) = self.slots[slot].take() {
             self.sw.handle_closed(o.conn);
         }
-        if self.sw.admit().is_err() {
+        // Two source addresses, two slots each, so that the per-address cap is reached too.
+        let peer = IpAddr::from([192, 0, 2, 1 + (slot / 2) as u8]);
+        if self.sw.admit(peer).is_err() {
             return;
         }
         let conn = self.next_conn;
@@ -530,7 +544,7 @@ impl Harness {
             state: Rc::default(),
             actor: self.actor.clone(),
         };
-        self.sw.handle_open(self.now, conn, out.clone());
+        self.sw.handle_open_from(self.now, conn, peer, out.clone());
         self.slots[slot] = Some(Open {
             conn,
             out,
@@ -553,6 +567,9 @@ impl Harness {
             };
             o.decoder.feed(chunk);
             let conn = o.conn;
+            if !chunk.is_empty() {
+                self.sw.handle_bytes(conn);
+            }
             self.actor.set(Some(conn));
             let lost = loop {
                 let Some(o) = self.slots[slot].as_mut() else {
@@ -769,7 +786,29 @@ impl Harness {
                 self.sw.leave(PEOPLE[person(*who)].0);
             }
             Op::Join { who } => {
-                let _ = self.sw.join(participant(person(*who)));
+                let _ = self.sw.join_at(self.now, participant(person(*who)));
+            }
+            Op::Idle {
+                bind_ms,
+                gone_ms,
+                max,
+            } => {
+                let max = usize::from(*max % 8);
+                let idle = self.sw.idle(
+                    self.now,
+                    Duration::from_millis(u64::from(*bind_ms)),
+                    Duration::from_millis(u64::from(*gone_ms)),
+                    max,
+                );
+                assert!(idle.len() <= max, "idle reports at most max sessions");
+                for s in &idle {
+                    let p = self
+                        .sw
+                        .registry
+                        .get(&s.session)
+                        .expect("an idle session is registered");
+                    assert_eq!(s.conference, p.conference);
+                }
             }
             Op::Drain { slot } => {
                 if let Some(o) = &self.slots[self.slot(*slot)] {
@@ -824,6 +863,27 @@ impl Harness {
             .values()
             .all(|&n| n <= MAX_FOCUS_ASKS_PER_CONNECTION));
         assert!(self.sw.focus_pending() <= waiting.values().sum::<usize>());
+        // Liveness: the sessions watched (reported idle with zero limits) are exactly the
+        // registered ones without a bound connection — no ghost, none forgotten.
+        let watched: BTreeSet<String> = self
+            .sw
+            .idle(self.now, Duration::ZERO, Duration::ZERO, usize::MAX)
+            .into_iter()
+            .map(|s| s.session)
+            .collect();
+        let bound: HashSet<&str> = self
+            .slots
+            .iter()
+            .flatten()
+            .filter_map(|o| self.sw.session_of(o.conn))
+            .collect();
+        let unbound: BTreeSet<String> = PEOPLE
+            .iter()
+            .map(|p| p.0)
+            .filter(|s| self.sw.registry.get(s).is_some() && !bound.contains(s))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(watched, unbound, "sessions watched for liveness");
     }
 
     fn note_names(&mut self) {

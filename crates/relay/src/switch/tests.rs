@@ -20,7 +20,8 @@ struct FakeState {
 struct Fake(Rc<RefCell<FakeState>>);
 
 impl Outlet for Fake {
-    fn push(&self, frame: Vec<u8>, class: FrameClass) -> Pushed {
+    fn push_frame(&self, frame: Frame, class: FrameClass) -> Pushed {
+        let frame = frame.to_vec();
         let mut s = self.0.borrow_mut();
         if s.closed.is_some() {
             return Pushed::Dropped;
@@ -126,6 +127,8 @@ fn cfg() -> Config {
         focus_timeout: Duration::from_secs(1),
         max_connections: 4096,
         max_unbound: 256,
+        max_unbound_per_address: 32,
+        first_byte_timeout: Duration::from_secs(5),
     }
 }
 
@@ -1885,18 +1888,31 @@ fn bytes_beyond_the_declared_total_get_400() {
         ),
     );
     assert_eq!(h.take(1)[0].status(), Some(200));
-    h.feed(
+    // It continues where the bytes end (an earlier start is a rewrite, refused 403 before any
+    // look at the total); the codec refuses `70001-*/50000` itself, so it is fed as events.
+    let mut head = RequestHead::new(
+        "tl02",
+        Method::Send,
+        vec![relay_path(&a)],
+        vec![peer_path(&a)],
+    );
+    head.message_id = Some("mtl001".into());
+    head.byte_range = Some(ByteRange {
+        start: 70_001,
+        end: None,
+        total: Some(50_000),
+    });
+    head.content_type = Some("message/cpim".into());
+    h.sw.handle_event(h.now, 1, Event::Request(head));
+    h.sw.handle_event(h.now, 1, Event::Body(body[70_000..70_010].to_vec()));
+    h.sw.handle_event(
+        h.now,
         1,
-        &ranged(
-            "tl02",
-            "mtl001",
-            &a,
-            1,
-            Some(10),
-            Some(50_000),
-            &body[..10],
-            Continuation::More,
-        ),
+        Event::End {
+            transaction_id: "tl02".into(),
+            continuation: Continuation::More,
+            body_len: 10,
+        },
     );
     assert_eq!(h.take(1)[0].status(), Some(400));
     let got = h.take(2);
@@ -2085,31 +2101,173 @@ fn private_message_to_a_registered_but_unconnected_participant_is_404() {
     assert_eq!(h.metrics.refusals(404), 2);
 }
 
-/// Finding 3 (sans-IO part): the switch admits connections up to the total and unbound caps;
-/// binding frees an unbound place, a close frees both.
+/// Finding 3 (sans-IO part), revised by issue 7: at the total and unbound caps the switch makes
+/// room by evicting the oldest unbound connection (a silent one before one that has spoken);
+/// binding frees an unbound place, a close frees both; refused only when nothing can be evicted.
 #[test]
-fn admit_caps_total_and_unbound_connections() {
+fn admit_evicts_the_oldest_unbound_connection_at_the_caps() {
     let mut h = H::with(Config {
         max_connections: 3,
         max_unbound: 2,
         ..cfg()
     });
     let a = h.join("alice", CONF, "sip:alice@example.com", None);
-    assert_eq!(h.sw.admit(), Ok(()));
+    let ip = local(1);
+    assert_eq!(h.sw.admit(ip), Ok(()));
+    h.open_from(1, ip);
+    h.now += Duration::from_millis(1);
+    h.open_from(2, ip);
+    assert_eq!(h.sw.unbound(), 2);
+    // 1 is older, but it has started to speak: 2 (silent) goes first.
+    h.sw.handle_bytes(1);
+    assert_eq!(h.sw.admit(ip), Ok(()));
+    assert_eq!(h.closed(2), Some(CloseReason::Evicted));
+    assert_eq!(h.closed(1), None);
+    assert_eq!(
+        h.metrics
+            .evicted_max_unbound
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    h.now += Duration::from_millis(1);
+    h.open_from(3, ip);
+    h.feed(1, &bodiless("ad01", &a));
+    assert_eq!(h.take(1)[0].status(), Some(200));
+    assert_eq!(h.sw.unbound(), 1);
+    assert_eq!(h.sw.admit(ip), Ok(()));
+    h.now += Duration::from_millis(1);
+    h.open_from(4, ip);
+    // Three open (one bound): the total cap evicts the oldest unbound one, 3.
+    assert_eq!(h.sw.admit(ip), Ok(()));
+    assert_eq!(h.closed(3), Some(CloseReason::Evicted));
+    assert_eq!(
+        h.metrics
+            .evicted_max_connections
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(h.sw.gauges().connections, 2);
+    // Nothing unbound to evict: refused.
+    let mut h = H::with(Config {
+        max_connections: 1,
+        ..cfg()
+    });
+    let a = h.join("alice", CONF, "sip:alice@example.com", None);
+    h.open_from(1, ip);
+    h.feed(1, &bodiless("ad02", &a));
+    assert_eq!(h.sw.admit(ip), Err(ConnLimit::Connections));
+    h.sw.handle_closed(1);
+    assert_eq!(h.sw.admit(ip), Ok(()));
+    let mut h = H::with(Config {
+        max_unbound: 0,
+        ..cfg()
+    });
+    assert_eq!(h.sw.admit(ip), Err(ConnLimit::Unbound));
+}
+
+/// Issue 7: a flood from one address evicts only its own oldest unbound connections once it
+/// reaches the per-address cap; other addresses keep theirs, and a newcomer on the flooding
+/// address (a participant behind the same NAT or SBC) gets in and binds.
+#[test]
+fn the_per_address_cap_evicts_that_address_s_oldest_unbound_connection() {
+    let mut h = H::with(Config {
+        max_unbound_per_address: 3,
+        ..cfg()
+    });
+    let a = h.join("alice", CONF, "sip:alice@example.com", None);
+    let (flood, other) = (local(1), local(2));
+    h.open_from(100, other);
+    for id in 1..=3 {
+        h.now += Duration::from_millis(1);
+        assert_eq!(h.sw.admit(flood), Ok(()));
+        h.open_from(id, flood);
+    }
+    assert_eq!((h.sw.unbound_from(flood), h.sw.unbound_from(other)), (3, 1));
+    for id in 4..=10 {
+        h.now += Duration::from_millis(1);
+        assert_eq!(h.sw.admit(flood), Ok(()));
+        h.open_from(id, flood);
+        assert_eq!(h.closed(id - 3), Some(CloseReason::Evicted), "{id}");
+        assert_eq!(h.sw.unbound_from(flood), 3);
+    }
+    assert_eq!(h.closed(100), None);
+    assert_eq!(
+        h.metrics
+            .evicted_per_address
+            .load(std::sync::atomic::Ordering::Relaxed),
+        7
+    );
+    // The participant on the flooding address connects and binds at once.
+    h.now += Duration::from_millis(1);
+    assert_eq!(h.sw.admit(flood), Ok(()));
+    h.open_from(11, flood);
+    h.feed(11, &bodiless("pa01", &a));
+    assert_eq!(h.take(11)[0].status(), Some(200));
+    assert_eq!(h.sw.unbound_from(flood), 2);
+    // Bound, it is out of reach of further evictions.
+    for id in 12..=20 {
+        h.now += Duration::from_millis(1);
+        assert_eq!(h.sw.admit(flood), Ok(()));
+        h.open_from(id, flood);
+    }
+    assert_eq!(h.closed(11), None);
+    assert_eq!(h.sw.session_of(11), Some(a.as_str()));
+    // A closed connection leaves no trace in the indexes.
+    for id in 18..=20 {
+        h.sw.handle_closed(id);
+    }
+    h.sw.handle_closed(100);
+    assert_eq!((h.sw.unbound_from(flood), h.sw.unbound_from(other)), (0, 0));
+    assert!(h.sw.unbound_by_addr.is_empty() && h.sw.unbound_age.is_empty());
+    let mut h = H::with(Config {
+        max_unbound_per_address: 0,
+        ..cfg()
+    });
+    assert_eq!(h.sw.admit(flood), Err(ConnLimit::PerAddress));
+}
+
+/// Issue 7: a connection that sends no byte within the first-byte timeout is closed (counted);
+/// one that has sent something is left to the bind timeout.
+#[test]
+fn silent_connections_are_closed_after_the_first_byte_timeout() {
+    let mut h = H::with(Config {
+        first_byte_timeout: Duration::from_secs(2),
+        ..cfg()
+    });
     h.open(1);
     h.open(2);
-    assert_eq!(h.sw.unbound(), 2);
-    assert_eq!(h.sw.admit(), Err(ConnLimit::Unbound));
-    h.feed(1, &bodiless("ad01", &a));
-    assert_eq!(h.sw.unbound(), 1);
-    assert_eq!(h.sw.admit(), Ok(()));
-    h.open(3);
-    assert_eq!(h.sw.admit(), Err(ConnLimit::Connections));
-    h.sw.handle_closed(1);
-    assert_eq!((h.sw.unbound(), h.sw.admit()), (2, Err(ConnLimit::Unbound)));
-    h.sw.handle_closed(2);
-    assert_eq!(h.sw.admit(), Ok(()));
-    assert_eq!(h.sw.gauges().unbound, 1);
+    h.sw.handle_bytes(2);
+    h.feed(2, b"MSRP a");
+    assert_eq!(h.sw.poll_timeout(), Some(h.now + Duration::from_secs(2)));
+    h.sw.handle_timeout(h.now + Duration::from_millis(1999));
+    assert_eq!(h.closed(1), None);
+    h.sw.handle_timeout(h.now + Duration::from_secs(2));
+    assert_eq!(h.closed(1), Some(CloseReason::FirstByteTimeout));
+    assert_eq!(h.closed(2), None);
+    assert_eq!(
+        h.metrics
+            .first_byte_timeouts
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(h.sw.poll_timeout(), Some(h.now + Duration::from_secs(5)));
+    h.sw.handle_timeout(h.now + Duration::from_secs(5));
+    assert_eq!(h.closed(2), Some(CloseReason::BindTimeout));
+    assert!(h.sw.unbound_age.is_empty());
+}
+
+fn local(n: u8) -> IpAddr {
+    IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, n))
+}
+
+impl H {
+    fn open_from(&mut self, conn: ConnId, ip: IpAddr) -> Fake {
+        let f = Fake::default();
+        self.sw.handle_open_from(self.now, conn, ip, f.clone());
+        self.outs.insert(conn, f.clone());
+        self.decs.insert(conn, Decoder::new(Limits::default()));
+        f
+    }
 }
 
 impl H {
@@ -2255,4 +2413,744 @@ fn in_flight_indexes_by_sender_and_recipient_stay_exact() {
         .count();
     assert_eq!(aborts, 2);
     assert!(h.sw.conns[&2].receiving.is_empty());
+}
+
+// ---- issue 7: chunks cannot rewrite what was checked ----
+
+/// What a forger writes: bob's identity in the CPIM From.
+const FORGED_FROM: &[u8] = b"\"bob\" <sip:anonymous@anonymous.invalid>";
+
+/// Alice's honest message and bob's (its text upper-cased), of equal length.
+fn honest_and_forged(text: &str) -> (Vec<u8>, Vec<u8>) {
+    let to = format!("<{CONF}>");
+    let honest = cpim_msg(
+        "\"Alice\" <sip:alice@example.com>",
+        &[&to],
+        "text/plain",
+        text,
+    );
+    let forged = cpim_msg(
+        std::str::from_utf8(FORGED_FROM).unwrap(),
+        &[&to],
+        "text/plain",
+        &text.to_uppercase(),
+    );
+    (honest, forged)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every frame a recipient got: none carries the forged From or any byte of the forged message
+/// beyond what it shares with the honest one, alone or reassembled by Byte-Range per Message-ID.
+fn assert_no_forgery(got: &[Got], forged_text: &[u8]) {
+    let mut by_mid: HashMap<String, Vec<u8>> = HashMap::new();
+    for g in got {
+        let Got::Req { head, body, .. } = g else {
+            continue;
+        };
+        assert!(!contains(body, FORGED_FROM), "forged From forwarded");
+        assert!(!contains(body, forged_text), "forged text forwarded");
+        let r = head.byte_range.unwrap();
+        let re = by_mid
+            .entry(head.message_id.clone().unwrap_or_default())
+            .or_default();
+        let at = (r.start - 1) as usize;
+        if re.len() < at + body.len() {
+            re.resize(at + body.len(), 0);
+        }
+        re[at..at + body.len()].copy_from_slice(body);
+    }
+    for re in by_mid.values() {
+        assert!(!contains(re, FORGED_FROM), "forged From after reassembly");
+    }
+}
+
+/// Both other participants got the beginning and then `#`, and no `$`.
+fn assert_ended_with_hash(h: &mut H, forged_text: &[u8]) {
+    for conn in [2, 3] {
+        let got = h.take(conn);
+        assert_no_forgery(&got, forged_text);
+        assert!(!got.is_empty(), "conn {conn} saw nothing");
+        // (The last frame may carry the last held bytes, when the sender itself aborted.)
+        assert_eq!(
+            got.last().unwrap().req().2,
+            Continuation::Abort,
+            "conn {conn}: {got:?}"
+        );
+        assert!(got.iter().all(|g| g.req().2 != Continuation::End));
+        assert_ranges_consistent(&got);
+    }
+}
+
+fn statuses(h: &mut H, conn: ConnId) -> Vec<u16> {
+    h.take(conn).iter().filter_map(Got::status).collect()
+}
+
+#[test]
+fn a_chunk_restarting_at_1_with_another_from_is_403_and_recipients_see_hash() {
+    let (mut h, [a, ..]) = lounge();
+    let (honest, forged) = honest_and_forged("i am bob, really");
+    let n = forged.len() as u64;
+    h.feed(
+        1,
+        &ranged(
+            "ov01",
+            "mov001",
+            &a,
+            1,
+            None,
+            None,
+            &honest,
+            Continuation::More,
+        ),
+    );
+    h.feed(
+        1,
+        &ranged(
+            "ov02",
+            "mov001",
+            &a,
+            1,
+            Some(n),
+            Some(n),
+            &forged,
+            Continuation::End,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200, 403]);
+    assert_ended_with_hash(&mut h, b"I AM BOB");
+    assert_eq!(h.sw.in_flight(), 0);
+    // The Message-ID is spent: a third chunk, wherever it starts, is refused and goes nowhere.
+    for (tid, start) in [("ov03", 1), ("ov04", honest.len() as u64 + 1)] {
+        h.feed(
+            1,
+            &ranged(
+                tid,
+                "mov001",
+                &a,
+                start,
+                None,
+                None,
+                &forged,
+                Continuation::End,
+            ),
+        );
+        assert_eq!(statuses(&mut h, 1), vec![403]);
+        assert!(h.take(2).is_empty() && h.take(3).is_empty());
+    }
+    assert_eq!(h.metrics.drops(DropReason::Refused), 3);
+}
+
+#[test]
+fn a_chunk_overlapping_inside_the_cpim_headers_is_403() {
+    let (mut h, [a, ..]) = lounge();
+    let (honest, forged) = honest_and_forged("overlap inside");
+    // Routed (the headers are whole), then a chunk from byte 7 — inside the From line — on.
+    h.feed(
+        1,
+        &ranged(
+            "oh01",
+            "moh001",
+            &a,
+            1,
+            None,
+            None,
+            &honest,
+            Continuation::More,
+        ),
+    );
+    h.feed(
+        1,
+        &ranged(
+            "oh02",
+            "moh001",
+            &a,
+            7,
+            None,
+            None,
+            &forged[6..],
+            Continuation::More,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200, 403]);
+    assert_ended_with_hash(&mut h, b"OVERLAP INSIDE");
+    // Its end-line gets 403 too, then the Message-ID is spent.
+    h.feed(
+        1,
+        &ranged(
+            "oh03",
+            "moh001",
+            &a,
+            honest.len() as u64 + 1,
+            None,
+            None,
+            b"",
+            Continuation::End,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![403]);
+    assert_eq!(h.sw.in_flight(), 0);
+
+    // Not routed yet (the first chunk stops inside the From line): the overlap is refused and
+    // nobody receives anything at all.
+    h.feed(
+        1,
+        &ranged(
+            "oi01",
+            "moi001",
+            &a,
+            1,
+            None,
+            None,
+            &honest[..12],
+            Continuation::More,
+        ),
+    );
+    h.feed(
+        1,
+        &ranged(
+            "oi02",
+            "moi001",
+            &a,
+            7,
+            None,
+            None,
+            &forged[6..],
+            Continuation::End,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200, 403]);
+    assert!(h.take(2).is_empty() && h.take(3).is_empty());
+    assert_eq!(h.sw.in_flight(), 0);
+}
+
+#[test]
+fn a_chunk_leaving_a_gap_is_403() {
+    let (mut h, [a, ..]) = lounge();
+    let (honest, forged) = honest_and_forged("gap");
+    let next = honest.len() as u64 + 1;
+    h.feed(
+        1,
+        &ranged(
+            "gp01",
+            "mgp001",
+            &a,
+            1,
+            None,
+            None,
+            &honest,
+            Continuation::More,
+        ),
+    );
+    h.feed(
+        1,
+        &ranged(
+            "gp02",
+            "mgp001",
+            &a,
+            next + 1,
+            None,
+            None,
+            &forged,
+            Continuation::End,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200, 403]);
+    assert_ended_with_hash(&mut h, b"GAP");
+    assert_eq!(h.sw.in_flight(), 0);
+}
+
+#[test]
+fn a_chunk_changing_the_total_is_403_and_a_first_total_is_not_a_change() {
+    let (mut h, [a, ..]) = lounge();
+    let (honest, _) = honest_and_forged("total");
+    let body = [honest.clone(), b" and more".to_vec()].concat();
+    let (k, n) = (honest.len() as u64, body.len() as u64);
+    // A number, then another number.
+    h.feed(
+        1,
+        &ranged(
+            "tc01",
+            "mtc001",
+            &a,
+            1,
+            Some(k),
+            Some(n),
+            &honest,
+            Continuation::More,
+        ),
+    );
+    h.feed(
+        1,
+        &ranged(
+            "tc02",
+            "mtc001",
+            &a,
+            k + 1,
+            Some(n),
+            Some(n + 1),
+            &body[k as usize..],
+            Continuation::End,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200, 403]);
+    assert_ended_with_hash(&mut h, b"\x00\x00");
+    // A number, then `*`.
+    h.feed(
+        1,
+        &ranged(
+            "tc11",
+            "mtc002",
+            &a,
+            1,
+            Some(k),
+            Some(n),
+            &honest,
+            Continuation::More,
+        ),
+    );
+    h.feed(
+        1,
+        &ranged(
+            "tc12",
+            "mtc002",
+            &a,
+            k + 1,
+            None,
+            None,
+            &body[k as usize..],
+            Continuation::End,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200, 403]);
+    assert_ended_with_hash(&mut h, b"\x00\x00");
+    // `*`, then the number, then the same number: one message, delivered whole.
+    h.feed(
+        1,
+        &ranged(
+            "tc21",
+            "mtc003",
+            &a,
+            1,
+            Some(k),
+            None,
+            &honest,
+            Continuation::More,
+        ),
+    );
+    h.feed(
+        1,
+        &ranged(
+            "tc22",
+            "mtc003",
+            &a,
+            k + 1,
+            Some(k + 4),
+            Some(n),
+            &body[k as usize..k as usize + 4],
+            Continuation::More,
+        ),
+    );
+    h.feed(
+        1,
+        &ranged(
+            "tc23",
+            "mtc003",
+            &a,
+            k + 5,
+            Some(n),
+            Some(n),
+            &body[k as usize + 4..],
+            Continuation::End,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200, 200, 200]);
+    for conn in [2, 3] {
+        let got = h.take(conn);
+        let re: Vec<u8> = got.iter().flat_map(|g| g.req().1.to_vec()).collect();
+        assert_eq!(re, body);
+        assert_eq!(got.last().unwrap().req().2, Continuation::End);
+        assert_ranges_consistent(&got);
+    }
+    assert_eq!(h.sw.in_flight(), 0);
+}
+
+#[test]
+fn a_chunk_after_dollar_or_hash_is_403_and_never_forwarded() {
+    let (mut h, [a, ..]) = lounge();
+    let (honest, forged) = honest_and_forged("two dollars");
+    let n = honest.len() as u64;
+    // Two chunks with `$`: the first is the message, the second (forged or not) goes nowhere.
+    h.feed(
+        1,
+        &ranged(
+            "dd01",
+            "mdd001",
+            &a,
+            1,
+            Some(n),
+            Some(n),
+            &honest,
+            Continuation::End,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200]);
+    for conn in [2, 3] {
+        let got = h.take(conn);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].req().1, &honest[..]);
+    }
+    for (tid, body) in [("dd02", &forged), ("dd03", &honest)] {
+        h.feed(
+            1,
+            &ranged(
+                tid,
+                "mdd001",
+                &a,
+                1,
+                Some(n),
+                Some(n),
+                body,
+                Continuation::End,
+            ),
+        );
+        assert_eq!(statuses(&mut h, 1), vec![403]);
+        assert!(h.take(2).is_empty() && h.take(3).is_empty());
+    }
+    // A chunk after `#` (the first 64 KiB had gone out, so recipients saw the abort): nothing
+    // after it is forwarded.
+    let long = big_body(CHUNK + 100);
+    let l = long.len() as u64;
+    h.feed(
+        1,
+        &ranged(
+            "ha01",
+            "mha001",
+            &a,
+            1,
+            None,
+            None,
+            &long,
+            Continuation::More,
+        ),
+    );
+    h.feed(
+        1,
+        &ranged(
+            "ha02",
+            "mha001",
+            &a,
+            l + 1,
+            Some(l),
+            None,
+            b"",
+            Continuation::Abort,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200, 200]);
+    assert_ended_with_hash(&mut h, b"TWO DOLLARS");
+    for (tid, start, body) in [("ha03", 1, &forged), ("ha04", l + 1, &forged)] {
+        h.feed(
+            1,
+            &ranged(
+                tid,
+                "mha001",
+                &a,
+                start,
+                None,
+                None,
+                body,
+                Continuation::End,
+            ),
+        );
+        assert_eq!(statuses(&mut h, 1), vec![403]);
+        assert!(h.take(2).is_empty() && h.take(3).is_empty());
+    }
+    assert_eq!(h.sw.in_flight(), 0);
+}
+
+#[test]
+fn ended_message_ids_are_remembered_per_connection_up_to_the_cap() {
+    let (mut h, [a, b, _]) = lounge();
+    let (honest, _) = honest_and_forged("x");
+    let n = honest.len() as u64;
+    let send = |h: &mut H, mid: &str| {
+        h.feed(
+            1,
+            &ranged(
+                &format!("t{mid}"),
+                mid,
+                &a,
+                1,
+                Some(n),
+                Some(n),
+                &honest,
+                Continuation::End,
+            ),
+        );
+        statuses(h, 1)
+    };
+    for i in 0..=MAX_ENDED_REMEMBERED {
+        assert_eq!(send(&mut h, &format!("mcap{i:04}")), vec![200]);
+    }
+    // The oldest is forgotten: its reuse is a new message, checked (and delivered) as one.
+    assert_eq!(send(&mut h, "mcap0000"), vec![200]);
+    // The newest is not.
+    assert_eq!(
+        send(&mut h, &format!("mcap{MAX_ENDED_REMEMBERED:04}")),
+        vec![403]
+    );
+    // Memory is per connection: bob may use a Message-ID alice used.
+    let own = cpim_msg(
+        "<sip:anonymous@anonymous.invalid>",
+        &[&format!("<{CONF}>")],
+        "text/plain",
+        "x",
+    );
+    h.feed(
+        2,
+        &Chunk {
+            mid: "mcap0005",
+            ..Chunk::whole("bc01", &own)
+        }
+        .bytes(&b),
+    );
+    assert_eq!(statuses(&mut h, 2), vec![200]);
+    assert!(h
+        .sw
+        .conns
+        .values()
+        .all(|c| c.ended.len() <= MAX_ENDED_REMEMBERED));
+}
+
+/// Every byte a recipient gets of a message lies in the bytes whose CPIM headers were checked:
+/// whatever Byte-Range games a sender plays, recipients never see bytes that did not follow the
+/// checked ones contiguously.
+#[test]
+fn no_byte_range_trick_reaches_a_recipient() {
+    let (honest, forged) = honest_and_forged("mallory says hi");
+    let n = forged.len() as u64;
+    let k = honest.len() as u64;
+    // (start, end, total) of a second chunk carrying the forged message (or a tail of it).
+    let tricks: [(u64, Option<u64>, Option<u64>); 8] = [
+        (1, Some(n), Some(n)),
+        (1, None, None),
+        (2, None, None),
+        (k, None, None),
+        (k + 2, None, None),
+        (k + 1, None, Some(k + n + 1)),
+        (30, None, None),
+        (k - 3, None, None),
+    ];
+    for (i, (start, end, total)) in tricks.into_iter().enumerate() {
+        let (mut h, [a, ..]) = lounge();
+        let mid = format!("mtrick{i:02}");
+        h.feed(
+            1,
+            &ranged("tr01", &mid, &a, 1, None, None, &honest, Continuation::More),
+        );
+        let body = &forged[(start as usize - 1).min(forged.len() - 1)..];
+        h.feed(
+            1,
+            &ranged("tr02", &mid, &a, start, end, total, body, Continuation::End),
+        );
+        let st = statuses(&mut h, 1);
+        assert_eq!(st[0], 200);
+        for conn in [2, 3] {
+            let got = h.take(conn);
+            assert_no_forgery(&got, b"\x00");
+            let re: Vec<u8> = got.iter().flat_map(|g| g.req().1.to_vec()).collect();
+            assert!(
+                honest.starts_with(&re) || re.starts_with(&honest),
+                "trick {i}"
+            );
+        }
+        if st[1] == 200 {
+            // Only the chunk that continues exactly (k + 1, same `*` total) is accepted.
+            assert_eq!(start, k + 1, "trick {i}");
+        } else {
+            assert_eq!(st[1], 403, "trick {i}");
+        }
+    }
+}
+
+// ---- issue 7: private messages go to the name the sender saw ----
+
+#[test]
+fn a_private_message_with_a_display_name_needs_the_holders_current_name() {
+    let (mut h, [a, b, c]) = lounge();
+    let bob = "sip:anonymous@anonymous.invalid";
+    let pm = |to: &str| cpim_msg("<sip:alice@example.com>", &[to], "text/plain", "for bob");
+    // The name bob has (RFC 8266: case and width do not matter), or no name: delivered.
+    for (tid, to) in [
+        ("pn01", format!("\"bob\" <{bob}>")),
+        ("pn02", format!("\"BOB\" <{bob}>")),
+        ("pn03", format!("\"\u{FF42}ob\" <{bob}>")),
+        ("pn04", format!("<{bob}>")),
+    ] {
+        h.feed(1, &Chunk::whole(tid, &pm(&to)).bytes(&a));
+        assert_eq!(statuses(&mut h, 1), vec![200], "{to}");
+        let got = h.take(2);
+        assert_eq!(got.len(), 1, "{to}");
+        assert_eq!(got[0].req().1, &pm(&to)[..]);
+        assert!(h.take(3).is_empty());
+    }
+    // Another name at that URI (a look-alike too): 404, nobody gets it.
+    for (tid, to) in [
+        ("pn11", format!("\"bob-2\" <{bob}>")),
+        ("pn12", format!("\"b0b\" <{bob}>")),
+        ("pn13", format!("\"zed\" <{bob}>")),
+    ] {
+        h.feed(1, &Chunk::whole(tid, &pm(&to)).bytes(&a));
+        assert_eq!(statuses(&mut h, 1), vec![404], "{to}");
+        assert!(h.take(2).is_empty() && h.take(3).is_empty(), "{to}");
+    }
+    // bob leaves; zed joins and is given the same URI: a message meant for "bob" reaches nobody,
+    // one to the URI alone (or to "zed") reaches zed.
+    h.sw.leave(&b);
+    let z = h.join("zed", CONF, bob, Some("zed"));
+    h.bind(4, &z);
+    h.feed(
+        1,
+        &Chunk::whole("pn21", &pm(&format!("\"bob\" <{bob}>"))).bytes(&a),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![404]);
+    assert!(h.take(4).is_empty() && h.take(3).is_empty());
+    h.feed(
+        1,
+        &Chunk::whole("pn22", &pm(&format!("\"zed\" <{bob}>"))).bytes(&a),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200]);
+    assert_eq!(h.take(4).len(), 1);
+    // A participant without a display name is reached only without one in the To.
+    h.sw.registry.set_display_name(&c, None);
+    let to_c = "sip:anonymous2@anonymous.invalid";
+    h.feed(
+        1,
+        &Chunk::whole("pn31", &pm(&format!("\"bob-2\" <{to_c}>"))).bytes(&a),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![404]);
+    h.feed(
+        1,
+        &Chunk::whole("pn32", &pm(&format!("<{to_c}>"))).bytes(&a),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![200]);
+    assert_eq!(h.take(3).len(), 1);
+}
+
+// ---- issue 7: one reading of CPIM ----
+
+#[test]
+fn a_bare_lf_in_either_header_block_is_400_and_nothing_is_delivered() {
+    let (mut h, [a, ..]) = lounge();
+    let to = format!("To: <{CONF}>");
+    let good_tail = "\r\n\r\nContent-Type: text/plain\r\n\r\nhi";
+    for (tid, body) in [
+        // The smuggling shape: a reader ending lines at LF sees a second From.
+        (
+            "lf01",
+            format!("From: <sip:alice@example.com>\r\n{to}\nFrom: \"bob\" <sip:anonymous@anonymous.invalid>{good_tail}"),
+        ),
+        ("lf02", format!("From: <sip:alice@example.com>\n{to}{good_tail}")),
+        ("lf03", format!("From: <sip:alice@example.com>\r\n{to}\r\n\nContent-Type: text/plain\r\n\r\nhi")),
+        ("lf04", format!("From: <sip:alice@example.com>\r\n{to}\r\n\r\nContent-Type: text/plain\n\r\nhi")),
+        ("lf05", format!("From: <sip:alice@example.com>\r\n{to}\r\n\r\nContent-Type: text/plain\r\n\nhi")),
+    ] {
+        h.feed(1, &Chunk::whole(tid, body.as_bytes()).bytes(&a));
+        assert_eq!(statuses(&mut h, 1), vec![400], "{body:?}");
+        assert!(h.take(2).is_empty() && h.take(3).is_empty(), "{body:?}");
+    }
+    // In the body, an LF is text like any other.
+    let body = format!("From: <sip:alice@example.com>\r\n{to}{good_tail}\nthere\n");
+    h.feed(1, &Chunk::whole("lf10", body.as_bytes()).bytes(&a));
+    assert_eq!(statuses(&mut h, 1), vec![200]);
+    assert_eq!(h.take(2)[0].req().1, body.as_bytes());
+    // Refused as soon as the bad line is in, before the rest of the headers arrived.
+    let head = format!("From: <sip:alice@example.com>\n{to}");
+    h.feed(
+        1,
+        &ranged(
+            "lf20",
+            "mlf020",
+            &a,
+            1,
+            None,
+            None,
+            head.as_bytes(),
+            Continuation::More,
+        ),
+    );
+    assert_eq!(statuses(&mut h, 1), vec![400]);
+    assert_eq!(h.metrics.drops(DropReason::Refused), 6);
+}
+
+/// The sessions the focus is told about (control `idle`): registered and never bound, or whose
+/// connection closed, past the limits; a session that binds (again) or leaves is not listed.
+#[test]
+fn idle_lists_sessions_without_a_live_connection() {
+    let mut h = H::new();
+    let t0 = h.now;
+    let bind = Duration::from_secs(30);
+    let gone = Duration::from_secs(60);
+    let mk = |s: &str| Participant {
+        session: format!("{s:a<16}"),
+        conference: CONF.into(),
+        uri: format!("sip:{s}@anonymous.invalid"),
+        display_name: None,
+        anonymous: true,
+        peer_path: vec![peer_path(&format!("{s:a<16}"))],
+        accept_wrapped_types: vec![],
+        chatroom: vec![],
+        private_messages_allowed: false,
+    };
+    let (never, killed, back) = (mk("never"), mk("killed"), mk("back"));
+    for p in [&never, &killed, &back] {
+        h.sw.join_at(t0, p.clone()).unwrap();
+    }
+    h.bind(1, &killed.session);
+    h.bind(2, &back.session);
+    let idle = |h: &mut H, at: Duration| -> Vec<(String, chat_alias_proto::control::IdleReason)> {
+        h.sw.idle(t0 + at, bind, gone, 10)
+            .into_iter()
+            .map(|s| {
+                assert_eq!(s.conference, CONF);
+                (s.session, s.reason)
+            })
+            .collect()
+    };
+    use chat_alias_proto::control::IdleReason::*;
+    assert!(idle(&mut h, Duration::from_secs(29)).is_empty());
+    assert_eq!(
+        idle(&mut h, Duration::from_secs(30)),
+        vec![(never.session.clone(), NeverBound)]
+    );
+    // Both connections drop at 40 s (the clock comes with the next timer run); one comes back.
+    h.sw.handle_closed(1);
+    h.sw.handle_closed(2);
+    h.sw.handle_timeout(t0 + Duration::from_secs(40));
+    h.now = t0 + Duration::from_secs(45);
+    h.bind(3, &back.session);
+    assert_eq!(
+        idle(&mut h, Duration::from_secs(99)),
+        vec![(never.session.clone(), NeverBound)]
+    );
+    assert_eq!(
+        idle(&mut h, Duration::from_secs(100)),
+        vec![
+            (never.session.clone(), NeverBound),
+            (killed.session.clone(), Gone)
+        ]
+    );
+    // A refreshed join does not restart the clock; a leave forgets the session.
+    h.sw.join_at(t0 + Duration::from_secs(100), never.clone())
+        .unwrap();
+    assert!(h.sw.leave(&killed.session).is_some());
+    assert_eq!(
+        idle(&mut h, Duration::from_secs(100)),
+        vec![(never.session.clone(), NeverBound)]
+    );
+    assert!(h.sw.leave(&never.session).is_some());
+    assert!(idle(&mut h, Duration::from_secs(1000)).is_empty());
 }
