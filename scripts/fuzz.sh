@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Runs every cargo-fuzz target of the repository (crates/*/fuzz) for a set time each, keeps the
-# corpora under the gitignored crates/*/fuzz/corpus/<target>, prints a summary table (target,
-# executions, exec/s, findings), writes it to docs/fuzzing.md and exits non-zero on a finding.
+# Runs every cargo-fuzz target of the repository (crates/*/fuzz) until it has executed FUZZ_RUNS
+# inputs (default 10 million) or its time cap passes, keeps the corpora under the gitignored
+# crates/*/fuzz/corpus/<target>, prints a summary table (target, executions, exec/s, findings),
+# writes it to docs/fuzzing.md and exits non-zero on a finding.
 #
 # Installs what it needs, idempotently: the nightly toolchain (libFuzzer's sancov instrumentation
 # needs -Z flags) and cargo-fuzz, each only when missing.
 #
 # Environment:
-#   FUZZ_SECONDS   seconds per target (default: per target, chosen so that each reaches at least
-#                  10 million executions on a 2-core machine; see DEFAULT_SECONDS below)
+#   FUZZ_RUNS      executions per target (libFuzzer -runs; default 10000000; -1: no limit)
+#   FUZZ_SECONDS   time cap per target (default: per target, 1.6 x the time FUZZ_RUNS=10 million
+#                  took at the exec/s measured on a busy 2-core machine; see DEFAULT_SECONDS)
 #   FUZZ_TARGETS   space-separated subset of targets (default: all)
 #   FUZZ_JOBS      targets run at once (default 1)
 #   FUZZ_REPORT    where to write the table (default docs/fuzzing.md; empty: nowhere)
+#   FUZZ_RESULTS   directory keeping each target's row and libFuzzer log (default: a temporary
+#                  one). The table lists every row in it, so a campaign run in several parts
+#                  (different FUZZ_TARGETS, same FUZZ_RESULTS) ends with one table.
 #
 # Findings: libFuzzer writes the crashing input to crates/<crate>/fuzz/artifacts/<target>/;
 # reproduce with `cargo +nightly fuzz run -s none -a <target> <that file>` from crates/<crate>.
@@ -20,24 +25,25 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 log() { printf 'fuzz: %s\n' "$*" >&2; }
 
-# Seconds per target when FUZZ_SECONDS is not set: 10 million executions at the exec/s measured
+# Time cap per target when FUZZ_SECONDS is not set: 10 million executions at the exec/s measured
 # on the 2-core development machine (2026-12-03, two targets at a time, nice 19, other builds
-# running; docs/fuzzing.md), times 1.5. The switch target runs whole multi-connection sessions per
-# input, hence its time. A target missing here gets FALLBACK_SECONDS.
+# running; docs/fuzzing.md), times 1.6. A target normally stops earlier, at FUZZ_RUNS; the cap
+# only bounds a run that is slower than measured. The switch target runs whole multi-connection
+# sessions per input, hence its time. A target missing here gets FALLBACK_SECONDS.
 declare -A DEFAULT_SECONDS=(
   [switch]=4300         # 3,514 exec/s
-  [join_invite]=1400    # 10,741
-  [group_document]=1250 # 12,046
-  [nickname]=1000       # 15,107
-  [msrp_decoder]=670    # 22,576
-  [sip_headers]=540     # 28,101
-  [cpim_headers]=480    # 31,301
-  [sdp]=470             # 32,061
-  [multipart]=390       # 38,888
-  [control_line]=240    # 63,305
-  [sip_uri]=220         # 68,755
-  [sip_name_addr]=200   # 76,251
-  [msrp_request]=120    # 179,395
+  [join_invite]=1490    # 10,741
+  [group_document]=1329 # 12,046
+  [nickname]=1060       # 15,107
+  [msrp_decoder]=709    # 22,576
+  [sip_headers]=570     # 28,101
+  [cpim_headers]=512    # 31,301
+  [sdp]=500             # 32,061
+  [multipart]=412       # 38,888
+  [control_line]=253    # 63,305
+  [sip_uri]=233         # 68,755
+  [sip_name_addr]=210   # 76,251
+  [msrp_request]=90    # 179,395
 )
 FALLBACK_SECONDS=600
 
@@ -74,8 +80,14 @@ mapfile -t pairs < <(for p in "${pairs[@]}"; do
   printf '%s %s\n' "${DEFAULT_SECONDS[${p#*:}]:-$FALLBACK_SECONDS}" "$p"
 done | sort -rn | cut -d' ' -f2-)
 
-results=$(mktemp -d)
-trap 'rm -rf "$results"' EXIT
+runs=${FUZZ_RUNS:-10000000}
+if [ -n "${FUZZ_RESULTS:-}" ]; then
+  results=$FUZZ_RESULTS
+  mkdir -p "$results"
+else
+  results=$(mktemp -d)
+  trap 'rm -rf "$results"' EXIT
+fi
 
 run_one() {
   local crate=$1 t=$2
@@ -87,24 +99,28 @@ run_one() {
   before=$(ls "$artifacts" | wc -l)
   local extra=()
   [ -d "$seeds" ] && extra+=("$seeds")
-  log "$t: ${secs}s"
-  local out="$results/$t.log" rc=0
+  log "$t: up to $runs executions or ${secs}s"
+  local out="$results/$t.log" rc=0 started
+  started=$(date -u +%H:%M)
   (cd "$crate" && cargo +nightly fuzz run "${FUZZ_FLAGS[@]}" "$t" "$corpus" "${extra[@]}" -- \
-      -max_total_time="$secs" -print_final_stats=1 -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
-      -artifact_prefix="$artifacts/") >"$out" 2>&1 || rc=$?
+      -runs="$runs" -max_total_time="$secs" -print_final_stats=1 -max_len=8192 -timeout=10 \
+      -rss_limit_mb=2048 -artifact_prefix="$artifacts/") >"$out" 2>&1 || rc=$?
   after=$(ls "$artifacts" | wc -l)
-  local execs rate
+  local execs rate took
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out" | grep -o '[0-9]*$' | tail -n1)
   rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$out" | grep -o '[0-9]*$' | tail -n1)
+  took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$out" | awk '{print $5}' | tail -n1)
   local findings=$((after - before))
   if [ "$rc" != 0 ] && [ "$findings" = 0 ]; then
     findings=1 # the run failed without an artifact (build or harness error): count it
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${crate#"$here"/crates/}" "$secs" "${execs:-0}" \
-    "${rate:-0}" "$findings" >"$results/$t.row"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${crate#"$here"/crates/}" "$started" \
+    "${took:-?}" "${execs:-0}" "${rate:-0}" "$findings" "$secs" >"$results/$t.row"
   if [ "$findings" != 0 ]; then
     log "$t: FINDING (exit $rc); log: see below, inputs in ${artifacts#"$here"/}"
     tail -n 40 "$out" >&2
+  else
+    log "$t: ${execs:-0} executions in ${took:-?}s"
   fi
 }
 
@@ -115,16 +131,20 @@ for p in "${pairs[@]}"; do
 done
 wait
 
+# Every row in the results directory (this run's and, with FUZZ_RESULTS, earlier parts'), slowest
+# target first.
+rows=$(cat "$results"/*.row | sort -t$'\t' -k6,6n)
 table=$(
-  printf '| target | crate | seconds | executions | exec/s | findings |\n'
-  printf '|---|---|---:|---:|---:|---:|\n'
-  for p in "${pairs[@]}"; do
-    t=${p#*:}
-    IFS=$'\t' read -r name crate secs execs rate findings <"$results/$t.row"
-    printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$crate" "$secs" "$execs" "$rate" "$findings"
-  done
+  printf '| target | crate | started (UTC) | seconds | executions | exec/s | 10 M reached | findings |\n'
+  printf '|---|---|---|---:|---:|---:|---|---:|\n'
+  while IFS=$'\t' read -r name crate started took execs rate findings _cap; do
+    reached=no
+    [ "$execs" -ge 10000000 ] && reached=yes
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$crate" "$started" "$took" \
+      "$execs" "$rate" "$reached" "$findings"
+  done <<<"$rows"
 )
-total=$(cat "$results"/*.row | awk -F'\t' '{s += $6} END {print s + 0}')
+total=$(awk -F'\t' '{s += $7} END {print s + 0}' <<<"$rows")
 echo "$table"
 
 report=${FUZZ_REPORT-$here/docs/fuzzing.md}
@@ -136,9 +156,10 @@ if [ -n "$report" ]; then
     echo "switch (fed arbitrary multi-connection frame sequences) has a cargo-fuzz target under"
     echo "\`crates/*/fuzz\`; corpora stay in the gitignored \`crates/*/fuzz/corpus/<target>\`."
     echo
-    echo "Latest campaign: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
+    echo "Latest campaign: finished $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores," \
       "$(cargo +nightly --version | cut -d' ' -f1-2), cargo-fuzz $(cargo +nightly fuzz --version | awk '{print $NF}')," \
-      "no sanitizer, debug assertions and overflow checks on, ${FUZZ_JOBS:-1} target(s) at a time."
+      "no sanitizer, debug assertions and overflow checks on, ${FUZZ_JOBS:-1} target(s) at a time;" \
+      "each target stops at $runs executions or at its time cap."
     echo
     echo "$table"
     echo
