@@ -15,6 +15,7 @@
 //! allowed uid are read at all; everything else is dropped unanswered.
 use crate::ffi::{self, Level};
 use crate::service::{self, Module};
+use chat_alias_proto::focus_rpc::{self, Question};
 use serde_json::{json, Value};
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
@@ -25,8 +26,8 @@ pub const MAX_DATAGRAM: usize = 65536;
 /// Records in one `chat_alias.sessions` answer: at most ~2 KiB each (URIs ≤ 255 bytes, name ≤ 256,
 /// peer path ≤ 256, types ≤ 128), so that a page fits one datagram.
 pub const MAX_PAGE: usize = 16;
-/// Pairs in one `chat_alias.missing` question (a session id is ≤ 64 bytes, a group URI ≤ 255).
-pub const MAX_CHECK: usize = 128;
+/// Pairs in one `chat_alias.missing` question.
+pub use chat_alias_proto::focus_rpc::MAX_CHECK;
 /// How long an answer may wait for room in the relay's receive buffer before it is dropped (the
 /// relay asks again; one slow reader must not stall the questions behind it).
 const SEND_TIMEOUT: Duration = Duration::from_millis(100);
@@ -60,12 +61,6 @@ impl Focus for Module {
     }
 }
 
-/// JSON-RPC's own error codes (JSON-RPC 2.0 §5.1).
-const PARSE_ERROR: i64 = -32700;
-const INVALID_REQUEST: i64 = -32600;
-const METHOD_NOT_FOUND: i64 = -32601;
-const INVALID_PARAMS: i64 = -32602;
-
 fn error(id: &Value, code: i64, message: &str) -> Value {
     json!({"jsonrpc": "2.0", "error": {"code": code, "message": message}, "id": id})
 }
@@ -74,43 +69,17 @@ fn result(id: &Value, result: Value) -> Value {
     json!({"jsonrpc": "2.0", "result": result, "id": id})
 }
 
-fn str_param(params: &[Value], i: usize) -> Option<&str> {
-    params.get(i).and_then(Value::as_str)
-}
-
-fn int_param(params: &[Value], i: usize) -> Option<usize> {
-    params
-        .get(i)
-        .and_then(Value::as_u64)
-        .and_then(|v| usize::try_from(v).ok())
-}
-
 /// The answer to one request datagram. Every request is answered (an error for anything that is
-/// not one of the three questions), except a notification without an `id`.
+/// not one of the three questions), except a notification without an `id`. Reading the request
+/// is `focus_rpc::parse_request` (sans-IO, fuzzed).
 pub fn answer(focus: &dyn Focus, datagram: &[u8]) -> Option<Vec<u8>> {
-    let v = match serde_json::from_slice::<Value>(datagram) {
-        Ok(v) => v,
-        Err(_) => {
-            return Some(
-                error(&Value::Null, PARSE_ERROR, "Parse error")
-                    .to_string()
-                    .into_bytes(),
-            )
-        }
-    };
-    let id = v.get("id").cloned();
-    let reply = match (&id, v.get("method").and_then(Value::as_str)) {
-        (None, _) => return None,
-        (Some(id), None) => error(id, INVALID_REQUEST, "Invalid Request"),
-        (Some(id), Some(method)) => {
-            let empty = Vec::new();
-            let params = v.get("params").and_then(Value::as_array).unwrap_or(&empty);
-            call(focus, id, method, params)
-        }
+    let (id, question) = focus_rpc::parse_request(datagram)?;
+    let reply = match question {
+        Ok(q) => call(focus, &id, q),
+        Err(e) => error(&id, e.code, &e.message),
     };
     let bytes = reply.to_string().into_bytes();
     if bytes.len() > MAX_DATAGRAM {
-        let id = id.unwrap_or(Value::Null);
         return Some(
             error(&id, 413, "answer larger than one datagram")
                 .to_string()
@@ -120,27 +89,21 @@ pub fn answer(focus: &dyn Focus, datagram: &[u8]) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
-fn call(focus: &dyn Focus, id: &Value, method: &str, params: &[Value]) -> Value {
-    match method {
-        "chat_alias.nickname" => {
-            let (Some(conference), Some(session), Some(nick)) = (
-                str_param(params, 0),
-                str_param(params, 1),
-                str_param(params, 2),
-            ) else {
-                return error(id, INVALID_PARAMS, "3 string parameters required");
-            };
-            match focus.nickname(conference, session, nick) {
-                Ok(name) => result(
-                    id,
-                    json!({"code": 200, "display_name": name.unwrap_or_default()}),
-                ),
-                Err((code, message)) => error(id, i64::from(code), &message),
-            }
-        }
-        "chat_alias.sessions" => {
-            let offset = int_param(params, 0).unwrap_or(0);
-            let limit = int_param(params, 1).unwrap_or(MAX_PAGE).min(MAX_PAGE);
+fn call(focus: &dyn Focus, id: &Value, q: Question) -> Value {
+    match q {
+        Question::Nickname {
+            conference,
+            session,
+            nickname,
+        } => match focus.nickname(&conference, &session, &nickname) {
+            Ok(name) => result(
+                id,
+                json!({"code": 200, "display_name": name.unwrap_or_default()}),
+            ),
+            Err((code, message)) => error(id, i64::from(code), &message),
+        },
+        Question::Sessions { offset, limit } => {
+            let limit = limit.unwrap_or(MAX_PAGE).min(MAX_PAGE);
             let records: Vec<Value> = focus
                 .sessions(offset, limit)
                 .into_iter()
@@ -160,32 +123,7 @@ fn call(focus: &dyn Focus, id: &Value, method: &str, params: &[Value]) -> Value 
                 .collect();
             result(id, Value::Array(records))
         }
-        "chat_alias.missing" => {
-            if params.len() > MAX_CHECK {
-                return error(
-                    id,
-                    INVALID_PARAMS,
-                    &format!("at most {MAX_CHECK} sessions per question"),
-                );
-            }
-            let mut pairs = Vec::with_capacity(params.len());
-            for p in params {
-                match p.as_array().map(Vec::as_slice) {
-                    Some([Value::String(c), Value::String(s)]) => {
-                        pairs.push((c.clone(), s.clone()))
-                    }
-                    _ => {
-                        return error(
-                            id,
-                            INVALID_PARAMS,
-                            "each parameter is [conference, session]",
-                        )
-                    }
-                }
-            }
-            result(id, json!({"missing": focus.missing(&pairs)}))
-        }
-        _ => error(id, METHOD_NOT_FOUND, "Method not found"),
+        Question::Missing(pairs) => result(id, json!({"missing": focus.missing(&pairs)})),
     }
 }
 
@@ -257,6 +195,9 @@ pub fn serve(m: &Module, sock: UnixDatagram, allowed_uid: u32) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chat_alias_proto::focus_rpc::{
+        INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR,
+    };
     use service::SessionRecord;
 
     struct Fake;

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 pub mod control;
 pub mod cpim;
+pub mod focus_rpc;
 mod mime;
 pub mod msrp;
 pub mod multipart;

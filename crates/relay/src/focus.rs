@@ -18,6 +18,9 @@
 use crate::registry::Participant;
 use crate::switch::{AskId, FocusOutcome, NicknameAsk};
 use crate::Shared;
+#[cfg(test)]
+use chat_alias_relay::focus_reply::parse_reply;
+use chat_alias_relay::focus_reply::{id_of, parse_missing, parse_reply_value, parse_sessions};
 use serde_json::{json, Value};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -80,79 +83,6 @@ pub fn sessions_request(id: u64, offset: u64) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The id a JSON-RPC response answers.
-fn id_of(v: &Value) -> Option<u64> {
-    match v.get("id")? {
-        // jsonrpcs echoes a numeric id as a double ("%d", or "%.0f" beyond 32 bits).
-        Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9.0e15)
-                .map(|f| f as u64)
-        }),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
-}
-
-/// A list field: a space-separated string (as the module sends it) or an array of strings.
-fn list(v: Option<&Value>) -> Vec<String> {
-    match v {
-        Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn flag(v: Option<&Value>) -> bool {
-    match v {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
-        _ => false,
-    }
-}
-
-/// One record of `chat_alias.sessions` as the participant a `join` would register; None when a
-/// field the relay needs is missing (no session, conference, URI or peer path).
-fn participant_of(r: &Value) -> Option<Participant> {
-    let s = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_string);
-    let peer_path = list(r.get("peer_path"));
-    if peer_path.is_empty() {
-        return None;
-    }
-    Some(Participant {
-        session: s("session").filter(|v| !v.is_empty())?,
-        conference: s("conference").filter(|v| !v.is_empty())?,
-        uri: s("uri").filter(|v| !v.is_empty())?,
-        display_name: s("display_name").filter(|v| !v.is_empty()),
-        anonymous: flag(r.get("anonymous")),
-        peer_path,
-        accept_wrapped_types: list(r.get("accept_wrapped_types")),
-        chatroom: list(r.get("chatroom")),
-        private_messages_allowed: flag(r.get("private_messages_allowed")),
-    })
-}
-
-/// One page of `chat_alias.sessions`: the records read (unusable ones skipped, but counted for
-/// paging) and how many there were, or what went wrong.
-pub fn parse_sessions(v: &Value) -> Result<(Vec<Participant>, u64), String> {
-    if let Some(err) = v.get("error") {
-        return Err(format!("focus error: {err}"));
-    }
-    let records: Vec<&Value> = match v.get("result") {
-        Some(Value::Array(a)) => a.iter().collect(),
-        // jsonrpcs without RET_ARRAY keeps one record only: take it, it is still a record.
-        Some(o @ Value::Object(_)) => vec![o],
-        Some(Value::Null) | None => Vec::new(),
-        Some(other) => return Err(format!("unexpected result {other}")),
-    };
-    let n = records.len() as u64;
-    Ok((records.into_iter().filter_map(participant_of).collect(), n))
-}
-
 /// Registers what a page lists, never overriding a session the relay knows (a live `join`
 /// registered it) and never bringing back one that left while the resync ran. Returns how many
 /// were registered.
@@ -174,49 +104,6 @@ pub fn apply_sessions(shared: &Shared, page: Vec<Participant>) -> usize {
         }
     }
     added
-}
-
-/// Reads one answer: the id it answers and what the focus said. None when the datagram is not a
-/// JSON-RPC response with a usable id (nothing can be matched to it).
-#[cfg(test)]
-pub fn parse_reply(datagram: &[u8]) -> Option<(AskId, FocusOutcome)> {
-    let v: Value = serde_json::from_slice(datagram).ok()?;
-    parse_reply_value(&v)
-}
-
-fn parse_reply_value(v: &Value) -> Option<(AskId, FocusOutcome)> {
-    let id = id_of(v)?;
-    let code_of = |o: &Value| o.get("code").and_then(Value::as_i64);
-    let outcome = if let Some(err) = v.get("error") {
-        let message = err
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        match code_of(err).and_then(|c| u16::try_from(c).ok()) {
-            Some(code) => FocusOutcome::Refused { code, message },
-            None => FocusOutcome::Failed(format!("focus error {:?}: {message}", code_of(err))),
-        }
-    } else if let Some(res) = v.get("result") {
-        match code_of(res) {
-            Some(200) => match res.get("display_name") {
-                Some(Value::String(s)) if s.is_empty() => FocusOutcome::Named(None),
-                Some(Value::String(s)) => FocusOutcome::Named(Some(s.clone())),
-                _ => FocusOutcome::Failed("200 without a display_name".into()),
-            },
-            Some(c) => match u16::try_from(c) {
-                Ok(code) => FocusOutcome::Refused {
-                    code,
-                    message: String::new(),
-                },
-                Err(_) => FocusOutcome::Failed(format!("result code {c}")),
-            },
-            None => FocusOutcome::Failed("result without a code".into()),
-        }
-    } else {
-        FocusOutcome::Failed("neither result nor error".into())
-    };
-    Some((id, outcome))
 }
 
 /// The reply socket: answers are read through tokio; questions are sent through a duplicate of
@@ -406,17 +293,6 @@ pub fn missing_request(id: u64, batch: &[(String, String)]) -> Vec<u8> {
     json!({"jsonrpc": "2.0", "method": "chat_alias.missing", "params": params, "id": id})
         .to_string()
         .into_bytes()
-}
-
-/// The sessions a `chat_alias.missing` answer names; None for an error or an unusable answer
-/// (then nothing is closed).
-pub fn parse_missing(v: &Value) -> Option<Vec<String>> {
-    v.get("result")?.get("missing")?.as_array().map(|a| {
-        a.iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect()
-    })
 }
 
 /// Closes what the answer names, but only sessions of the batch asked: nothing else can be judged
