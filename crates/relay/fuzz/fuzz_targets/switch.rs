@@ -13,7 +13,16 @@
 //! - every body-carrying frame of one relayed Message-ID comes from one sender;
 //! - bounded state: messages in flight ≤ open connections × MAX_IN_FLIGHT_PER_CONNECTION; focus
 //!   questions waiting ≤ MAX_FOCUS_ASKS_PER_CONNECTION per connection (a question outlives its
-//!   connection until the focus answers or `focus_timeout` passes).
+//!   connection until the focus answers or `focus_timeout` passes);
+//! - liveness (control `idle`): the sessions watched are exactly the registered ones without a
+//!   bound connection, and an `idle` answer lists at most `max` registered sessions.
+//!
+//! Connections come from two source addresses (the per-address cap of unbound connections is
+//! reached too) and may stay silent (first-byte timeout).
+//!
+//! Speed: everything that does not depend on the input (URIs, paths) is written once; frames are
+//! checked once and dropped; display names are noted only when a focus answer or a join can
+//! change them.
 //!
 //! The adapter to the switch's API is `Fake` (the outlet) and `Harness::dispatch`; the rest only
 //! speaks MSRP bytes.
@@ -33,6 +42,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::rc::Rc;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const LOUNGE: &str = "sip:lounge@im.example.net";
@@ -81,8 +91,28 @@ const PEOPLE: [(&str, &str, &str, Option<&str>, bool); 5] = [
     ),
 ];
 
-fn peer_path(i: usize) -> String {
-    format!("msrp://192.0.2.{}:40000/peer{i};tcp", 20 + i)
+fn peer_path(i: usize) -> &'static str {
+    &texts().peer_paths[i]
+}
+
+fn session_uri(i: usize) -> &'static str {
+    &texts().session_uris[i]
+}
+
+/// Each person's peer path and relay URI, written once (not per input).
+struct Texts {
+    peer_paths: Vec<String>,
+    session_uris: Vec<String>,
+}
+
+fn texts() -> &'static Texts {
+    static T: OnceLock<Texts> = OnceLock::new();
+    T.get_or_init(|| Texts {
+        peer_paths: (0..PEOPLE.len())
+            .map(|i| format!("msrp://192.0.2.{}:40000/peer{i};tcp", 20 + i))
+            .collect(),
+        session_uris: PEOPLE.iter().map(|p| cfg().session_uri(p.0)).collect(),
+    })
 }
 
 fn cfg() -> Config {
@@ -112,7 +142,7 @@ fn participant(i: usize) -> Participant {
         uri: uri.into(),
         display_name: dn.map(str::to_string),
         anonymous: uri.contains("anonymous.invalid"),
-        peer_path: vec![peer_path(i)],
+        peer_path: vec![peer_path(i).to_string()],
         accept_wrapped_types: if i == 1 {
             vec!["text/plain".into()]
         } else {
@@ -127,7 +157,8 @@ fn participant(i: usize) -> Participant {
 
 #[derive(Default)]
 struct FakeState {
-    /// (frame, class, connection whose event was being handled when it was queued)
+    /// Frames not checked yet: (frame, class, connection whose event was being handled when it
+    /// was queued).
     frames: Vec<(Vec<u8>, FrameClass, Option<ConnId>)>,
     limit: Option<usize>,
     queued: usize,
@@ -387,13 +418,9 @@ fn name_text(n: &Name) -> String {
 
 fn path_text(p: &Path) -> String {
     match p {
-        Path::Relay(i) => cfg().session_uri(PEOPLE[person(*i)].0),
-        Path::Peer(i) => peer_path(person(*i)),
-        Path::Both(a, b) => format!(
-            "{} {}",
-            cfg().session_uri(PEOPLE[person(*a)].0),
-            peer_path(person(*b))
-        ),
+        Path::Relay(i) => session_uri(person(*i)).to_string(),
+        Path::Peer(i) => peer_path(person(*i)).to_string(),
+        Path::Both(a, b) => format!("{} {}", session_uri(person(*a)), peer_path(person(*b))),
         Path::Text(s) => s.clone(),
     }
 }
@@ -465,8 +492,6 @@ struct Open {
     decoder: Decoder,
     /// The open request: (transaction id, whether its body started).
     tx: Option<(String, bool)>,
-    /// Frames already checked.
-    seen: usize,
 }
 
 /// What one recipient reassembled of one relayed message.
@@ -550,7 +575,6 @@ impl Harness {
             out,
             decoder: Decoder::new(Limits::default()),
             tx: None,
-            seen: 0,
         });
     }
 
@@ -745,7 +769,7 @@ impl Harness {
                 let tid = format!("bind{}", o.conn);
                 let w = format!(
                     "MSRP {tid} SEND\r\nTo-Path: {}\r\nFrom-Path: {}\r\nMessage-ID: bind\r\nByte-Range: 1-0/0\r\n-------{tid}$\r\n",
-                    cfg().session_uri(PEOPLE[i].0),
+                    session_uri(i),
                     peer_path(i)
                 );
                 self.feed(slot, w.as_bytes(), 0);
@@ -781,12 +805,15 @@ impl Harness {
                     Outcome::Failed => FocusOutcome::Failed("gone".into()),
                 };
                 self.sw.handle_focus_answer(self.now, ask.id, outcome);
+                // Only a focus answer or a (re)join changes the display name the switch enforces.
+                self.note_names();
             }
             Op::Leave { who } => {
                 self.sw.leave(PEOPLE[person(*who)].0);
             }
             Op::Join { who } => {
                 let _ = self.sw.join_at(self.now, participant(person(*who)));
+                self.note_names();
             }
             Op::Idle {
                 bind_ms,
@@ -842,7 +869,6 @@ impl Harness {
             self.asks.push((ask, self.now));
         }
         self.check_frames();
-        self.note_names();
         let open = self.slots.iter().flatten().count();
         assert_eq!(
             self.sw.gauges().connections,
@@ -905,10 +931,7 @@ impl Harness {
                 continue;
             };
             let recipient = o.conn;
-            let state = o.out.state.borrow();
-            let new: Vec<(Vec<u8>, FrameClass, Option<ConnId>)> = state.frames[o.seen..].to_vec();
-            drop(state);
-            o.seen += new.len();
+            let new = std::mem::take(&mut o.out.state.borrow_mut().frames);
             for (frame, class, actor) in new {
                 self.check_frame(recipient, &frame, class, actor);
             }
@@ -985,11 +1008,12 @@ impl Harness {
             .find(|p| p.0 == session)
             .map(|p| p.2)
             .expect("a known session");
-        let names = self.names.get(&session).cloned().unwrap_or_default();
+        let no_names = HashSet::new();
+        let names = self.names.get(&session).unwrap_or(&no_names);
         let copy = &self.copies[&(recipient, head.message_id.clone().unwrap_or_default())];
         for buf in [&copy.last_wins, &copy.first_wins] {
             let prefix: Vec<u8> = buf.iter().map_while(|b| *b).collect();
-            check_identity(&prefix, uri, &names, &session);
+            check_identity(&prefix, uri, names, &session);
         }
     }
 }
