@@ -14,9 +14,14 @@
 #   FUZZ_TARGETS   space-separated subset of targets (default: all)
 #   FUZZ_JOBS      targets run at once (default 1)
 #   FUZZ_REPORT    where to write the table (default docs/fuzzing.md; empty: nowhere)
-#   FUZZ_RESULTS   directory keeping each target's row and libFuzzer log (default: a temporary
+#   FUZZ_RESULTS   directory keeping each target's row and libFuzzer logs (default: a temporary
 #                  one). The table lists every row in it, so a campaign run in several parts
-#                  (different FUZZ_TARGETS, same FUZZ_RESULTS) ends with one table.
+#                  (different FUZZ_TARGETS, same FUZZ_RESULTS) ends with one table. A target that
+#                  already has a row there resumes: it runs only the executions it still lacks
+#                  (same corpus), and its row adds up every session.
+#   FUZZ_DEADLINE  a time (`date -d` syntax, e.g. 15:20) by which every run stops: a target's time
+#                  cap is cut to what is left, and a target is not started with less than a
+#                  minute left.
 #
 # Findings: libFuzzer writes the crashing input to crates/<crate>/fuzz/artifacts/<target>/;
 # reproduce with `cargo +nightly fuzz run -s none -a <target> <that file>` from crates/<crate>.
@@ -31,7 +36,7 @@ log() { printf 'fuzz: %s\n' "$*" >&2; }
 # only bounds a run that is slower than measured. The switch target runs whole multi-connection
 # sessions per input, hence its time. A target missing here gets FALLBACK_SECONDS.
 declare -A DEFAULT_SECONDS=(
-  [switch]=4300         # 3,514 exec/s
+  [switch]=4534         # 3,529 exec/s
   [join_invite]=1490    # 10,741
   [group_document]=1329 # 12,046
   [nickname]=1060       # 15,107
@@ -40,7 +45,9 @@ declare -A DEFAULT_SECONDS=(
   [cpim_headers]=512    # 31,301
   [sdp]=500             # 32,061
   [multipart]=412       # 38,888
-  [control_line]=253    # 63,305
+  [control_line]=410    # 39,093 (requests and responses)
+  [focus_reply]=210     # 76,447
+  [focus_request]=152   # 105,620
   [sip_uri]=233         # 68,755
   [sip_name_addr]=210   # 76,251
   [msrp_request]=90    # 179,395
@@ -95,32 +102,65 @@ run_one() {
   local corpus="$crate/fuzz/corpus/$t" artifacts="$crate/fuzz/artifacts/$t"
   local seeds="$crate/fuzz/seeds/$t"
   mkdir -p "$corpus" "$artifacts"
+  # An earlier session of this campaign (FUZZ_RESULTS): resume it.
+  local prev_started="" prev_took=0 prev_execs=0 prev_findings=0 prev_sessions=0 _x
+  if [ -n "${FUZZ_RESULTS:-}" ] && [ -f "$results/$t.row" ]; then
+    IFS=$'\t' read -r _x _x prev_started prev_took prev_execs _x prev_findings _x prev_sessions \
+      <"$results/$t.row"
+    prev_sessions=${prev_sessions:-1}
+    [ "$prev_started" = "-" ] && prev_started=""
+    [ "$prev_took" = "?" ] && prev_took=0
+  fi
+  local want=$runs
+  if [ "$runs" -ge 0 ] && [ "$prev_execs" -gt 0 ]; then
+    want=$((runs - prev_execs))
+    if [ "$want" -le 0 ]; then
+      log "$t: already $prev_execs executions"
+      return
+    fi
+  fi
+  if [ -n "${FUZZ_DEADLINE:-}" ]; then
+    local left=$(($(date -d "$FUZZ_DEADLINE" +%s) - $(date +%s)))
+    if [ "$left" -lt 60 ]; then
+      log "$t: not started, less than a minute to FUZZ_DEADLINE"
+      [ -f "$results/$t.row" ] ||
+        printf '%s\t%s\t-\t0\t0\t0\t0\t0\t0\n' "$t" "${crate#"$here"/crates/}" >"$results/$t.row"
+      return
+    fi
+    [ "$left" -lt "$secs" ] && secs=$left
+  fi
   local before after
   before=$(ls "$artifacts" | wc -l)
   local extra=()
   [ -d "$seeds" ] && extra+=("$seeds")
-  log "$t: up to $runs executions or ${secs}s"
+  log "$t: up to $want executions or ${secs}s"
+  local session=$((prev_sessions + 1))
   local out="$results/$t.log" rc=0 started
-  started=$(date -u +%H:%M)
+  [ "$session" -gt 1 ] && out="$results/$t.$session.log"
+  started=${prev_started:-$(date -u +%H:%M)}
   (cd "$crate" && cargo +nightly fuzz run "${FUZZ_FLAGS[@]}" "$t" "$corpus" "${extra[@]}" -- \
-      -runs="$runs" -max_total_time="$secs" -print_final_stats=1 -max_len=8192 -timeout=10 \
+      -runs="$want" -max_total_time="$secs" -print_final_stats=1 -max_len=8192 -timeout=10 \
       -rss_limit_mb=2048 -artifact_prefix="$artifacts/") >"$out" 2>&1 || rc=$?
   after=$(ls "$artifacts" | wc -l)
-  local execs rate took
+  local execs took
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out" | grep -o '[0-9]*$' | tail -n1)
-  rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$out" | grep -o '[0-9]*$' | tail -n1)
   took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$out" | awk '{print $5}' | tail -n1)
   local findings=$((after - before))
   if [ "$rc" != 0 ] && [ "$findings" = 0 ]; then
     findings=1 # the run failed without an artifact (build or harness error): count it
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${crate#"$here"/crates/}" "$started" \
-    "${took:-?}" "${execs:-0}" "${rate:-0}" "$findings" "$secs" >"$results/$t.row"
+  execs=$((prev_execs + ${execs:-0}))
+  took=$((prev_took + ${took:-0}))
+  findings=$((prev_findings + findings))
+  local rate=0
+  [ "$took" -gt 0 ] && rate=$((execs / took))
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${crate#"$here"/crates/}" "$started" \
+    "$took" "$execs" "$rate" "$findings" "$secs" "$session" >"$results/$t.row"
   if [ "$findings" != 0 ]; then
     log "$t: FINDING (exit $rc); log: see below, inputs in ${artifacts#"$here"/}"
     tail -n 40 "$out" >&2
   else
-    log "$t: ${execs:-0} executions in ${took:-?}s"
+    log "$t: $execs executions in ${took}s"
   fi
 }
 
@@ -135,13 +175,13 @@ wait
 # target first.
 rows=$(cat "$results"/*.row | sort -t$'\t' -k6,6n)
 table=$(
-  printf '| target | crate | started (UTC) | seconds | executions | exec/s | 10 M reached | findings |\n'
-  printf '|---|---|---|---:|---:|---:|---|---:|\n'
-  while IFS=$'\t' read -r name crate started took execs rate findings _cap; do
+  printf '| target | crate | started (UTC) | sessions | seconds | executions | exec/s | 10 M reached | findings |\n'
+  printf '|---|---|---|---:|---:|---:|---:|---|---:|\n'
+  while IFS=$'\t' read -r name crate started took execs rate findings _cap sessions; do
     reached=no
     [ "$execs" -ge 10000000 ] && reached=yes
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$crate" "$started" "$took" \
-      "$execs" "$rate" "$reached" "$findings"
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$crate" "$started" \
+      "${sessions:-1}" "$took" "$execs" "$rate" "$reached" "$findings"
   done <<<"$rows"
 )
 total=$(awk -F'\t' '{s += $7} END {print s + 0}' <<<"$rows")
