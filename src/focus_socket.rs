@@ -26,8 +26,6 @@ pub const MAX_DATAGRAM: usize = 65536;
 /// Records in one `chat_alias.sessions` answer: at most ~2 KiB each (URIs ≤ 255 bytes, name ≤ 256,
 /// peer path ≤ 256, types ≤ 128), so that a page fits one datagram.
 pub const MAX_PAGE: usize = 16;
-/// Pairs in one `chat_alias.missing` question.
-pub use chat_alias_proto::focus_rpc::MAX_CHECK;
 /// How long an answer may wait for room in the relay's receive buffer before it is dropped (the
 /// relay asks again; one slow reader must not stall the questions behind it).
 const SEND_TIMEOUT: Duration = Duration::from_millis(100);
@@ -196,7 +194,7 @@ pub fn serve(m: &Module, sock: UnixDatagram, allowed_uid: u32) -> ! {
 mod tests {
     use super::*;
     use chat_alias_proto::focus_rpc::{
-        INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR,
+        INVALID_PARAMS, INVALID_REQUEST, MAX_CHECK, METHOD_NOT_FOUND, PARSE_ERROR,
     };
     use service::SessionRecord;
 
