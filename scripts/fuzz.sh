@@ -14,6 +14,8 @@
 #   FUZZ_TARGETS   space-separated subset of targets (default: all)
 #   FUZZ_JOBS      targets run at once (default 1)
 #   FUZZ_REPORT    where to write the table (default docs/fuzzing.md; empty: nowhere)
+#   FUZZ_README    file whose block between `<!-- fuzz-table -->` and `<!-- /fuzz-table -->` gets
+#                  the table too (default README.md; empty: none)
 #   FUZZ_RESULTS   directory keeping each target's row and libFuzzer logs (default: a temporary
 #                  one). The table lists every row in it, so a campaign run in several parts
 #                  (different FUZZ_TARGETS, same FUZZ_RESULTS) ends with one table. A target that
@@ -55,6 +57,10 @@ declare -A DEFAULT_SECONDS=(
 FALLBACK_SECONDS=600
 
 # ---- toolchain ----
+if ! command -v rustup >/dev/null; then
+  log "rustup is needed (https://rustup.rs): it installs the nightly toolchain libFuzzer builds with"
+  exit 2
+fi
 if ! rustup toolchain list | grep -q '^nightly'; then
   log "installing the nightly toolchain"
   rustup toolchain install nightly --profile minimal >&2
@@ -211,6 +217,21 @@ if [ -n "$report" ]; then
   fi
   mv "$report.tmp" "$report"
   log "table written to ${report#"$here"/}"
+fi
+
+readme=${FUZZ_README-$here/README.md}
+if [ -n "$readme" ] && [ -f "$readme" ] && grep -q '^<!-- fuzz-table -->' "$readme" &&
+  grep -q '^<!-- /fuzz-table -->' "$readme"; then
+  {
+    sed '/^<!-- fuzz-table -->/q' "$readme"
+    echo "Latest campaign, finished $(date -u '+%Y-%m-%d %H:%M UTC') (up to $runs executions per target;"
+    echo "written by scripts/fuzz.sh, notes in docs/fuzzing.md); findings in total: $total."
+    echo
+    echo "$table"
+    sed -n '/^<!-- \/fuzz-table -->/,$p' "$readme"
+  } >"$readme.tmp"
+  mv "$readme.tmp" "$readme"
+  log "table written to ${readme#"$here"/}"
 fi
 
 if [ "$total" != 0 ]; then
