@@ -148,9 +148,10 @@ run_one() {
       -runs="$want" -max_total_time="$secs" -print_final_stats=1 -max_len=8192 -timeout=10 \
       -rss_limit_mb=2048 -artifact_prefix="$artifacts/") >"$out" 2>&1 || rc=$?
   after=$(ls "$artifacts" | wc -l)
+  # (`|| true`: a run that died before printing its statistics still gets its row.)
   local execs took
-  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out" | grep -o '[0-9]*$' | tail -n1)
-  took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$out" | awk '{print $5}' | tail -n1)
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out" | grep -o '[0-9]*$' | tail -n1) || true
+  took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$out" | awk '{print $5}' | tail -n1) || true
   local findings=$((after - before))
   if [ "$rc" != 0 ] && [ "$findings" = 0 ]; then
     findings=1 # the run failed without an artifact (build or harness error): count it
