@@ -40,8 +40,18 @@ fuzz_target!(|data: &[u8]| {
     let (id2, q2) = focus_rpc::parse_request(again.to_string().as_bytes())
         .expect("a request with an id is answered");
     assert_eq!(q2.expect("the re-written question reads"), q);
-    // serde_json does not promise that a float survives printing and parsing bit for bit.
-    if !id.is_f64() {
+    // serde_json does not promise that a float survives printing and parsing bit for bit
+    // (`1e-56` comes back as `9.999999999999999e-57`), wherever it sits in the id.
+    if !has_float(&id) {
         assert_eq!(id2, id);
     }
 });
+
+fn has_float(v: &Value) -> bool {
+    match v {
+        Value::Number(n) => n.is_f64(),
+        Value::Array(a) => a.iter().any(has_float),
+        Value::Object(o) => o.values().any(has_float),
+        _ => false,
+    }
+}
