@@ -4,7 +4,7 @@ CARGO ?= cargo
 RELEASE_DIR := target/release
 MODULE_SO := $(RELEASE_DIR)/chat_alias.so
 
-.PHONY: all deps build run test check-symbols check-config bench demo fmt lint clean
+.PHONY: all deps build run test check-symbols check-config bench demo fuzz fmt lint clean
 
 all: build
 
@@ -44,6 +44,13 @@ demo: build
 bench: build
 	$(CARGO) bench -p chat-alias-focus -p chat-alias-proto --bench focus --bench proto
 	bash scripts/bench.sh
+
+# Every cargo-fuzz target (crates/*/fuzz: the parsers of untrusted bytes and the MSRP switch) for a
+# set time each (FUZZ_SECONDS; defaults reach 10 million executions per target on 2 cores), with
+# nightly and cargo-fuzz installed when missing. Table in docs/fuzzing.md; non-zero on a finding.
+# Not part of `make test`.
+fuzz:
+	bash scripts/fuzz.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -120,8 +120,7 @@ impl Frame {
         .map(IoSlice::new)
     }
 
-    /// The frame as one buffer (tests).
-    #[cfg(test)]
+    /// The frame as one buffer (tests of this crate and of its binary, the fuzz targets).
     pub fn to_vec(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.len());
         for s in self.slices() {

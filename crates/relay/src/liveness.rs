@@ -99,7 +99,7 @@ impl Liveness {
 
     /// Sessions being watched.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.waiting.len() + self.unstamped.len()
     }
 }

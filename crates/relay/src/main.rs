@@ -23,12 +23,10 @@ use std::time::Duration;
 mod connection;
 mod control;
 mod focus_socket;
-mod frame;
-mod liveness;
-mod metrics;
 mod outbox;
-mod registry;
-mod switch;
+
+// The sans-IO core lives in the library target (src/lib.rs) so that fuzz targets can drive it.
+use chat_alias_relay::{frame, liveness, metrics, registry, switch};
 
 use metrics::Metrics;
 use outbox::Outbox;

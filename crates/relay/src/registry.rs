@@ -131,6 +131,10 @@ impl Registry {
         self.sessions.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
     /// Every (conference, session) registered, sorted by session (the focus is asked about them
     /// in batches).
     pub fn sessions(&self) -> Vec<(String, String)> {

@@ -7,10 +7,15 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data).into_owned();
-    let Ok(set) = GroupSet::from_documents(&[("fuzz.xml".to_string(), text)]) else { return };
+    let Ok(set) = GroupSet::from_documents(&[("fuzz.xml".to_string(), text)]) else {
+        return;
+    };
     let who = sip::parse_uri("sip:bob@example.com").expect("literal URI");
     for g in set.iter() {
-        assert!(set.find(&g.uri).is_some(), "a loaded group is found by its own URI");
+        assert!(
+            set.find(&g.uri).is_some(),
+            "a loaded group is found by its own URI"
+        );
         let _ = g.permissions(&who, true);
         let _ = g.permissions(&who, false);
     }
