@@ -439,22 +439,7 @@ mod test_support {
 
     /// A switch configuration for unit tests (the defaults of the command line, on a test host).
     pub fn config() -> switch::Config {
-        switch::Config {
-            host: "192.0.2.10".into(),
-            port: 2855,
-            max_size: 1 << 24,
-            bind_timeout: Duration::from_secs(5),
-            chunk_timeout: Duration::from_secs(540),
-            congestion_timeout: Duration::from_secs(30),
-            queue_bytes: 1 << 22,
-            nicknames: true,
-            focus_socket: false,
-            focus_timeout: Duration::from_secs(1),
-            max_connections: 4096,
-            max_unbound: 256,
-            max_unbound_per_address: 32,
-            first_byte_timeout: Duration::from_secs(3),
-        }
+        switch::Config::example()
     }
 
     pub fn shared(cfg: switch::Config) -> Shared {

@@ -214,6 +214,29 @@ pub struct Config {
 }
 
 impl Config {
+    /// The command line's defaults, advertising a documentation address (RFC 5737): what unit
+    /// tests start from.
+    pub fn example() -> Config {
+        Config {
+            host: "192.0.2.10".into(),
+            port: 2855,
+            max_size: 1 << 24,
+            bind_timeout: Duration::from_secs(5),
+            chunk_timeout: Duration::from_secs(540),
+            congestion_timeout: Duration::from_secs(30),
+            queue_bytes: 1 << 22,
+            nicknames: true,
+            focus_socket: false,
+            focus_timeout: Duration::from_secs(1),
+            max_connections: 4096,
+            max_unbound: 256,
+            max_unbound_per_address: 32,
+            first_byte_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+impl Config {
     /// The relay URI of a session: the `a=path` the focus put in the SDP answer.
     pub fn session_uri(&self, session: &str) -> String {
         format!("msrp://{}:{}/{};tcp", self.host, self.port, session)

@@ -22,7 +22,7 @@ impl Outlet for Sink {
 const CONF: &str = "sip:lounge@im.example.net";
 
 fn switch(focus: bool) -> Switch<Sink> {
-    let mut cfg = crate::test_support::config();
+    let mut cfg = crate::switch::Config::example();
     cfg.focus_socket = focus;
     let mut n = 0u8;
     let ids = Box::new(move || {
