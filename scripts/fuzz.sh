@@ -158,12 +158,13 @@ run_one() {
   fi
   execs=$((prev_execs + ${execs:-0}))
   took=$((prev_took + ${took:-0}))
+  local new_findings=$findings
   findings=$((prev_findings + findings))
   local rate=0
   [ "$took" -gt 0 ] && rate=$((execs / took))
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${crate#"$here"/crates/}" "$started" \
     "$took" "$execs" "$rate" "$findings" "$secs" "$session" >"$results/$t.row"
-  if [ "$findings" != 0 ]; then
+  if [ "$new_findings" != 0 ]; then
     log "$t: FINDING (exit $rc); log: see below, inputs in ${artifacts#"$here"/}"
     tail -n 40 "$out" >&2
   else

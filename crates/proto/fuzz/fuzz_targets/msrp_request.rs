@@ -8,17 +8,19 @@ use chat_alias_proto::msrp::{self, Decoder, Event, Limits, Method};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    // Byte 0 picks the method; the rest are header lines (and possibly a body).
+    // Byte 0 picks the method; the rest are header lines (and possibly a body). The transaction
+    // id must be a valid ident (4 to 32 characters, RFC 4975 §9): with a shorter one every input
+    // stopped at the start line.
     let Some((&m, rest)) = data.split_first() else {
         return;
     };
     let method = ["SEND", "NICKNAME", "REPORT", "AUTH"][usize::from(m % 4)];
     let mut frame = format!(
-        "MSRP t1 {method}\r\nTo-Path: msrp://127.0.0.1:2855/s1;tcp\r\nFrom-Path: msrp://192.0.2.1:7/p;tcp\r\n"
+        "MSRP tx01 {method}\r\nTo-Path: msrp://127.0.0.1:2855/s1;tcp\r\nFrom-Path: msrp://192.0.2.1:7/p;tcp\r\n"
     )
     .into_bytes();
     frame.extend_from_slice(rest);
-    frame.extend_from_slice(b"\r\n-------t1$\r\n");
+    frame.extend_from_slice(b"\r\n-------tx01$\r\n");
     let mut d = Decoder::new(Limits::default());
     d.feed(&frame);
     while let Ok(Some(ev)) = d.poll() {
