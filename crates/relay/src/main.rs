@@ -26,7 +26,7 @@ mod focus_socket;
 mod outbox;
 
 // The sans-IO core lives in the library target (src/lib.rs) so that fuzz targets can drive it.
-use chat_alias_relay::{frame, liveness, metrics, registry, switch};
+use chat_alias_relay::{frame, metrics, registry, switch};
 
 use metrics::Metrics;
 use outbox::Outbox;
