@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use support::msrp::{cpim as cpim_body, new_id, Client, Frame};
 use support::participant::Participant;
 use support::sip::leave;
-use support::{Stack, StackOptions};
+use support::{metric, Stack, StackOptions};
 
 const LOUNGE: &str = "sip:lounge@im.example.net";
 const QUIET: &str = "sip:quiet@im.example.net";
@@ -271,19 +271,6 @@ fn message_over_max_size_gets_413() {
     let (body, st) = alice.say(&format!("<{LOUNGE}>"), "small is fine");
     assert_eq!(st, Some(200));
     assert_eq!(bob.m().next_message(T).unwrap().body, body);
-}
-
-fn metric(stack_metrics: &str, name: &str) -> u64 {
-    let mut s = std::net::TcpStream::connect(stack_metrics).expect("metrics endpoint");
-    use std::io::{Read, Write};
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in metrics:\n{out}"))
 }
 
 #[test]

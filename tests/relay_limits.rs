@@ -10,6 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::metric;
 use support::msrp::{cpim as cpim_body, new_id, Client};
 
 const LOUNGE: &str = "sip:lounge@im.example.net";
@@ -366,20 +367,6 @@ fn three_hundred_silent_connections_do_not_lock_participants_out() {
             .next_message(Duration::from_secs(3))
             .is_some_and(|m| m.text().ends_with("still here")));
     }
-}
-
-/// A value from the relay's Prometheus endpoint.
-fn metric(addr: &str, name: &str) -> u64 {
-    use std::io::Read;
-    let mut s = std::net::TcpStream::connect(addr).expect("metrics endpoint");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in metrics:\n{out}"))
 }
 
 /// Samples `name` every 10 ms until `stop` is set; returns the largest value seen.

@@ -25,24 +25,24 @@ impl Stripe<'_> {
     pub(super) fn pool_alloc(&mut self, p: Pool) -> Option<u32> {
         let i = self.free_head(p);
         self.lay.rec(p, i)?;
-        if self.rf(p, i, STATE) != FREE {
+        if self.read_field(p, i, STATE) != FREE {
             return None; // corrupt free list: refuse rather than hand out a live record
         }
-        let next = self.rf(p, i, LINK);
+        let next = self.read_field(p, i, LINK);
         self.set_free_head(p, next);
         self.set_used(p, self.used(p).saturating_add(1));
-        self.wf(p, i, STATE, USED);
-        self.wf(p, i, LINK, NIL);
+        self.write_field(p, i, STATE, USED);
+        self.write_field(p, i, LINK, NIL);
         Some(i)
     }
 
     pub(super) fn pool_free(&mut self, p: Pool, i: u32) {
-        if self.rf(p, i, STATE) != USED {
+        if self.read_field(p, i, STATE) != USED {
             return;
         }
-        self.wf(p, i, STATE, FREE);
+        self.write_field(p, i, STATE, FREE);
         let head = self.free_head(p);
-        self.wf(p, i, LINK, head);
+        self.write_field(p, i, LINK, head);
         self.set_free_head(p, i);
         self.set_used(p, self.used(p).saturating_sub(1));
     }
@@ -50,35 +50,35 @@ impl Stripe<'_> {
     // ----------------------------------------------------------------------------------------------
     // Field access (total: an invalid index reads NIL / 0 / "" and writes nothing)
 
-    pub(super) fn rf(&self, p: Pool, i: u32, field: usize) -> u32 {
+    pub(super) fn read_field(&self, p: Pool, i: u32, field: usize) -> u32 {
         self.lay
             .rec(p, i)
             .and_then(|o| get_u32(self.mem, o + field))
             .unwrap_or(NIL)
     }
 
-    pub(super) fn wf(&mut self, p: Pool, i: u32, field: usize, v: u32) {
+    pub(super) fn write_field(&mut self, p: Pool, i: u32, field: usize, v: u32) {
         if let Some(o) = self.lay.rec(p, i) {
             put_u32(self.mem, o + field, v);
         }
     }
 
     pub(super) fn cf(&self, c: u32, field: usize) -> u32 {
-        self.rf(Pool::Conf, c, field)
+        self.read_field(Pool::Conf, c, field)
     }
 
     pub(super) fn wcf(&mut self, c: u32, field: usize, v: u32) {
-        self.wf(Pool::Conf, c, field, v);
+        self.write_field(Pool::Conf, c, field, v);
     }
 
-    pub(super) fn r128(&self, p: Pool, i: u32, field: usize) -> u128 {
+    pub(super) fn read_field_u128(&self, p: Pool, i: u32, field: usize) -> u128 {
         self.lay
             .rec(p, i)
             .and_then(|o| get_u128(self.mem, o + field))
             .unwrap_or(0)
     }
 
-    pub(super) fn w128(&mut self, p: Pool, i: u32, field: usize, v: u128) {
+    pub(super) fn write_field_u128(&mut self, p: Pool, i: u32, field: usize, v: u128) {
         if let Some(o) = self.lay.rec(p, i) {
             put_u128(self.mem, o + field, v);
         }
@@ -87,7 +87,7 @@ impl Stripe<'_> {
     /// The bytes of a length-prefixed string field (the length is clamped to the field's room).
     pub(super) fn rbytes(&self, p: Pool, i: u32, field: usize, len_field: usize) -> &[u8] {
         let room = Self::room(field);
-        let len = (self.rf(p, i, len_field) as usize).min(room);
+        let len = (self.read_field(p, i, len_field) as usize).min(room);
         self.lay
             .rec(p, i)
             .map_or(&[][..], |o| get_bytes(self.mem, o + field, len))
@@ -103,7 +103,7 @@ impl Stripe<'_> {
         if let Some(o) = self.lay.rec(p, i) {
             put_bytes(self.mem, o + field, b);
         }
-        self.wf(p, i, len_field, b.len() as u32);
+        self.write_field(p, i, len_field, b.len() as u32);
     }
 
     pub(super) fn room(field: usize) -> usize {

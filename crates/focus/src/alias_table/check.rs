@@ -20,8 +20,12 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
     // Pools: used counters and free lists.
     for p in POOLS {
         let cap = lay.cap(p);
-        let used = (0..cap).filter(|&i| s.rf(p, i, STATE) == USED).count() as u32;
-        let free = (0..cap).filter(|&i| s.rf(p, i, STATE) == FREE).count() as u32;
+        let used = (0..cap)
+            .filter(|&i| s.read_field(p, i, STATE) == USED)
+            .count() as u32;
+        let free = (0..cap)
+            .filter(|&i| s.read_field(p, i, STATE) == FREE)
+            .count() as u32;
         ensure!(used + free == cap, "{p:?}: records in neither state");
         ensure!(
             used == s.used(p),
@@ -33,11 +37,11 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
         while i != NIL {
             ensure!(seen < free, "{p:?}: free list longer than {free} (cycle?)");
             ensure!(
-                s.rf(p, i, STATE) == FREE,
+                s.read_field(p, i, STATE) == FREE,
                 "{p:?}: record {i} on free list but used"
             );
             seen += 1;
-            i = s.rf(p, i, LINK);
+            i = s.read_field(p, i, LINK);
         }
         ensure!(
             seen == free,
@@ -66,17 +70,23 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
         let mut p = s.cf(c, conf::HEAD);
         while p != NIL {
             ensure!(count < lay.part_cap, "conference {c}: member list cycle");
-            ensure!(s.rf(Pool::Part, p, STATE) == USED, "member {p} is free");
             ensure!(
-                s.rf(Pool::Part, p, part::CONF) == c,
+                s.read_field(Pool::Part, p, STATE) == USED,
+                "member {p} is free"
+            );
+            ensure!(
+                s.read_field(Pool::Part, p, part::CONF) == c,
                 "member {p}: wrong conference"
             );
-            ensure!(s.rf(Pool::Part, p, part::PREV) == prev, "member {p}: PREV");
+            ensure!(
+                s.read_field(Pool::Part, p, part::PREV) == prev,
+                "member {p}: PREV"
+            );
             let info = s.info_of(p);
             if let Some(name) = &info.display_name {
                 let h = s.clash_hash(c, name);
                 ensure!(
-                    s.r128(Pool::Part, p, part::CLASH) == h,
+                    s.read_field_u128(Pool::Part, p, part::CLASH) == h,
                     "member {p}: clash hash"
                 );
                 ensure!(names.insert(h), "conference {c}: name {name:?} twice");
@@ -84,12 +94,12 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
                     s.find_clash(c, h) == Some(p),
                     "member {p}: not in clash index"
                 );
-                let b = s.rf(Pool::Part, p, part::BASE);
+                let b = s.read_field(Pool::Part, p, part::BASE);
                 let chosen = s.rstr(Pool::Part, p, part::NAME, part::NAME_LEN);
                 ensure!(
-                    s.rf(Pool::Base, b, STATE) == USED
-                        && s.rf(Pool::Base, b, base::CONF) == c
-                        && s.r128(Pool::Base, b, base::HASH) == s.clash_hash(c, &chosen),
+                    s.read_field(Pool::Base, b, STATE) == USED
+                        && s.read_field(Pool::Base, b, base::CONF) == c
+                        && s.read_field_u128(Pool::Base, b, base::HASH) == s.clash_hash(c, &chosen),
                     "member {p}: base record"
                 );
                 ensure!(
@@ -97,24 +107,24 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
                     "base lookup"
                 );
                 *base_refs.entry(b).or_default() += 1;
-                let suffix = s.rf(Pool::Part, p, part::SUFFIX);
+                let suffix = s.read_field(Pool::Part, p, part::SUFFIX);
                 if suffix != 0 {
                     ensure!(suffix >= 2, "member {p}: suffix {suffix}");
                     ensure!(
-                        suffix < s.rf(Pool::Base, b, base::NEXT_SUFFIX),
+                        suffix < s.read_field(Pool::Base, b, base::NEXT_SUFFIX),
                         "member {p}: suffix not below the base counter"
                     );
                 }
             } else {
                 ensure!(
-                    s.rf(Pool::Part, p, part::BASE) == NIL
-                        && s.rf(Pool::Part, p, part::SUFFIX) == 0,
+                    s.read_field(Pool::Part, p, part::BASE) == NIL
+                        && s.read_field(Pool::Part, p, part::SUFFIX) == 0,
                     "nameless member has a base or a suffix"
                 );
             }
             let h = s.uri_hash(c, &info.uri);
             ensure!(
-                s.r128(Pool::Part, p, part::URI) == h,
+                s.read_field_u128(Pool::Part, p, part::URI) == h,
                 "member {p}: URI hash"
             );
             ensure!(
@@ -146,7 +156,7 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
                 ),
             ] {
                 ensure!(
-                    s.rf(Pool::Part, p, len) as usize <= max,
+                    s.read_field(Pool::Part, p, len) as usize <= max,
                     "member {p}: {what} length over {max}"
                 );
             }
@@ -168,7 +178,7 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
             }
             count += 1;
             prev = p;
-            p = s.rf(Pool::Part, p, LINK);
+            p = s.read_field(Pool::Part, p, LINK);
         }
         ensure!(s.cf(c, conf::TAIL) == prev, "conference {c}: TAIL");
         ensure!(count >= 1, "conference {c}: empty but allocated");
@@ -187,8 +197,8 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
     );
 
     // Base records.
-    for b in (0..lay.base_cap).filter(|&b| s.rf(Pool::Base, b, STATE) == USED) {
-        let refs = s.rf(Pool::Base, b, base::REFS);
+    for b in (0..lay.base_cap).filter(|&b| s.read_field(Pool::Base, b, STATE) == USED) {
+        let refs = s.read_field(Pool::Base, b, base::REFS);
         ensure!(refs >= 1, "base {b}: no references but allocated");
         ensure!(
             base_refs.get(&b).copied().unwrap_or(0) == refs,
@@ -219,24 +229,24 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
             while i != NIL {
                 ensure!(total < lay.cap(pool), "{ix:?}: chain cycle");
                 ensure!(
-                    s.rf(pool, i, STATE) == USED,
+                    s.read_field(pool, i, STATE) == USED,
                     "{ix:?}: free record {i} in chain"
                 );
                 let h = match ix {
                     Index::Conf => s.conf_hash_of(i),
-                    Index::Clash => s.r128(Pool::Part, i, part::CLASH) as u64,
-                    Index::Uri => s.r128(Pool::Part, i, part::URI) as u64,
+                    Index::Clash => s.read_field_u128(Pool::Part, i, part::CLASH) as u64,
+                    Index::Uri => s.read_field_u128(Pool::Part, i, part::URI) as u64,
                     Index::Dialog => s.dialog_hash(
-                        s.rf(Pool::Part, i, part::CONF),
-                        s.r128(Pool::Part, i, part::DIALOG),
+                        s.read_field(Pool::Part, i, part::CONF),
+                        s.read_field_u128(Pool::Part, i, part::DIALOG),
                     ),
-                    Index::Base => s.r128(Pool::Base, i, base::HASH) as u64,
+                    Index::Base => s.read_field_u128(Pool::Base, i, base::HASH) as u64,
                     Index::Session => s.session_hash(
-                        s.rf(Pool::Part, i, part::CONF),
+                        s.read_field(Pool::Part, i, part::CONF),
                         s.rbytes(Pool::Part, i, part::SID, part::SID_LEN),
                     ),
                     Index::Ident => s.ident_hash(
-                        s.rf(Pool::Part, i, part::CONF),
+                        s.read_field(Pool::Part, i, part::CONF),
                         s.rbytes(Pool::Part, i, part::IDENT, part::IDENT_LEN),
                     ),
                 };
@@ -245,14 +255,14 @@ pub(super) fn run(s: &Stripe<'_>) -> Result<(), String> {
                     "{ix:?}: record {i} in the wrong bucket"
                 );
                 total += 1;
-                i = s.rf(pool, i, next_field);
+                i = s.read_field(pool, i, next_field);
             }
         }
         let expected = match ix {
             Index::Clash => (0..lay.part_cap)
                 .filter(|&p| {
-                    s.rf(Pool::Part, p, STATE) == USED
-                        && s.rf(Pool::Part, p, part::PFLAGS) & part::PF_HAS_NAME != 0
+                    s.read_field(Pool::Part, p, STATE) == USED
+                        && s.read_field(Pool::Part, p, part::PFLAGS) & part::PF_HAS_NAME != 0
                 })
                 .count() as u32,
             _ => s.used(pool),

@@ -48,13 +48,13 @@ impl Stripe<'_> {
             if n >= stop || self.lay.rec(Pool::Part, p).is_none() {
                 break;
             }
-            if self.rf(Pool::Part, p, part::CONF) == c
-                && self.rf(Pool::Part, p, STATE) == USED
+            if self.read_field(Pool::Part, p, part::CONF) == c
+                && self.read_field(Pool::Part, p, STATE) == USED
                 && self.rbytes(Pool::Part, p, part::IDENT, part::IDENT_LEN) == identity.as_bytes()
             {
                 n += 1;
             }
-            p = self.rf(Pool::Part, p, part::NEXT_IDENT);
+            p = self.read_field(Pool::Part, p, part::NEXT_IDENT);
         }
         n
     }
@@ -91,13 +91,13 @@ impl Stripe<'_> {
         let mut p = get_u32(self.mem, self.lay.bucket(ix, h as u64)).unwrap_or(NIL);
         for _ in 0..self.lay.part_cap {
             self.lay.rec(Pool::Part, p)?;
-            if self.r128(Pool::Part, p, hash_field) == h
-                && self.rf(Pool::Part, p, part::CONF) == c
-                && self.rf(Pool::Part, p, STATE) == USED
+            if self.read_field_u128(Pool::Part, p, hash_field) == h
+                && self.read_field(Pool::Part, p, part::CONF) == c
+                && self.read_field(Pool::Part, p, STATE) == USED
             {
                 return Some(p);
             }
-            p = self.rf(Pool::Part, p, next_field);
+            p = self.read_field(Pool::Part, p, next_field);
         }
         None
     }
@@ -119,13 +119,13 @@ impl Stripe<'_> {
         .unwrap_or(NIL);
         for _ in 0..self.lay.part_cap {
             self.lay.rec(Pool::Part, p)?;
-            if self.r128(Pool::Part, p, part::DIALOG) == dialog_key
-                && self.rf(Pool::Part, p, part::CONF) == c
-                && self.rf(Pool::Part, p, STATE) == USED
+            if self.read_field_u128(Pool::Part, p, part::DIALOG) == dialog_key
+                && self.read_field(Pool::Part, p, part::CONF) == c
+                && self.read_field(Pool::Part, p, STATE) == USED
             {
                 return Some(p);
             }
-            p = self.rf(Pool::Part, p, part::NEXT_DIALOG);
+            p = self.read_field(Pool::Part, p, part::NEXT_DIALOG);
         }
         None
     }
@@ -139,13 +139,13 @@ impl Stripe<'_> {
         let mut p = get_u32(self.mem, at).unwrap_or(NIL);
         for _ in 0..self.lay.part_cap {
             self.lay.rec(Pool::Part, p)?;
-            if self.rf(Pool::Part, p, part::CONF) == c
-                && self.rf(Pool::Part, p, STATE) == USED
+            if self.read_field(Pool::Part, p, part::CONF) == c
+                && self.read_field(Pool::Part, p, STATE) == USED
                 && self.rbytes(Pool::Part, p, part::SID, part::SID_LEN) == session_id.as_bytes()
             {
                 return Some(p);
             }
-            p = self.rf(Pool::Part, p, part::NEXT_SESSION);
+            p = self.read_field(Pool::Part, p, part::NEXT_SESSION);
         }
         None
     }
@@ -154,13 +154,13 @@ impl Stripe<'_> {
         let mut b = get_u32(self.mem, self.lay.bucket(Index::Base, h as u64)).unwrap_or(NIL);
         for _ in 0..self.lay.base_cap {
             self.lay.rec(Pool::Base, b)?;
-            if self.r128(Pool::Base, b, base::HASH) == h
-                && self.rf(Pool::Base, b, base::CONF) == c
-                && self.rf(Pool::Base, b, STATE) == USED
+            if self.read_field_u128(Pool::Base, b, base::HASH) == h
+                && self.read_field(Pool::Base, b, base::CONF) == c
+                && self.read_field(Pool::Base, b, STATE) == USED
             {
                 return Some(b);
             }
-            b = self.rf(Pool::Base, b, LINK);
+            b = self.read_field(Pool::Base, b, LINK);
         }
         None
     }
@@ -179,7 +179,7 @@ impl Stripe<'_> {
     ) {
         let at = self.lay.bucket(ix, h);
         let head = get_u32(self.mem, at).unwrap_or(NIL);
-        self.wf(pool, i, next_field, head);
+        self.write_field(pool, i, next_field, head);
         put_u32(self.mem, at, i);
     }
 
@@ -198,7 +198,7 @@ impl Stripe<'_> {
     ) {
         let at = self.lay.bucket(ix, h);
         let mut cur = get_u32(self.mem, at).unwrap_or(NIL);
-        let next_of_i = self.rf(pool, i, next_field);
+        let next_of_i = self.read_field(pool, i, next_field);
         if cur == i {
             put_u32(self.mem, at, next_of_i);
         } else {
@@ -206,14 +206,14 @@ impl Stripe<'_> {
                 if self.lay.rec(pool, cur).is_none() {
                     break;
                 }
-                let next = self.rf(pool, cur, next_field);
+                let next = self.read_field(pool, cur, next_field);
                 if next == i {
-                    self.wf(pool, cur, next_field, next_of_i);
+                    self.write_field(pool, cur, next_field, next_of_i);
                     break;
                 }
                 cur = next;
             }
         }
-        self.wf(pool, i, next_field, NIL);
+        self.write_field(pool, i, next_field, NIL);
     }
 }

@@ -86,7 +86,7 @@ impl Stripe<'_> {
             return false;
         };
         self.find_base(c, self.clash_hash(c, prefix))
-            .is_some_and(|b| n >= 2 && n < self.rf(Pool::Base, b, base::NEXT_SUFFIX))
+            .is_some_and(|b| n >= 2 && n < self.read_field(Pool::Base, b, base::NEXT_SUFFIX))
     }
 
     /// Takes the next never-used number from the counter at `next_field` of record `idx` of `pool`,
@@ -103,11 +103,11 @@ impl Stripe<'_> {
     ) -> Result<(u32, u128), JoinError> {
         let limit = self.cf(c, conf::COUNT).min(self.lay.part_cap);
         for _ in 0..=limit {
-            let n = self.rf(pool, idx, next_field).max(2);
+            let n = self.read_field(pool, idx, next_field).max(2);
             if n == NIL {
                 break; // 2^32 - 1 numbers spent in one conference's lifetime
             }
-            self.wf(pool, idx, next_field, n + 1);
+            self.write_field(pool, idx, next_field, n + 1);
             let (ok, h) = free(self, n);
             if ok {
                 return Ok((n, h));

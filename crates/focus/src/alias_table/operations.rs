@@ -48,9 +48,9 @@ impl<'m> Stripe<'m> {
             let cap = lay.cap(p);
             for i in 0..cap {
                 let next = if i + 1 < cap { i + 1 } else { NIL };
-                s.wf(p, i, LINK, next);
+                s.write_field(p, i, LINK, next);
                 if p == Pool::Part {
-                    s.wf(p, i, part::GEN, 1);
+                    s.write_field(p, i, part::GEN, 1);
                 }
             }
             s.set_free_head(p, 0);
@@ -236,7 +236,7 @@ impl<'m> Stripe<'m> {
                 match self.choose_suffix(c, b, name, h, spent) {
                     Ok((suffix, clash)) => (b, suffix, clash),
                     Err(e) => {
-                        if self.rf(Pool::Base, b, base::REFS) == 0 {
+                        if self.read_field(Pool::Base, b, base::REFS) == 0 {
                             self.free_base(b);
                         }
                         // A URI number taken above stays spent: a gap, never a reuse.
@@ -257,15 +257,15 @@ impl<'m> Stripe<'m> {
             pflags |= part::PF_HAS_NAME;
         }
         let name = chosen.unwrap_or("");
-        self.wf(Pool::Part, p, part::CONF, c);
-        self.wf(Pool::Part, p, part::BASE, b);
-        self.wf(Pool::Part, p, part::SUFFIX, suffix);
-        self.wf(Pool::Part, p, part::URI_NUMBER, uri_number);
-        self.wf(Pool::Part, p, part::FLAGS, req.flags);
-        self.wf(Pool::Part, p, part::PFLAGS, pflags);
-        self.w128(Pool::Part, p, part::CLASH, clash);
-        self.w128(Pool::Part, p, part::URI, uri_hash);
-        self.w128(Pool::Part, p, part::DIALOG, req.dialog_key);
+        self.write_field(Pool::Part, p, part::CONF, c);
+        self.write_field(Pool::Part, p, part::BASE, b);
+        self.write_field(Pool::Part, p, part::SUFFIX, suffix);
+        self.write_field(Pool::Part, p, part::URI_NUMBER, uri_number);
+        self.write_field(Pool::Part, p, part::FLAGS, req.flags);
+        self.write_field(Pool::Part, p, part::PFLAGS, pflags);
+        self.write_field_u128(Pool::Part, p, part::CLASH, clash);
+        self.write_field_u128(Pool::Part, p, part::URI, uri_hash);
+        self.write_field_u128(Pool::Part, p, part::DIALOG, req.dialog_key);
         self.wstr(Pool::Part, p, part::NAME, part::NAME_LEN, name);
         self.wstr(
             Pool::Part,
@@ -278,10 +278,10 @@ impl<'m> Stripe<'m> {
 
         // Member list (tail: join order).
         let tail = self.cf(c, conf::TAIL);
-        self.wf(Pool::Part, p, LINK, NIL);
-        self.wf(Pool::Part, p, part::PREV, tail);
+        self.write_field(Pool::Part, p, LINK, NIL);
+        self.write_field(Pool::Part, p, part::PREV, tail);
         if self.lay.rec(Pool::Part, tail).is_some() {
-            self.wf(Pool::Part, tail, LINK, p);
+            self.write_field(Pool::Part, tail, LINK, p);
         } else {
             self.wcf(c, conf::HEAD, p);
         }
@@ -305,8 +305,8 @@ impl<'m> Stripe<'m> {
             self.wcf(c, conf::ANON_COUNT, n);
         }
         if b != NIL {
-            let r = self.rf(Pool::Base, b, base::REFS).saturating_add(1);
-            self.wf(Pool::Base, b, base::REFS, r);
+            let r = self.read_field(Pool::Base, b, base::REFS).saturating_add(1);
+            self.write_field(Pool::Base, b, base::REFS, r);
         }
         Ok(self.assigned_of(p))
     }
@@ -318,10 +318,10 @@ impl<'m> Stripe<'m> {
     /// spent (then this is a gap, as for a leave).
     pub fn withdraw(&mut self, handle: ParticipantHandle) -> Option<Departed> {
         let p = self.live_slot(handle)?;
-        let c = self.rf(Pool::Part, p, part::CONF);
-        let uri_number = self.rf(Pool::Part, p, part::URI_NUMBER);
-        let suffix = self.rf(Pool::Part, p, part::SUFFIX);
-        let b = self.rf(Pool::Part, p, part::BASE);
+        let c = self.read_field(Pool::Part, p, part::CONF);
+        let uri_number = self.read_field(Pool::Part, p, part::URI_NUMBER);
+        let suffix = self.read_field(Pool::Part, p, part::SUFFIX);
+        let b = self.read_field(Pool::Part, p, part::BASE);
         let departed = self.leave(handle)?;
         // The records may have been freed by the leave (then their counters start again anyway).
         if uri_number >= 2
@@ -332,10 +332,10 @@ impl<'m> Stripe<'m> {
         }
         if suffix >= 2
             && self.lay.rec(Pool::Base, b).is_some()
-            && self.rf(Pool::Base, b, STATE) == USED
-            && self.rf(Pool::Base, b, base::NEXT_SUFFIX) == suffix.saturating_add(1)
+            && self.read_field(Pool::Base, b, STATE) == USED
+            && self.read_field(Pool::Base, b, base::NEXT_SUFFIX) == suffix.saturating_add(1)
         {
-            self.wf(Pool::Base, b, base::NEXT_SUFFIX, suffix);
+            self.write_field(Pool::Base, b, base::NEXT_SUFFIX, suffix);
         }
         Some(departed)
     }
@@ -345,7 +345,7 @@ impl<'m> Stripe<'m> {
     /// harmless.
     pub fn leave(&mut self, handle: ParticipantHandle) -> Option<Departed> {
         let p = self.live_slot(handle)?;
-        let c = self.rf(Pool::Part, p, part::CONF);
+        let c = self.read_field(Pool::Part, p, part::CONF);
         let info = self.info_of(p);
         let departed = Departed {
             conference_key: self.conf_key(c),
@@ -353,28 +353,28 @@ impl<'m> Stripe<'m> {
             uri: info.uri,
             session_id: info.session_id,
         };
-        let pflags = self.rf(Pool::Part, p, part::PFLAGS);
+        let pflags = self.read_field(Pool::Part, p, part::PFLAGS);
 
         // Unlink from every index; give the name's suffix back to its base record.
         self.unlink_name(p);
-        let h = self.r128(Pool::Part, p, part::URI) as u64;
+        let h = self.read_field_u128(Pool::Part, p, part::URI) as u64;
         self.chain_remove(Index::Uri, h, part::NEXT_URI, p);
-        let dh = self.dialog_hash(c, self.r128(Pool::Part, p, part::DIALOG));
+        let dh = self.dialog_hash(c, self.read_field_u128(Pool::Part, p, part::DIALOG));
         self.chain_remove(Index::Dialog, dh, part::NEXT_DIALOG, p);
         let sh = self.session_hash(c, self.rbytes(Pool::Part, p, part::SID, part::SID_LEN));
         self.chain_remove(Index::Session, sh, part::NEXT_SESSION, p);
         let ih = self.ident_hash(c, self.rbytes(Pool::Part, p, part::IDENT, part::IDENT_LEN));
         self.chain_remove(Index::Ident, ih, part::NEXT_IDENT, p);
         // Member list.
-        let prev = self.rf(Pool::Part, p, part::PREV);
-        let next = self.rf(Pool::Part, p, LINK);
+        let prev = self.read_field(Pool::Part, p, part::PREV);
+        let next = self.read_field(Pool::Part, p, LINK);
         if self.lay.rec(Pool::Part, prev).is_some() {
-            self.wf(Pool::Part, prev, LINK, next);
+            self.write_field(Pool::Part, prev, LINK, next);
         } else {
             self.wcf(c, conf::HEAD, next);
         }
         if self.lay.rec(Pool::Part, next).is_some() {
-            self.wf(Pool::Part, next, part::PREV, prev);
+            self.write_field(Pool::Part, next, part::PREV, prev);
         } else {
             self.wcf(c, conf::TAIL, prev);
         }
@@ -389,13 +389,13 @@ impl<'m> Stripe<'m> {
         }
 
         // Release the slot with a new generation.
-        let gen = self.rf(Pool::Part, p, part::GEN);
+        let gen = self.read_field(Pool::Part, p, part::GEN);
         let gen = if gen >= part::GEN_MASK || gen == 0 {
             1
         } else {
             gen + 1
         };
-        self.wf(Pool::Part, p, part::GEN, gen);
+        self.write_field(Pool::Part, p, part::GEN, gen);
         self.pool_free(Pool::Part, p);
 
         let count = self.cf(c, conf::COUNT).saturating_sub(1);
@@ -449,7 +449,7 @@ impl<'m> Stripe<'m> {
         if holder.is_some_and(|q| q != p) || (holder.is_none() && self.suffix_spent(c, name)) {
             return Err(RenameError::Taken);
         }
-        if holder == Some(p) && self.rf(Pool::Part, p, part::SUFFIX) == 0 {
+        if holder == Some(p) && self.read_field(Pool::Part, p, part::SUFFIX) == 0 {
             // Its own unmodified name again (the base record's key is `h` too): only the spelling
             // changes.
             self.wstr(Pool::Part, p, part::NAME, part::NAME_LEN, name);
@@ -460,9 +460,9 @@ impl<'m> Stripe<'m> {
         // since nobody else uses it), or a free one. On a consistent table there always is one: every
         // named participant holds exactly one base reference and there are as many base records as
         // slots, so with `p` unnamed at most `max_participants - 1` are in use.
-        let old_base = self.rf(Pool::Part, p, part::BASE);
+        let old_base = self.read_field(Pool::Part, p, part::BASE);
         let old_base_freed = self.lay.rec(Pool::Base, old_base).is_some()
-            && self.rf(Pool::Base, old_base, base::REFS) <= 1;
+            && self.read_field(Pool::Base, old_base, base::REFS) <= 1;
         if self.find_base(c, h).is_none() && self.free_head(Pool::Base) == NIL && !old_base_freed {
             return Err(RenameError::Taken); // unreachable on a consistent table; change nothing
         }
@@ -471,11 +471,13 @@ impl<'m> Stripe<'m> {
         // suffixes it has spent, must not be forgotten in between (or the next `bob` would be handed
         // `bob-2`, the name this participant had a moment ago).
         let same_base = self.lay.rec(Pool::Base, old_base).is_some()
-            && self.rf(Pool::Base, old_base, STATE) == USED
-            && self.r128(Pool::Base, old_base, base::HASH) == h;
+            && self.read_field(Pool::Base, old_base, STATE) == USED
+            && self.read_field_u128(Pool::Base, old_base, base::HASH) == h;
         if same_base {
-            let refs = self.rf(Pool::Base, old_base, base::REFS).saturating_add(1);
-            self.wf(Pool::Base, old_base, base::REFS, refs);
+            let refs = self
+                .read_field(Pool::Base, old_base, base::REFS)
+                .saturating_add(1);
+            self.write_field(Pool::Base, old_base, base::REFS, refs);
         }
         self.unlink_name(p);
         let b = match self.find_base(c, h) {
@@ -485,16 +487,16 @@ impl<'m> Stripe<'m> {
                 None => return Ok(self.info_of(p)), // checked above: unreachable
             },
         };
-        let pflags = self.rf(Pool::Part, p, part::PFLAGS) | part::PF_HAS_NAME;
+        let pflags = self.read_field(Pool::Part, p, part::PFLAGS) | part::PF_HAS_NAME;
         self.wstr(Pool::Part, p, part::NAME, part::NAME_LEN, name);
-        self.wf(Pool::Part, p, part::BASE, b);
-        self.wf(Pool::Part, p, part::SUFFIX, 0);
-        self.w128(Pool::Part, p, part::CLASH, h);
-        self.wf(Pool::Part, p, part::PFLAGS, pflags);
+        self.write_field(Pool::Part, p, part::BASE, b);
+        self.write_field(Pool::Part, p, part::SUFFIX, 0);
+        self.write_field_u128(Pool::Part, p, part::CLASH, h);
+        self.write_field(Pool::Part, p, part::PFLAGS, pflags);
         self.chain_insert(Index::Clash, h as u64, part::NEXT_CLASH, p);
         if !same_base {
-            let refs = self.rf(Pool::Base, b, base::REFS).saturating_add(1);
-            self.wf(Pool::Base, b, base::REFS, refs);
+            let refs = self.read_field(Pool::Base, b, base::REFS).saturating_add(1);
+            self.write_field(Pool::Base, b, base::REFS, refs);
         }
         Ok(self.info_of(p))
     }
@@ -503,15 +505,15 @@ impl<'m> Stripe<'m> {
     /// reference less on its base record (freed at zero, else the suffix number `p` held goes back to
     /// the base's free list). Nothing to do for a nameless participant.
     pub(super) fn unlink_name(&mut self, p: u32) {
-        let pflags = self.rf(Pool::Part, p, part::PFLAGS);
+        let pflags = self.read_field(Pool::Part, p, part::PFLAGS);
         if pflags & part::PF_HAS_NAME != 0 {
-            let h = self.r128(Pool::Part, p, part::CLASH) as u64;
+            let h = self.read_field_u128(Pool::Part, p, part::CLASH) as u64;
             self.chain_remove(Index::Clash, h, part::NEXT_CLASH, p);
         }
-        let b = self.rf(Pool::Part, p, part::BASE);
+        let b = self.read_field(Pool::Part, p, part::BASE);
         if self.lay.rec(Pool::Base, b).is_some() {
-            let refs = self.rf(Pool::Base, b, base::REFS).saturating_sub(1);
-            self.wf(Pool::Base, b, base::REFS, refs);
+            let refs = self.read_field(Pool::Base, b, base::REFS).saturating_sub(1);
+            self.write_field(Pool::Base, b, base::REFS, refs);
             // A suffix is never given back while the base record lives (someone still holds a
             // name of this base): `bob-2` stays spent so that nobody else appears as the `bob-2`
             // the others talked to. The record, and with it the counter, goes with the last holder.
@@ -519,10 +521,10 @@ impl<'m> Stripe<'m> {
                 self.free_base(b);
             }
         }
-        self.wf(Pool::Part, p, part::PFLAGS, pflags & !part::PF_HAS_NAME);
-        self.wf(Pool::Part, p, part::BASE, NIL);
-        self.wf(Pool::Part, p, part::SUFFIX, 0);
-        self.w128(Pool::Part, p, part::CLASH, 0);
+        self.write_field(Pool::Part, p, part::PFLAGS, pflags & !part::PF_HAS_NAME);
+        self.write_field(Pool::Part, p, part::BASE, NIL);
+        self.write_field(Pool::Part, p, part::SUFFIX, 0);
+        self.write_field_u128(Pool::Part, p, part::CLASH, 0);
         self.wstr(Pool::Part, p, part::NAME, part::NAME_LEN, "");
     }
 
@@ -569,7 +571,7 @@ impl<'m> Stripe<'m> {
                 break;
             }
             out.push(self.info_of(p));
-            p = self.rf(Pool::Part, p, LINK);
+            p = self.read_field(Pool::Part, p, LINK);
         }
         out
     }

@@ -37,19 +37,19 @@ impl Stripe<'_> {
 
     pub(super) fn new_base(&mut self, c: u32, h: u128) -> Option<u32> {
         let b = self.pool_alloc(Pool::Base)?;
-        self.wf(Pool::Base, b, base::CONF, c);
-        self.wf(Pool::Base, b, base::REFS, 0);
-        self.wf(Pool::Base, b, base::NEXT_SUFFIX, 2);
-        self.w128(Pool::Base, b, base::HASH, h);
+        self.write_field(Pool::Base, b, base::CONF, c);
+        self.write_field(Pool::Base, b, base::REFS, 0);
+        self.write_field(Pool::Base, b, base::NEXT_SUFFIX, 2);
+        self.write_field_u128(Pool::Base, b, base::HASH, h);
         self.chain_insert_by(Index::Base, h as u64, Pool::Base, LINK, b);
         Some(b)
     }
 
     pub(super) fn free_base(&mut self, b: u32) {
-        if self.rf(Pool::Base, b, STATE) != USED {
+        if self.read_field(Pool::Base, b, STATE) != USED {
             return;
         }
-        let h = self.r128(Pool::Base, b, base::HASH) as u64;
+        let h = self.read_field_u128(Pool::Base, b, base::HASH) as u64;
         self.chain_remove_by(Index::Base, h, Pool::Base, LINK, b);
         self.pool_free(Pool::Base, b);
     }
@@ -59,8 +59,8 @@ impl Stripe<'_> {
         let p = handle.slot;
         (handle.stripe == self.stripe_index
             && self.lay.rec(Pool::Part, p).is_some()
-            && self.rf(Pool::Part, p, STATE) == USED
-            && self.rf(Pool::Part, p, part::GEN) == handle.generation)
+            && self.read_field(Pool::Part, p, STATE) == USED
+            && self.read_field(Pool::Part, p, part::GEN) == handle.generation)
             .then_some(p)
     }
 
@@ -68,7 +68,7 @@ impl Stripe<'_> {
         ParticipantHandle {
             stripe: self.stripe_index,
             slot: p,
-            generation: self.rf(Pool::Part, p, part::GEN),
+            generation: self.read_field(Pool::Part, p, part::GEN),
         }
     }
 
@@ -84,9 +84,9 @@ impl Stripe<'_> {
     }
 
     pub(super) fn info_of(&self, p: u32) -> ParticipantInfo {
-        let pflags = self.rf(Pool::Part, p, part::PFLAGS);
+        let pflags = self.read_field(Pool::Part, p, part::PFLAGS);
         let anonymous = pflags & part::PF_ANONYMOUS != 0;
-        let suffix = self.rf(Pool::Part, p, part::SUFFIX);
+        let suffix = self.read_field(Pool::Part, p, part::SUFFIX);
         let display_name = (pflags & part::PF_HAS_NAME != 0).then(|| {
             let name = self.rstr(Pool::Part, p, part::NAME, part::NAME_LEN);
             if suffix == 0 {
@@ -95,7 +95,7 @@ impl Stripe<'_> {
                 suffixed(&name, suffix)
             }
         });
-        let uri_number = self.rf(Pool::Part, p, part::URI_NUMBER);
+        let uri_number = self.read_field(Pool::Part, p, part::URI_NUMBER);
         let identity_uri = self.rstr(Pool::Part, p, part::IDENT, part::IDENT_LEN);
         ParticipantInfo {
             handle: self.handle_of(p),
@@ -108,10 +108,10 @@ impl Stripe<'_> {
             anonymous,
             identity_uri,
             session_id: self.rstr(Pool::Part, p, part::SID, part::SID_LEN),
-            flags: self.rf(Pool::Part, p, part::FLAGS),
+            flags: self.read_field(Pool::Part, p, part::FLAGS),
             name_modified: suffix != 0,
             uri_number,
-            dialog_key: self.r128(Pool::Part, p, part::DIALOG),
+            dialog_key: self.read_field_u128(Pool::Part, p, part::DIALOG),
             peer_path: self.rstr(Pool::Part, p, part::PEER, part::PEER_LEN),
             accept_wrapped_types: self
                 .rstr(Pool::Part, p, part::WRAPPED, part::WRAPPED_LEN)
