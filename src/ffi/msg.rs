@@ -189,11 +189,6 @@ impl Transaction for SipMsg {
         unsafe { TmDialog::from_invite(self.raw) }
     }
 
-    fn watch_dialog(&mut self, handle: u64) -> bool {
-        // SAFETY: valid message; the handle is a plain integer carried as the callback parameter.
-        unsafe { b::ca_dlg_watch(self.raw, handle) == 0 }
-    }
-
     fn reply(&mut self, code: u16, reason: &str, headers: &[String], body: &[u8]) -> bool {
         for h in headers {
             let line = format!("{}\r\n", sanitize(h));

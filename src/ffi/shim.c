@@ -14,12 +14,9 @@
 #include "core/parser/msg_parser.h"
 #include "core/parser/hf.h"
 #include "modules/tm/tm_load.h"
-#include "modules/dialog/dlg_load.h"
 #include "chat_alias_shim.h"
 
 static struct tm_binds ca_tmb;
-static struct dlg_binds ca_dlgb;
-static int ca_have_dlg = 0;
 
 void ca_log(int level, const char *msg, int len)
 {
@@ -130,13 +127,9 @@ int ca_msg_src_is_loopback(struct sip_msg *msg)
 	return ip_addr_loopback(&msg->rcv.src_ip) ? 1 : 0;
 }
 
-int ca_load_apis(int *have_dlg)
+int ca_load_apis(void)
 {
-	if(load_tm_api(&ca_tmb) != 0)
-		return -1;
-	ca_have_dlg = (find_export("load_dlg", 0, 0) != NULL && load_dlg_api(&ca_dlgb) == 0);
-	*have_dlg = ca_have_dlg;
-	return 0;
+	return load_tm_api(&ca_tmb) != 0 ? -1 : 0;
 }
 
 int ca_t_newtran(struct sip_msg *msg) { return ca_tmb.t_newtran(msg); }
@@ -164,29 +157,6 @@ int ca_t_reply_totag(struct sip_msg *msg, ca_str *out)
 	out->s = tag.s;
 	out->len = tag.len;
 	return 0;
-}
-
-static void ca_dlg_cb(struct dlg_cell *dlg, int type, struct dlg_cb_params *params)
-{
-	if(params == NULL || params->param == NULL)
-		return;
-	chat_alias_dialog_ended((uint64_t)(uintptr_t)(*params->param), type);
-}
-
-int ca_dlg_watch(struct sip_msg *msg, uint64_t handle)
-{
-	struct dlg_cell *dlg;
-	int rc;
-	if(!ca_have_dlg)
-		return -1;
-	dlg = ca_dlgb.get_dlg(msg);
-	if(dlg == NULL)
-		return -1;
-	/* The handle travels as the callback parameter itself: nothing to allocate or free. */
-	rc = ca_dlgb.register_dlgcb(dlg, DLGCB_TERMINATED | DLGCB_EXPIRED | DLGCB_FAILED,
-			ca_dlg_cb, (void *)(uintptr_t)handle, NULL);
-	ca_dlgb.release_dlg(dlg);
-	return rc == 0 ? 0 : -1;
 }
 
 #define CA_MAX_COUNTERS 32
