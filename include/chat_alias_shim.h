@@ -52,11 +52,13 @@ int ca_t_reply(struct sip_msg *msg, int code, const char *reason);
 /* The To-tag tm puts on its replies to this request (valid until the next call). 0 ok. */
 int ca_t_reply_totag(struct sip_msg *msg, ca_str *out);
 
-/* A UAS dialog (tm's dlg_t, in shm) built from the INVITE being answered 200; 0 on failure.
+/* A participant's dialog as the focus keeps it (one shm block with what a BYE needs: Call-ID,
+ * tags, URIs, remote target, route set), from the INVITE being answered 200; 0 on failure.
  * Freed with ca_dlg_free exactly once. */
 uint64_t ca_dlg_new(struct sip_msg *msg);
 void ca_dlg_free(uint64_t d);
-/* Sends a BYE in that dialog through tm with extra headers (each ending in CRLF). 0 sent. */
+/* Sends a BYE in that dialog through tm (building tm's dlg_t for it) with extra headers (each
+ * ending in CRLF). 0 sent. */
 int ca_dlg_bye(uint64_t d, const char *hdrs, int hlen);
 
 /* The module's own timer process: register in mod_init, fork in child_init (PROC_MAIN only);

@@ -35,8 +35,7 @@ pub struct ShmTable {
     docs: *mut DocsSlot,
     /// Per participant slot of every stripe, [`SLOT_WORDS`] words guarded by the stripe's lock:
     /// the handle (`ParticipantHandle::to_u64`) owning the slot, the reference to the
-    /// participant's SIP dialog as tm built it (an shm `dlg_t`, what a BYE from the focus needs;
-    /// 0: none), and the second from which the dialog is past `dialog_timeout`. 24 bytes per place,
+    /// participant's SIP dialog (an shm block with what a BYE from the focus needs; 0: none), and the second from which the dialog is past `dialog_timeout`. 24 bytes per place,
     /// outside the table so that its layout stays the table's own business.
     dialogs: *mut u64,
     slots_per_stripe: usize,
@@ -91,8 +90,9 @@ impl DialogSlots<TmDialog> for DialogRefs<'_> {
     }
 }
 
-/// A participant's SIP dialog as tm built it from the INVITE (a `dlg_t` in shm), owned by exactly
-/// one holder: the side table, or the process that took it out. Dropping it frees it.
+/// A participant's SIP dialog as the focus keeps it (one shm block with what a BYE needs, from the
+/// INVITE; tm's `dlg_t` is built only when a BYE leaves), owned by exactly one holder: the side
+/// table, or the process that took it out. Dropping it frees it.
 pub struct TmDialog(u64);
 
 impl TmDialog {
