@@ -186,7 +186,10 @@ fn start_focus_socket() -> Result<(), String> {
 /// a retransmission tm answered already, -1 nothing sent.
 fn join_invite(sip: &mut SipMsg, identity: Option<String>) -> c_int {
     let Some(m) = module() else { return -1 };
-    let Some(parts) = sip.parts() else { return -1 };
+    // SAFETY: `parts` is used only within this script call.
+    let Some(parts) = (unsafe { sip.parts() }) else {
+        return -1;
+    };
     if !parts.method.eq_ignore_ascii_case("INVITE") {
         log(
             Level::Warn,
@@ -202,7 +205,7 @@ fn join_invite(sip: &mut SipMsg, identity: Option<String>) -> c_int {
         privacy: parts.values("Privacy", None),
         accept: parts.values("Accept", None),
         content_type: parts.first("Content-Type", Some("c")),
-        body: &parts.body,
+        body: parts.body,
         asserted_identity: &identity,
     };
     match service::join_invite(m, &view, sip) {
@@ -231,7 +234,10 @@ fn with_dialog_parts(
     f: impl FnOnce(&Module<Kamailio>, &InDialog<'_>) -> bool,
 ) -> c_int {
     let Some(m) = module() else { return -1 };
-    let Some(p) = sip.parts() else { return -1 };
+    // SAFETY: `p` is used only within this script call.
+    let Some(p) = (unsafe { sip.parts() }) else {
+        return -1;
+    };
     let req = InDialog {
         request_uri: &p.ruri,
         call_id: p.first("Call-ID", Some("i")),
