@@ -319,3 +319,48 @@ fn a_reload_to_an_empty_directory_is_refused_unless_forced() {
         404
     );
 }
+
+#[test]
+fn a_dialog_that_lasts_dialog_timeout_gets_a_bye_and_its_name_is_free() {
+    // Only the dialog's lifetime acts here: the MSRP checks are off.
+    let stack = Stack::start_with(
+        "ghost-expired",
+        StackOptions {
+            dialog_timeout: LIMIT as u32,
+            defines: vec![
+                ("BIND_TIMEOUT".into(), "0".into()),
+                ("MSRP_GONE_TIMEOUT".into(), "0".into()),
+            ],
+            ..Default::default()
+        },
+    );
+    let mut old = member(&stack, LOUNGE, "sip:old@example.com", "methuselah");
+    let t0 = Instant::now();
+    let bye = old
+        .expect_bye(Duration::from_secs(LIMIT + 3))
+        .expect("a BYE within dialog_timeout + a little");
+    let after = t0.elapsed();
+    assert!(
+        after >= Duration::from_secs(LIMIT) - Duration::from_millis(300),
+        "not before dialog_timeout: {after:?}"
+    );
+    old.check_bye(&bye, "408", "Dialog time limit reached");
+    assert!(name_is_free(
+        &stack,
+        LOUNGE,
+        "sip:young@example.com",
+        "methuselah"
+    ));
+    let lines = removal_lines(&stack, 1);
+    assert!(
+        lines.iter().any(|l| l.contains("\"methuselah\"")
+            && l.contains("lounge@im.example.net")
+            && l.contains("dialog_timeout")
+            && !l.contains("old@example.com")),
+        "{lines:?}"
+    );
+    let (_, stats) = stack.kamcmd(&["stats.get_statistics", "chat_alias:"]);
+    assert!(stats.contains("chat_alias:removed_expired = 1"), "{stats}");
+    // The participant's own BYE crossing the focus's is still answered 200.
+    assert_eq!(leave(&mut old.sip, &old.inv, &old.ok).code, 200);
+}
