@@ -364,3 +364,48 @@ fn a_dialog_that_lasts_dialog_timeout_gets_a_bye_and_its_name_is_free() {
     // The participant's own BYE crossing the focus's is still answered 200.
     assert_eq!(leave(&mut old.sip, &old.inv, &old.ok).code, 200);
 }
+
+/// The focus's BYE follows the route set the INVITE's Record-Route built (RFC 3261 §12.1.1,
+/// §12.2.1.1): it is kept with the participant's dialog and restored when the BYE leaves.
+#[test]
+fn the_focus_bye_follows_the_record_route_set() {
+    let stack = Stack::start_with(
+        "ghost-route",
+        StackOptions {
+            dialog_timeout: LIMIT as u32,
+            defines: vec![
+                ("BIND_TIMEOUT".into(), "0".into()),
+                ("MSRP_GONE_TIMEOUT".into(), "0".into()),
+            ],
+            ..Default::default()
+        },
+    );
+    let mut sip = stack.client(Transport::Udp);
+    let mut inv = Invite::anonymous(LOUNGE, "sip:routed@example.com", Some("routed"));
+    // A loose-routing proxy in front of the participant: this test's own socket, so the BYE
+    // reaches the test whatever it is routed through.
+    let proxy = format!("<sip:127.0.0.1:{};lr>", sip.local_port);
+    inv.extra_headers = vec![format!("Record-Route: {proxy}")];
+    let ok = join(&mut sip, &inv);
+    assert_eq!(ok.code, 200, "{}", ok.raw_text());
+    let bye = sip
+        .recv_request(Duration::from_secs(LIMIT + 3))
+        .expect("the focus's BYE after dialog_timeout");
+    let raw = bye.raw_text();
+    assert_eq!(bye.method, "BYE", "{raw}");
+    assert_eq!(bye.header("Call-ID"), Some(inv.call_id.as_str()), "{raw}");
+    assert_eq!(bye.tag_of("To"), Some(inv.from_tag.clone()), "{raw}");
+    assert_eq!(bye.tag_of("From"), ok.to_tag(), "{raw}");
+    assert_eq!(bye.header("Route"), Some(proxy.as_str()), "{raw}");
+    // Loose routing: the Request-URI stays the remote target, the participant's Contact.
+    assert!(
+        bye.uri
+            .starts_with(&format!("sip:127.0.0.1:{}", sip.local_port)),
+        "{raw}"
+    );
+    assert!(
+        bye.header("Reason")
+            .is_some_and(|r| r.contains("Dialog time limit reached")),
+        "{raw}"
+    );
+}
