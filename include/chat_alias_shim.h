@@ -42,8 +42,8 @@ int ca_msg_next_header(struct sip_msg *msg, void **cursor, ca_str *name, ca_str 
 /* Did the message arrive from 127.0.0.0/8 or ::1? (1 yes, 0 no) */
 int ca_msg_src_is_loopback(struct sip_msg *msg);
 
-/* tm and dialog. ca_load_apis: 0 ok, -1 tm missing; *have_dlg tells whether dialog is loaded. */
-int ca_load_apis(int *have_dlg);
+/* tm. ca_load_apis: 0 ok, -1 tm missing. */
+int ca_load_apis(void);
 /* t_newtran: >0 new transaction, 0 retransmission (already handled), <0 error. */
 int ca_t_newtran(struct sip_msg *msg);
 int ca_add_reply_header(struct sip_msg *msg, const char *s, int len);
@@ -51,15 +51,14 @@ int ca_add_reply_body(struct sip_msg *msg, const char *s, int len);
 int ca_t_reply(struct sip_msg *msg, int code, const char *reason);
 /* The To-tag tm puts on its replies to this request (valid until the next call). 0 ok. */
 int ca_t_reply_totag(struct sip_msg *msg, ca_str *out);
-/* Registers the end-of-dialog callbacks for the request's dialog, carrying `handle`.
- * 0 ok, -1 no dialog (dlg_manage() not called) or registration failed. */
-int ca_dlg_watch(struct sip_msg *msg, uint64_t handle);
 
-/* A UAS dialog (tm's dlg_t, in shm) built from the INVITE being answered 200; 0 on failure.
+/* A participant's dialog as the focus keeps it (one shm block with what a BYE needs: Call-ID,
+ * tags, URIs, remote target, route set), from the INVITE being answered 200; 0 on failure.
  * Freed with ca_dlg_free exactly once. */
 uint64_t ca_dlg_new(struct sip_msg *msg);
 void ca_dlg_free(uint64_t d);
-/* Sends a BYE in that dialog through tm with extra headers (each ending in CRLF). 0 sent. */
+/* Sends a BYE in that dialog through tm (building tm's dlg_t for it) with extra headers (each
+ * ending in CRLF). 0 sent. */
 int ca_dlg_bye(uint64_t d, const char *hdrs, int hlen);
 
 /* The module's own timer process: register in mod_init, fork in child_init (PROC_MAIN only);
@@ -67,9 +66,6 @@ int ca_dlg_bye(uint64_t d, const char *hdrs, int hlen);
 int ca_timer_register(void);
 int ca_timer_fork(int rank);
 void chat_alias_timer_tick(void);
-
-/* Implemented in Rust: called from the dialog callback (any process). */
-void chat_alias_dialog_ended(uint64_t handle, int cb_type);
 
 /* Counters: register the module's group; ca_counter_add(i, v) adds v to counter i. */
 int ca_counters_register(const char **names, const char **descrs, int n);

@@ -1,5 +1,5 @@
 /* The only input of bindgen: the Kamailio types and constants chat_alias's exports table, RPC/KEMI
- * handlers and dialog callback use (route flags, RET_ARRAY, PROC_MAIN, DLGCB_*), plus the shim's
+ * handlers use (route flags, RET_ARRAY, PROC_MAIN), plus the shim's
  * prototypes. build.rs allowlists what is used. */
 #include "core/sr_module.h"
 #include "core/rpc.h"
@@ -8,6 +8,5 @@
 #include "core/route_struct.h"
 #include "core/route.h"
 #include "core/mod_fix.h"
-#include "modules/dialog/dlg_cb.h"
 #include "chat_alias_shim.h"
 

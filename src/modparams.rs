@@ -31,6 +31,8 @@ pub struct Modparams {
     /// Seconds a participant's MSRP connection may stay gone before the focus ends its dialog
     /// (0: never).
     pub msrp_gone_timeout: u32,
+    /// Seconds a participant's dialog may last before the focus ends it (0: no limit).
+    pub dialog_timeout: u32,
 }
 
 impl Modparams {

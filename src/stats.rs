@@ -29,11 +29,12 @@ pub enum Counter {
     RemovedNeverBound,
     RemovedMsrpGone,
     RemovedGroupGone,
+    RemovedExpired,
 }
 
 impl Counter {
     /// Every counter, in registration order: `ALL[i] as usize == i` (checked at compile time).
-    pub const ALL: [Counter; 24] = [
+    pub const ALL: [Counter; 25] = [
         Counter::Joins,
         Counter::AnonymousJoins,
         Counter::ModifiedAliases,
@@ -58,6 +59,7 @@ impl Counter {
         Counter::RemovedNeverBound,
         Counter::RemovedMsrpGone,
         Counter::RemovedGroupGone,
+        Counter::RemovedExpired,
     ];
 
     /// (name, description), NUL-terminated for Kamailio. The match is exhaustive: a new counter
@@ -75,7 +77,7 @@ impl Counter {
             ),
             Counter::Leaves => (
                 c"leaves",
-                c"participants removed (BYE, dialog expiry or failure)",
+                c"participants gone (their BYE, or a removal by the focus)",
             ),
             Counter::ActiveParticipants => (
                 c"active_participants",
@@ -152,6 +154,10 @@ impl Counter {
             Counter::RemovedGroupGone => (
                 c"removed_group_gone",
                 c"participants the focus removed (BYE) because a reload removed their group",
+            ),
+            Counter::RemovedExpired => (
+                c"removed_expired",
+                c"participants the focus removed (BYE) because their dialog lasted dialog_timeout",
             ),
         }
     }

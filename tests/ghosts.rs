@@ -319,3 +319,93 @@ fn a_reload_to_an_empty_directory_is_refused_unless_forced() {
         404
     );
 }
+
+#[test]
+fn a_dialog_that_lasts_dialog_timeout_gets_a_bye_and_its_name_is_free() {
+    // Only the dialog's lifetime acts here: the MSRP checks are off.
+    let stack = Stack::start_with(
+        "ghost-expired",
+        StackOptions {
+            dialog_timeout: LIMIT as u32,
+            defines: vec![
+                ("BIND_TIMEOUT".into(), "0".into()),
+                ("MSRP_GONE_TIMEOUT".into(), "0".into()),
+            ],
+            ..Default::default()
+        },
+    );
+    let mut old = member(&stack, LOUNGE, "sip:old@example.com", "methuselah");
+    let t0 = Instant::now();
+    let bye = old
+        .expect_bye(Duration::from_secs(LIMIT + 3))
+        .expect("a BYE within dialog_timeout + a little");
+    let after = t0.elapsed();
+    assert!(
+        after >= Duration::from_secs(LIMIT) - Duration::from_millis(300),
+        "not before dialog_timeout: {after:?}"
+    );
+    old.check_bye(&bye, "408", "Dialog time limit reached");
+    assert!(name_is_free(
+        &stack,
+        LOUNGE,
+        "sip:young@example.com",
+        "methuselah"
+    ));
+    let lines = removal_lines(&stack, 1);
+    assert!(
+        lines.iter().any(|l| l.contains("\"methuselah\"")
+            && l.contains("lounge@im.example.net")
+            && l.contains("dialog_timeout")
+            && !l.contains("old@example.com")),
+        "{lines:?}"
+    );
+    let (_, stats) = stack.kamcmd(&["stats.get_statistics", "chat_alias:"]);
+    assert!(stats.contains("chat_alias:removed_expired = 1"), "{stats}");
+    // The participant's own BYE crossing the focus's is still answered 200.
+    assert_eq!(leave(&mut old.sip, &old.inv, &old.ok).code, 200);
+}
+
+/// The focus's BYE follows the route set the INVITE's Record-Route built (RFC 3261 §12.1.1,
+/// §12.2.1.1): it is kept with the participant's dialog and restored when the BYE leaves.
+#[test]
+fn the_focus_bye_follows_the_record_route_set() {
+    let stack = Stack::start_with(
+        "ghost-route",
+        StackOptions {
+            dialog_timeout: LIMIT as u32,
+            defines: vec![
+                ("BIND_TIMEOUT".into(), "0".into()),
+                ("MSRP_GONE_TIMEOUT".into(), "0".into()),
+            ],
+            ..Default::default()
+        },
+    );
+    let mut sip = stack.client(Transport::Udp);
+    let mut inv = Invite::anonymous(LOUNGE, "sip:routed@example.com", Some("routed"));
+    // A loose-routing proxy in front of the participant: this test's own socket, so the BYE
+    // reaches the test whatever it is routed through.
+    let proxy = format!("<sip:127.0.0.1:{};lr>", sip.local_port);
+    inv.extra_headers = vec![format!("Record-Route: {proxy}")];
+    let ok = join(&mut sip, &inv);
+    assert_eq!(ok.code, 200, "{}", ok.raw_text());
+    let bye = sip
+        .recv_request(Duration::from_secs(LIMIT + 3))
+        .expect("the focus's BYE after dialog_timeout");
+    let raw = bye.raw_text();
+    assert_eq!(bye.method, "BYE", "{raw}");
+    assert_eq!(bye.header("Call-ID"), Some(inv.call_id.as_str()), "{raw}");
+    assert_eq!(bye.tag_of("To"), Some(inv.from_tag.clone()), "{raw}");
+    assert_eq!(bye.tag_of("From"), ok.to_tag(), "{raw}");
+    assert_eq!(bye.header("Route"), Some(proxy.as_str()), "{raw}");
+    // Loose routing: the Request-URI stays the remote target, the participant's Contact.
+    assert!(
+        bye.uri
+            .starts_with(&format!("sip:127.0.0.1:{}", sip.local_port)),
+        "{raw}"
+    );
+    assert!(
+        bye.header("Reason")
+            .is_some_and(|r| r.contains("Dialog time limit reached")),
+        "{raw}"
+    );
+}

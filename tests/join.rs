@@ -449,3 +449,54 @@ fn operator_surface_list_stats_counters() {
     assert!(s.contains("chat_alias:refused_anonymity = 1"), "{s}");
     assert!(s.contains("chat_alias:active_participants = 1"), "{s}");
 }
+
+/// Operations stay clean: a normal join and leave write no WARNING or ERROR line, and exactly one
+/// INFO line each, naming the group, the assigned identity, the Call-ID and the relay's session.
+#[test]
+fn normal_joins_and_leaves_log_one_info_line_each_and_no_warning_or_error() {
+    let stack = Stack::start("clean-log");
+    let before = stack.log().len();
+    let mut clients = Vec::new();
+    for i in 0..3 {
+        let mut c = stack.client(Transport::Udp);
+        let inv = Invite::anonymous(LOUNGE, &format!("sip:u{i}@example.com"), Some("bob"));
+        let ok = join(&mut c, &inv);
+        assert_eq!(ok.code, 200);
+        clients.push((c, inv, ok));
+    }
+    for (c, inv, ok) in clients.iter_mut() {
+        assert_eq!(leave(c, inv, ok).code, 200);
+    }
+    let mut log = String::new();
+    support::wait_for(
+        || {
+            log = stack.log()[before..].to_string();
+            log.matches("left: ").count() == 3
+        },
+        Duration::from_secs(3),
+        "the leave lines",
+    );
+    let loud: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("ERROR") || l.contains("WARNING") || l.contains("CRITICAL"))
+        .collect();
+    assert!(loud.is_empty(), "{loud:#?}");
+    let joined: Vec<&str> = log.lines().filter(|l| l.contains("joined: ")).collect();
+    assert_eq!(joined.len(), 3, "{log}");
+    // Workers write in any order: find the second participant's line by its Call-ID.
+    let second = format!("Call-ID {:?}", clients[1].1.call_id);
+    let line = joined
+        .iter()
+        .find(|l| l.contains(&second))
+        .unwrap_or_else(|| panic!("{joined:?}"));
+    assert!(
+        line.contains("\"bob-2\" <sip:anonymous2@anonymous.invalid>")
+            && line.contains("lounge@im.example.net")
+            && line.contains("session "),
+        "{line}"
+    );
+    assert!(
+        !log.contains("u1@example.com"),
+        "no real identity in the log: {log}"
+    );
+}

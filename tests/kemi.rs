@@ -1,7 +1,8 @@
 //! End-to-end through KEMI: Kamailio runs kamailio/kamailio-kemi.cfg, whose routing is the
 //! JavaScript kamailio/kemi/chat_alias.js (app_jsdt) calling KSR.chat_alias.is_group(),
-//! KSR.dialog.dlg_manage() and KSR.chat_alias.join(identity). The .cfg has no native route blocks,
-//! so every answer below comes from the JS routing and the module's KEMI exports.
+//! KSR.chat_alias.join(identity), KSR.chat_alias.leave() and KSR.chat_alias.in_dialog(). The .cfg
+//! has no native route blocks, so every answer below comes from the JS routing and the module's
+//! KEMI exports.
 mod support;
 
 use std::net::{IpAddr, Ipv4Addr};

@@ -74,8 +74,6 @@ function ksr_request_route()
 		return;
 	}
 
-	// The dialog module tells chat_alias when the participant leaves (BYE, expiry).
-	KSR.dialog.dlg_manage();
 	// $ai: the first URI of P-Asserted-Identity (the authenticated originator); "" when absent or
 	// not from the trusted network (the join is then refused with 403).
 	var identity = trusted ? KSR.pv.getvs("$ai", "") : "";
@@ -87,34 +85,33 @@ function ksr_request_route()
 // Equivalent of route[WITHINDLG].
 function ksr_route_withindlg()
 {
-	// A retransmission of an in-dialog request tm already answered (a BYE resent over UDP) gets
-	// the same answer again, even though the participant is gone by now.
-	if (!KSR.is_ACK() && KSR.tm.t_check_trans() >= 0) {
-		return;
-	}
-	// Call-ID, From-tag and the To-tag of the focus's 200 OK must name a participant (RFC 3261
-	// §12.2.2); the dialog module alone cannot check the To-tag of a locally generated 200.
-	if (KSR.chat_alias.in_dialog() < 0) {
-		if (KSR.is_ACK()) {
-			return;
-		}
-		KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist");
-		return;
-	}
-	// Runs the dialog's state machine: a BYE ends it, and chat_alias frees the participant's
-	// identity before the 200 below is sent.
-	KSR.dialog.dlg_manage();
 	if (KSR.is_ACK()) {
-		// Let tm match the ACK to the 200 OK it sent, which stops the 2xx retransmissions.
+		// An ACK is never answered: tm matches it to the reply it sent (which stops the
+		// retransmissions of that reply; only the participant knows the To-tag it needs), or it
+		// is dropped.
 		KSR.tm.t_check_trans();
 		return;
 	}
+	// A retransmission of an in-dialog request tm already answered (a BYE resent over UDP) gets
+	// the same answer again, even though the participant is gone by now.
+	if (KSR.tm.t_check_trans() >= 0) {
+		return;
+	}
+	// Call-ID, From-tag and the To-tag of the focus's 200 OK must name a participant (RFC 3261
+	// §12.2.2), or a dialog the focus ended itself lately (a BYE crossing the focus's BYE).
 	if (KSR.is_BYE()) {
-		// Free the identity now, whatever state the dialog module reached; then answer
+		// leave() frees the identity now, before the 200 leaves; then the BYE is answered
 		// statefully, so that a retransmitted BYE is answered 200 again (see above).
-		KSR.chat_alias.leave();
+		if (KSR.chat_alias.leave() < 0 && KSR.chat_alias.in_dialog() < 0) {
+			KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist");
+			return;
+		}
 		KSR.tm.t_newtran();
 		KSR.tm.t_reply(200, "OK");
+		return;
+	}
+	if (KSR.chat_alias.in_dialog() < 0) {
+		KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist");
 		return;
 	}
 	if (KSR.is_OPTIONS()) {

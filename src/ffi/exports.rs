@@ -1,8 +1,8 @@
 //! The module as Kamailio sees it, declared once: its modparams (into [`Modparams`]), its script
 //! functions (each also a KEMI function), its RPC commands, and what mod_init and child_init do.
 //! [`kamailio_module!`] generates the tables, the loader's symbols and the trampolines from this
-//! declaration. Below it: the script functions' bodies, and the two entry points the C shim calls
-//! (the timer tick and the end of a dialog).
+//! declaration. Below it: the script functions' bodies, and the entry point the C shim calls (the
+//! timer tick).
 use super::bindings as b;
 use super::declare::kamailio_module;
 use super::focus;
@@ -34,6 +34,7 @@ kamailio_module! {
         max_places_per_identity: int = 3,
         bind_timeout: int = 30,
         msrp_gone_timeout: int = 60,
+        dialog_timeout: int = 43200,
     },
     functions {
         join(identity: str) => {
@@ -100,13 +101,9 @@ kamailio_module! {
 fn init() -> Result<(), String> {
     let cfg = modparams_as_set();
     cfg.validate()?;
-    let mut have_dlg: c_int = 0;
     // SAFETY: called once in mod_init, after all modules are loaded.
-    if unsafe { b::ca_load_apis(&mut have_dlg) } != 0 {
+    if unsafe { b::ca_load_apis() } != 0 {
         return Err("cannot load the tm API: loadmodule \"tm.so\" before chat_alias".into());
-    }
-    if have_dlg == 0 {
-        return Err("cannot load the dialog API: loadmodule \"dialog.so\" (participants leave on dialog end)".into());
     }
     let names: Vec<*const c_char> = Counter::ALL
         .iter()
@@ -154,8 +151,8 @@ fn init() -> Result<(), String> {
 
 /// In the main process (PROC_MAIN, before the fork of the processes modules registered): creates
 /// the focus socket (a failure stops Kamailio) and forks the process that serves it, and forks the
-/// timer process that removes participants not backed by a live MSRP session and those of removed
-/// groups. Other processes open their relay connection lazily, on the first request that needs it.
+/// timer process that removes participants whose dialog lasted dialog_timeout, those not backed by
+/// a live MSRP session and those of removed groups. Other processes open their relay connection lazily, on the first request that needs it.
 fn child_init(rank: c_int) -> Result<(), String> {
     if rank != b::PROC_MAIN as c_int {
         return Ok(());
@@ -189,7 +186,10 @@ fn start_focus_socket() -> Result<(), String> {
 /// a retransmission tm answered already, -1 nothing sent.
 fn join_invite(sip: &mut SipMsg, identity: Option<String>) -> c_int {
     let Some(m) = module() else { return -1 };
-    let Some(parts) = sip.parts() else { return -1 };
+    // SAFETY: `parts` is used only within this script call.
+    let Some(parts) = (unsafe { sip.parts() }) else {
+        return -1;
+    };
     if !parts.method.eq_ignore_ascii_case("INVITE") {
         log(
             Level::Warn,
@@ -205,7 +205,7 @@ fn join_invite(sip: &mut SipMsg, identity: Option<String>) -> c_int {
         privacy: parts.values("Privacy", None),
         accept: parts.values("Accept", None),
         content_type: parts.first("Content-Type", Some("c")),
-        body: &parts.body,
+        body: parts.body,
         asserted_identity: &identity,
     };
     match service::join_invite(m, &view, sip) {
@@ -234,7 +234,10 @@ fn with_dialog_parts(
     f: impl FnOnce(&Module<Kamailio>, &InDialog<'_>) -> bool,
 ) -> c_int {
     let Some(m) = module() else { return -1 };
-    let Some(p) = sip.parts() else { return -1 };
+    // SAFETY: `p` is used only within this script call.
+    let Some(p) = (unsafe { sip.parts() }) else {
+        return -1;
+    };
     let req = InDialog {
         request_uri: &p.ruri,
         call_id: p.first("Call-ID", Some("i")),
@@ -266,19 +269,5 @@ pub extern "C" fn chat_alias_timer_tick() {
         if let Some(m) = module() {
             service::timer_tick(m);
         }
-    })
-}
-
-/// Called by the shim's dialog callback in whichever process sees the dialog end.
-#[no_mangle]
-pub extern "C" fn chat_alias_dialog_ended(handle: u64, cb_type: c_int) {
-    guard("dialog callback", (), || {
-        let Some(m) = module() else { return };
-        let why = match cb_type as u32 {
-            t if t & b::DLGCB_TERMINATED != 0 => "dialog terminated",
-            t if t & b::DLGCB_EXPIRED != 0 => "dialog expired",
-            _ => "dialog failed",
-        };
-        service::dialog_ended(m, handle, why);
     })
 }

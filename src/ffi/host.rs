@@ -9,12 +9,16 @@ use crate::service::{DialogSlots, Host, Level, Module};
 use crate::stats::Counter;
 use once_cell::sync::OnceCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
 
 /// Kamailio as the procedures see it.
 pub struct Kamailio {
     pub shm: ShmTable,
     relay_socket: String,
     relay_timeout_ms: u32,
+    /// Taken in mod_init, before the fork: every process measures from the same instant of the
+    /// system-wide monotonic clock, so a second counted in one process means the same in another.
+    epoch: Instant,
 }
 
 impl Kamailio {
@@ -23,6 +27,7 @@ impl Kamailio {
             shm,
             relay_socket: relay_socket.to_string(),
             relay_timeout_ms,
+            epoch: Instant::now(),
         }
     }
 }
@@ -67,6 +72,10 @@ impl Host for Kamailio {
                 None
             }
         }
+    }
+
+    fn now_s(&self) -> u64 {
+        self.epoch.elapsed().as_secs()
     }
 
     fn relay(&self) -> RelayLink {

@@ -2,6 +2,7 @@
 use super::bindings as b;
 use super::shm::TmDialog;
 use crate::service::{Begin, Transaction};
+use std::borrow::Cow;
 use std::ffi::CString;
 
 pub struct SipMsg {
@@ -30,15 +31,42 @@ unsafe fn text(s: &b::ca_str) -> String {
     String::from_utf8_lossy(unsafe { view(s) }).into_owned()
 }
 
-/// The owned parts of a request the procedures look at.
-pub struct RequestParts {
-    pub method: String,
-    pub ruri: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+/// Like [`view`], for a lifetime the caller chooses.
+///
+/// # Safety
+/// `s.s` must point to `s.len` readable bytes that stay valid and unchanged for `'a`.
+unsafe fn view_for<'a>(s: &b::ca_str) -> &'a [u8] {
+    if s.s.is_null() || s.len <= 0 {
+        return &[];
+    }
+    // SAFETY: the caller guarantees `len` readable bytes at `s` for `'a`.
+    unsafe { std::slice::from_raw_parts(s.s.cast::<u8>(), s.len as usize) }
 }
 
-impl RequestParts {
+/// A `ca_str` as text borrowed from the message (copied only when it is not valid UTF-8, lossily),
+/// without surrounding whitespace.
+///
+/// # Safety
+/// As for [`view_for`].
+unsafe fn text_view<'a>(s: &b::ca_str) -> Cow<'a, str> {
+    // SAFETY: forwarded contract.
+    let bytes: &'a [u8] = unsafe { view_for(s) };
+    match String::from_utf8_lossy(bytes) {
+        Cow::Borrowed(t) => Cow::Borrowed(t.trim()),
+        Cow::Owned(t) => Cow::Owned(t.trim().to_string()),
+    }
+}
+
+/// The parts of a request the procedures look at, borrowed from Kamailio's message memory (valid
+/// while the script function runs): no copy of headers or body per call.
+pub struct RequestParts<'a> {
+    pub method: Cow<'a, str>,
+    pub ruri: Cow<'a, str>,
+    pub headers: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    pub body: &'a [u8],
+}
+
+impl RequestParts<'_> {
     /// All values of a header (compact forms included), names compared case-insensitively.
     pub fn values<'a>(&'a self, name: &str, compact: Option<&str>) -> Vec<&'a str> {
         self.headers
@@ -46,7 +74,7 @@ impl RequestParts {
             .filter(|(n, _)| {
                 n.eq_ignore_ascii_case(name) || compact.is_some_and(|c| n.eq_ignore_ascii_case(c))
             })
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
             .collect()
     }
     pub fn first(&self, name: &str, compact: Option<&str>) -> Option<&str> {
@@ -65,9 +93,16 @@ impl SipMsg {
         }
     }
 
-    /// Parses every header and copies out what the procedures need. None: not a parsable request.
-    pub fn parts(&self) -> Option<RequestParts> {
-        // SAFETY: `raw` is a valid message (constructor contract); the shim only reads it.
+    /// Parses every header and gives views of what the procedures need. None: not a parsable
+    /// request.
+    ///
+    /// # Safety
+    /// `'a` must end before the current script call returns: the views point into the message's
+    /// buffer (and a rewritten R-URI), which Kamailio keeps unchanged until then (the procedures
+    /// only add reply lumps and create the transaction, which copies the message).
+    pub unsafe fn parts<'a>(&self) -> Option<RequestParts<'a>> {
+        // SAFETY: `raw` is a valid message (constructor contract); the shim only reads it; the
+        // views live for `'a` per this function's contract.
         unsafe {
             if b::ca_msg_parse_all(self.raw) != 0 || b::ca_msg_is_request(self.raw) != 1 {
                 return None;
@@ -77,12 +112,12 @@ impl SipMsg {
                 len: 0,
             };
             b::ca_msg_method(self.raw, &mut s);
-            let method = text(&s);
+            let method = text_view(&s);
             b::ca_msg_ruri(self.raw, &mut s);
-            let ruri = text(&s);
+            let ruri = text_view(&s);
             b::ca_msg_body(self.raw, &mut s);
-            let body = view(&s).to_vec();
-            let mut headers = Vec::new();
+            let body = view_for(&s);
+            let mut headers = Vec::with_capacity(16);
             let mut cursor: *mut std::ffi::c_void = std::ptr::null_mut();
             let mut name = b::ca_str {
                 s: std::ptr::null(),
@@ -93,10 +128,7 @@ impl SipMsg {
                 len: 0,
             };
             while b::ca_msg_next_header(self.raw, &mut cursor, &mut name, &mut value) == 0 {
-                headers.push((
-                    text(&name).trim().to_string(),
-                    text(&value).trim().to_string(),
-                ));
+                headers.push((text_view(&name), text_view(&value)));
             }
             Some(RequestParts {
                 method,
@@ -189,17 +221,18 @@ impl Transaction for SipMsg {
         unsafe { TmDialog::from_invite(self.raw) }
     }
 
-    fn watch_dialog(&mut self, handle: u64) -> bool {
-        // SAFETY: valid message; the handle is a plain integer carried as the callback parameter.
-        unsafe { b::ca_dlg_watch(self.raw, handle) == 0 }
-    }
-
     fn reply(&mut self, code: u16, reason: &str, headers: &[String], body: &[u8]) -> bool {
-        for h in headers {
-            let line = format!("{}\r\n", sanitize(h));
+        // One reply lump for all headers: each lump is an allocation in Kamailio's process memory.
+        if !headers.is_empty() {
+            let mut lines = String::with_capacity(headers.iter().map(|h| h.len() + 2).sum());
+            for h in headers {
+                lines.push_str(&sanitize(h));
+                lines.push_str("\r\n");
+            }
             // SAFETY: add_lump_rpl copies the bytes (no LUMP_RPL_NODUP).
-            if unsafe { b::ca_add_reply_header(self.raw, line.as_ptr().cast(), line.len() as i32) }
-                != 0
+            if unsafe {
+                b::ca_add_reply_header(self.raw, lines.as_ptr().cast(), lines.len() as i32)
+            } != 0
             {
                 return false;
             }

@@ -13,13 +13,17 @@
 #include "core/timer_proc.h"
 #include "core/parser/msg_parser.h"
 #include "core/parser/hf.h"
+#include "core/parser/parse_from.h"
+#include "core/parser/parse_to.h"
+#include "core/parser/parse_cseq.h"
+#include "core/parser/parse_rr.h"
+#include "core/parser/contact/parse_contact.h"
+#include "core/trim.h"
+#include "core/ut.h"
 #include "modules/tm/tm_load.h"
-#include "modules/dialog/dlg_load.h"
 #include "chat_alias_shim.h"
 
 static struct tm_binds ca_tmb;
-static struct dlg_binds ca_dlgb;
-static int ca_have_dlg = 0;
 
 void ca_log(int level, const char *msg, int len)
 {
@@ -130,13 +134,9 @@ int ca_msg_src_is_loopback(struct sip_msg *msg)
 	return ip_addr_loopback(&msg->rcv.src_ip) ? 1 : 0;
 }
 
-int ca_load_apis(int *have_dlg)
+int ca_load_apis(void)
 {
-	if(load_tm_api(&ca_tmb) != 0)
-		return -1;
-	ca_have_dlg = (find_export("load_dlg", 0, 0) != NULL && load_dlg_api(&ca_dlgb) == 0);
-	*have_dlg = ca_have_dlg;
-	return 0;
+	return load_tm_api(&ca_tmb) != 0 ? -1 : 0;
 }
 
 int ca_t_newtran(struct sip_msg *msg) { return ca_tmb.t_newtran(msg); }
@@ -164,29 +164,6 @@ int ca_t_reply_totag(struct sip_msg *msg, ca_str *out)
 	out->s = tag.s;
 	out->len = tag.len;
 	return 0;
-}
-
-static void ca_dlg_cb(struct dlg_cell *dlg, int type, struct dlg_cb_params *params)
-{
-	if(params == NULL || params->param == NULL)
-		return;
-	chat_alias_dialog_ended((uint64_t)(uintptr_t)(*params->param), type);
-}
-
-int ca_dlg_watch(struct sip_msg *msg, uint64_t handle)
-{
-	struct dlg_cell *dlg;
-	int rc;
-	if(!ca_have_dlg)
-		return -1;
-	dlg = ca_dlgb.get_dlg(msg);
-	if(dlg == NULL)
-		return -1;
-	/* The handle travels as the callback parameter itself: nothing to allocate or free. */
-	rc = ca_dlgb.register_dlgcb(dlg, DLGCB_TERMINATED | DLGCB_EXPIRED | DLGCB_FAILED,
-			ca_dlg_cb, (void *)(uintptr_t)handle, NULL);
-	ca_dlgb.release_dlg(dlg);
-	return rc == 0 ? 0 : -1;
 }
 
 #define CA_MAX_COUNTERS 32
@@ -244,35 +221,163 @@ int ca_fork_process(const char *desc, int arg, void (*body)(int))
 void ca_cfg_update(void) { cfg_update(); }
 /* ---- The focus's own in-dialog requests (a BYE ending a participant's place) ---- */
 
+/* A participant's dialog as the focus keeps it until it sends a BYE in it (or the place ends):
+ * one shm block holding only the strings a BYE needs, instead of tm's dlg_t (a struct of a few
+ * hundred bytes plus one shm block per string, ~1.3 kB per participant). The dlg_t is built from
+ * it when a BYE leaves, in the timer process, and freed right after. */
+enum { CA_CALLID, CA_LTAG, CA_RTAG, CA_LURI, CA_RURI, CA_TARGET, CA_ROUTES, CA_NFIELDS };
+
+typedef struct ca_dlg_rec {
+	unsigned int rem_cseq;
+	int len[CA_NFIELDS];
+	char data[];
+} ca_dlg_rec_t;
+
+static str ca_trimmed(str s)
+{
+	trim(&s);
+	return s;
+}
+
 uint64_t ca_dlg_new(struct sip_msg *msg)
 {
-	dlg_t *d = NULL;
-	/* Built by tm from the INVITE as a UAS dialog: Call-ID, the caller's From URI and tag, our
-	 * local To-tag (computed as tm computes the tag of its replies), the caller's Contact as
-	 * remote target and the Record-Route set; all copied into shm. */
-	if(ca_tmb.new_dlg_uas(msg, 200, &d) < 0 || d == NULL)
+	str f[CA_NFIELDS];
+	struct hdr_field *h;
+	struct to_body *from, *to;
+	contact_body_t *cb;
+	unsigned int cseq = 0;
+	ca_dlg_rec_t *r;
+	char *p;
+	int i, total = 0, routes = 0;
+
+	memset(f, 0, sizeof(f));
+	if(parse_headers(msg, HDR_EOH_F, 0) < 0 || msg->callid == NULL || msg->from == NULL
+			|| msg->to == NULL || msg->cseq == NULL)
 		return 0;
-	return (uint64_t)(uintptr_t)d;
+	if(parse_from_header(msg) < 0 || parse_to_header(msg) < 0)
+		return 0;
+	from = get_from(msg);
+	to = get_to(msg);
+	f[CA_CALLID] = ca_trimmed(msg->callid->body);
+	/* Our To-tag: what tm puts on its replies to this request (RFC 3261 §12.1.1). */
+	if(ca_tmb.t_get_reply_totag(msg, &f[CA_LTAG]) < 0 || f[CA_LTAG].s == NULL)
+		return 0;
+	f[CA_RTAG] = from->tag_value;
+	/* In our requests the participant's From becomes To and ours From (RFC 3261 §12.2.1.1);
+	 * bracketed so that URI parameters stay the URI's, not the header's. */
+	f[CA_LURI] = to->uri;
+	f[CA_RURI] = from->uri;
+	/* The remote target: the Contact URI; the From URI when there is none. */
+	f[CA_TARGET] = from->uri;
+	if(msg->contact && parse_contact(msg->contact) >= 0) {
+		cb = (contact_body_t *)msg->contact->parsed;
+		if(cb && cb->contacts && cb->contacts->uri.len > 0)
+			f[CA_TARGET] = cb->contacts->uri;
+	}
+	str2int(&get_cseq(msg)->number, &cseq);
+	/* The route set: the Record-Route values in order (RFC 3261 §12.1.1), comma-joined. */
+	for(h = msg->record_route; h; h = h->next) {
+		if(h->type != HDR_RECORDROUTE_T)
+			continue;
+		routes += h->body.len + 1;
+	}
+	for(i = 0; i < CA_NFIELDS; i++)
+		total += f[i].len + ((i == CA_LURI || i == CA_RURI) ? 2 : 0);
+	total += routes;
+	r = (ca_dlg_rec_t *)shm_malloc(sizeof(ca_dlg_rec_t) + total);
+	if(r == NULL)
+		return 0;
+	r->rem_cseq = cseq;
+	p = r->data;
+	for(i = 0; i < CA_NFIELDS; i++) {
+		if(i == CA_ROUTES) {
+			char *start = p;
+			for(h = msg->record_route; h; h = h->next) {
+				if(h->type != HDR_RECORDROUTE_T)
+					continue;
+				if(p != start)
+					*p++ = ',';
+				memcpy(p, h->body.s, h->body.len);
+				p += h->body.len;
+			}
+			r->len[i] = (int)(p - start);
+		} else if(i == CA_LURI || i == CA_RURI) {
+			*p++ = '<';
+			memcpy(p, f[i].s, f[i].len);
+			p += f[i].len;
+			*p++ = '>';
+			r->len[i] = f[i].len + 2;
+		} else {
+			memcpy(p, f[i].s, f[i].len);
+			p += f[i].len;
+			r->len[i] = f[i].len;
+		}
+	}
+	return (uint64_t)(uintptr_t)r;
 }
 
 void ca_dlg_free(uint64_t d)
 {
 	if(d != 0)
-		ca_tmb.free_dlg((dlg_t *)(uintptr_t)d);
+		shm_free((void *)(uintptr_t)d);
+}
+
+/* The fields of a record, in order. */
+static void ca_dlg_fields(ca_dlg_rec_t *r, str *f)
+{
+	char *p = r->data;
+	int i;
+	for(i = 0; i < CA_NFIELDS; i++) {
+		f[i].s = p;
+		f[i].len = r->len[i];
+		p += r->len[i];
+	}
 }
 
 int ca_dlg_bye(uint64_t d, const char *hdrs, int hlen)
 {
+	ca_dlg_rec_t *r = (ca_dlg_rec_t *)(uintptr_t)d;
+	str f[CA_NFIELDS];
 	uac_req_t uac_r;
 	str method = str_init("BYE");
 	str h;
-	if(d == 0)
+	dlg_t *dlg = NULL;
+	rr_t *routes = NULL;
+	int rc = -1;
+
+	if(r == NULL)
 		return -1;
+	ca_dlg_fields(r, f);
+	/* tm's own dialog, confirmed, with our To-tag as local tag: as new_dlg_uas builds it. */
+	if(ca_tmb.new_dlg_uac(&f[CA_CALLID], &f[CA_LTAG], 0, &f[CA_LURI], &f[CA_RURI], &dlg) < 0
+			|| dlg == NULL)
+		return -1;
+	if(f[CA_RTAG].len > 0 && shm_str_dup(&dlg->id.rem_tag, &f[CA_RTAG]) < 0)
+		goto done;
+	if(shm_str_dup(&dlg->rem_target, &f[CA_TARGET]) < 0)
+		goto done;
+	if(f[CA_ROUTES].len > 0) {
+		/* parse_rr_body builds in pkg memory; tm's dialog keeps its route set in shm. */
+		if(parse_rr_body(f[CA_ROUTES].s, f[CA_ROUTES].len, &routes) < 0)
+			goto done;
+		if(shm_duplicate_rr(&dlg->route_set, routes) < 0)
+			goto done;
+	}
+	dlg->rem_seq.value = r->rem_cseq;
+	dlg->rem_seq.is_set = 1;
+	dlg->state = DLG_CONFIRMED;
+	if(ca_tmb.calculate_hooks(dlg) < 0)
+		goto done;
 	h.s = (char *)hdrs;
 	h.len = hlen;
 	/* No callback: whatever the participant answers (or not) changes nothing here. */
-	set_uac_req(&uac_r, &method, &h, NULL, (dlg_t *)(uintptr_t)d, 0, NULL, NULL);
-	return ca_tmb.t_request_within(&uac_r) < 0 ? -1 : 0;
+	set_uac_req(&uac_r, &method, &h, NULL, dlg, 0, NULL, NULL);
+	rc = ca_tmb.t_request_within(&uac_r) < 0 ? -1 : 0;
+done:
+	if(routes)
+		free_rr(&routes);
+	ca_tmb.free_dlg(dlg);
+	return rc;
 }
 
 /* ---- The module's timer process ---- */

@@ -33,31 +33,40 @@ pub struct ShmTable {
     stripe_bytes: usize,
     stripes: usize,
     docs: *mut DocsSlot,
-    /// Per participant slot of every stripe, two words guarded by the stripe's lock: the handle
-    /// (`ParticipantHandle::to_u64`) owning the reference, and the reference to the participant's
-    /// SIP dialog as tm built it (an shm `dlg_t`, what a BYE from the focus needs). 16 bytes per
-    /// place, outside the table so that its layout stays the table's own business.
+    /// Per participant slot of every stripe, [`SLOT_WORDS`] words guarded by the stripe's lock:
+    /// the handle (`ParticipantHandle::to_u64`) owning the slot, the reference to the
+    /// participant's SIP dialog (an shm block with what a BYE from the focus needs; 0: none), and the second from which the dialog is past `dialog_timeout`. 24 bytes per place,
+    /// outside the table so that its layout stays the table's own business.
     dialogs: *mut u64,
     slots_per_stripe: usize,
 }
+
+/// Words per participant slot in the dialog side table: owner handle, `dlg_t` reference, expiry.
+const SLOT_WORDS: usize = 3;
 
 /// A stripe's dialog references (see [`ShmTable::with_stripe_dialogs`]).
 pub struct DialogRefs<'a>(&'a mut [u64]);
 
 impl DialogRefs<'_> {
     fn index(&self, h: ParticipantHandle) -> Option<usize> {
-        let i = (h.slot as usize).checked_mul(2)?;
-        (i + 1 < self.0.len()).then_some(i)
+        let i = (h.slot as usize).checked_mul(SLOT_WORDS)?;
+        (i + SLOT_WORDS <= self.0.len()).then_some(i)
     }
 }
 
 impl DialogSlots<TmDialog> for DialogRefs<'_> {
-    fn put(&mut self, h: ParticipantHandle, d: TmDialog) -> Option<TmDialog> {
+    fn put(
+        &mut self,
+        h: ParticipantHandle,
+        d: Option<TmDialog>,
+        expires_at: u64,
+    ) -> Option<TmDialog> {
         let Some(i) = self.index(h) else {
-            return Some(d);
+            return d;
         };
-        let old = std::mem::replace(&mut self.0[i + 1], d.into_raw());
+        let old = std::mem::replace(&mut self.0[i + 1], d.map_or(0, TmDialog::into_raw));
         self.0[i] = h.to_u64();
+        self.0[i + 2] = expires_at;
         TmDialog::from_raw(old)
     }
 
@@ -67,12 +76,23 @@ impl DialogSlots<TmDialog> for DialogRefs<'_> {
             return None;
         }
         self.0[i] = 0;
+        self.0[i + 2] = 0;
         TmDialog::from_raw(std::mem::take(&mut self.0[i + 1]))
+    }
+
+    fn expired(&self, now: u64, max: usize) -> Vec<ParticipantHandle> {
+        self.0
+            .chunks_exact(SLOT_WORDS)
+            .filter(|s| s[0] != 0 && s[2] <= now)
+            .map(|s| ParticipantHandle::from_u64(s[0]))
+            .take(max)
+            .collect()
     }
 }
 
-/// A participant's SIP dialog as tm built it from the INVITE (a `dlg_t` in shm), owned by exactly
-/// one holder: the side table, or the process that took it out. Dropping it frees it.
+/// A participant's SIP dialog as the focus keeps it (one shm block with what a BYE needs, from the
+/// INVITE; tm's `dlg_t` is built only when a BYE leaves), owned by exactly one holder: the side
+/// table, or the process that took it out. Dropping it frees it.
 pub struct TmDialog(u64);
 
 impl TmDialog {
@@ -143,7 +163,7 @@ impl ShmTable {
         // SAFETY: plain allocation calls; results checked for NULL before use.
         let slots_per_stripe = max_participants as usize;
         let dialog_words = slots_per_stripe
-            .checked_mul(2 * stripes)
+            .checked_mul(SLOT_WORDS * stripes)
             .ok_or("alias table size overflows")?;
         let (tombs, locks, base, docs, dialogs) = unsafe {
             (
@@ -203,7 +223,7 @@ impl ShmTable {
     }
 
     pub fn total_bytes(&self) -> usize {
-        self.stripe_bytes * self.stripes + self.slots_per_stripe * self.stripes * 16
+        self.stripe_bytes * self.stripes + self.slots_per_stripe * self.stripes * SLOT_WORDS * 8
     }
 
     /// Runs `f` on stripe `i`'s bytes while holding that stripe's cross-process lock.
@@ -230,7 +250,7 @@ impl ShmTable {
         let mem = unsafe {
             std::slice::from_raw_parts_mut(self.base.add(i * self.stripe_bytes), self.stripe_bytes)
         };
-        let words = self.slots_per_stripe * 2;
+        let words = self.slots_per_stripe * SLOT_WORDS;
         // SAFETY: stripe i's dialog words are the disjoint range [i*words, (i+1)*words) of their
         // allocation, guarded by the same lock as the stripe.
         let dialogs = unsafe { std::slice::from_raw_parts_mut(self.dialogs.add(i * words), words) };

@@ -24,7 +24,7 @@ pub(super) fn header_tag(value: Option<&str>) -> String {
 
 /// Identifies a participant's dialog: Call-ID, the participant's From-tag and the focus's To-tag.
 /// Including the To-tag means an in-dialog request must carry the tag of our 200 OK to be
-/// recognised (RFC 3261 §12.2.2), which the dialog module cannot check for locally generated replies.
+/// recognised (RFC 3261 §12.2.2).
 pub(super) fn dialog_key(call_id: Option<&str>, from_tag: &str, to_tag: &str) -> u128 {
     // DefaultHasher::new() uses fixed keys: the same dialog hashes alike in every process.
     let half = |salt: u8| {
@@ -76,7 +76,7 @@ fn refuse<H: Host>(m: &Module<H>, tx: &mut impl Transaction, r: Refusal) -> Outc
     }
 }
 
-/// Handles an INVITE to a group: admission, alias, relay, dialog watch, 200 OK.
+/// Handles an INVITE to a group: admission, alias, relay, dialog, 200 OK.
 pub fn join_invite<H: Host, T: Transaction<Dialog = H::Dialog>>(
     m: &Module<H>,
     view: &InviteView<'_>,
@@ -100,7 +100,7 @@ pub fn join_invite<H: Host, T: Transaction<Dialog = H::Dialog>>(
             return refuse(m, tx, Refusal::internal("no local tag"));
         };
         let key = dialog_key(view.call_id, &header_tag(view.from), &to_tag);
-        match admit_to_conference(m, &mut p.relay, &adm, key, tx) {
+        match admit_to_conference(m, &mut p.relay, &adm, key, view.call_id, tx) {
             Ok(()) => Outcome::Replied,
             Err(r) => refuse(m, tx, r),
         }
@@ -112,6 +112,7 @@ fn admit_to_conference<H: Host, T: Transaction<Dialog = H::Dialog>>(
     relay: &mut H::Relay,
     adm: &Admission<'_>,
     dialog_key: u128,
+    call_id: Option<&str>,
     tx: &mut T,
 ) -> Result<(), Refusal> {
     let session = hex(&m.random16_or_503()?);
@@ -200,22 +201,6 @@ fn admit_to_conference<H: Host, T: Transaction<Dialog = H::Dialog>>(
         ),
     };
     let adm = adm_for_answer.as_ref().unwrap_or(adm);
-    if fresh {
-        // What a BYE from the focus needs (it removes participants not backed by a live MSRP
-        // session); released with the place.
-        match tx.dialog() {
-            Some(d) => {
-                let left_behind = m
-                    .host
-                    .with_stripe(stripe, |_, refs| refs.put(assigned.handle, d));
-                drop(left_behind);
-            }
-            None => m.log(
-                Level::Warn,
-                "tm could not build the participant's dialog: the focus cannot end it with a BYE",
-            ),
-        }
-    }
     // From here on a fresh place is released on every way out (an error return, a panic) unless
     // the join commits: one mechanism instead of an undo at each exit.
     let mut place = Placement {
@@ -244,14 +229,25 @@ fn admit_to_conference<H: Host, T: Transaction<Dialog = H::Dialog>>(
     };
     let answer = join::answer(adm, &identity, &grant, answer_random)?;
     if fresh {
-        if !tx.watch_dialog(assigned.handle.to_u64()) {
+        // What a BYE from the focus needs (it removes participants not backed by a live MSRP
+        // session, and dialogs past their lifetime); released with the place.
+        let dialog = tx.dialog();
+        if dialog.is_none() {
             m.log(
-                Level::Error,
-                "cannot watch the dialog: call dlg_manage() before chat_alias_join()",
+                Level::Warn,
+                "tm could not build the participant's dialog: the focus cannot end it with a BYE",
             );
-            return Err(Refusal::internal("dialog tracking unavailable"));
         }
-        // The dialog watch owns the place now: its end frees it (and takes the gauge back down).
+        let expires_at = match m.params.dialog_timeout {
+            0 => u64::MAX,
+            t => m.host.now_s().saturating_add(u64::from(t)),
+        };
+        let left_behind = m.host.with_stripe(stripe, |_, refs| {
+            refs.put(assigned.handle, dialog, expires_at)
+        });
+        drop(left_behind);
+        // The dialog owns the place now: the participant's BYE or the focus's own removal frees
+        // it (and takes the gauge back down).
         place.commit();
         m.count(Counter::ActiveParticipants, 1);
     }
@@ -267,14 +263,28 @@ fn admit_to_conference<H: Host, T: Transaction<Dialog = H::Dialog>>(
         }
     }
     if !tx.reply(200, "OK", &answer.headers, &answer.body) {
-        // The dialog fails without a 200 and its watch frees the place.
+        // Without a 200 no MSRP session is bound: bind_timeout frees the place.
         m.log(Level::Error, "t_reply(200) failed");
+        return Ok(());
     }
+    // The operator's trail, one line per join: group, assigned identity (never the real one),
+    // Call-ID (Kamailio's side) and session id (the relay's side).
+    m.log(
+        Level::Info,
+        &format!(
+            "joined: {:?} <{}> to {}, Call-ID {:?}, session {}{}",
+            assigned.display_name.as_deref().unwrap_or(""),
+            assigned.uri,
+            adm.conference_key,
+            call_id.unwrap_or("").trim(),
+            session,
+            if fresh { "" } else { " (repeated)" },
+        ),
+    );
     Ok(())
 }
 
-/// A place just taken in the alias table and announced to the relay, not yet owned by a dialog
-/// watch. Dropping it uncommitted (error return or unwinding panic) releases the place.
+/// A place just taken in the alias table and announced to the relay, not yet owned by its dialog. Dropping it uncommitted (error return or unwinding panic) releases the place.
 struct Placement<'a, H: Host> {
     m: &'a Module<H>,
     relay: &'a mut H::Relay,

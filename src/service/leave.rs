@@ -1,6 +1,7 @@
-//! How places end: a participant's BYE or the end of its dialog (the participant left), and the
-//! removals the focus decides itself once a second (a session never bound or gone at the relay, a
-//! group a reload removed), which free the place first and then send a BYE with a `Reason`.
+//! How places end: a participant's BYE (the participant left), and the removals the focus decides
+//! itself once a second (a dialog past `dialog_timeout`, a session never bound or gone at the
+//! relay, a group a reload removed), which free the place first and then send a BYE with a
+//! `Reason`.
 use super::join::{dialog_key, header_tag};
 use super::{conference_key_of, Dialog, Host, Level, Module, Process, Relay};
 use crate::stats::Counter;
@@ -78,6 +79,8 @@ pub(super) fn release<H: Host>(
 /// Why the focus itself ends a participant's place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Removal {
+    /// The dialog lasted `dialog_timeout`.
+    Expired,
     /// No MSRP connection bound the session within `bind_timeout` of the 200 OK.
     NeverBound,
     /// The MSRP connection has been gone for `msrp_gone_timeout`.
@@ -90,6 +93,7 @@ impl Removal {
     /// The BYE's `Reason` header (RFC 3326 §2), CRLF-terminated.
     pub fn reason_header(self) -> &'static str {
         match self {
+            Removal::Expired => "Reason: SIP;cause=408;text=\"Dialog time limit reached\"\r\n",
             Removal::NeverBound => {
                 "Reason: SIP;cause=408;text=\"MSRP session not established\"\r\n"
             }
@@ -100,6 +104,7 @@ impl Removal {
 
     fn describe(self) -> &'static str {
         match self {
+            Removal::Expired => "dialog lasted dialog_timeout",
             Removal::NeverBound => "MSRP session not bound within bind_timeout",
             Removal::MsrpGone => "MSRP connection gone for msrp_gone_timeout",
             Removal::GroupRemoved => "group removed by a reload",
@@ -108,6 +113,7 @@ impl Removal {
 
     fn counter(self) -> Counter {
         match self {
+            Removal::Expired => Counter::RemovedExpired,
             Removal::NeverBound => Counter::RemovedNeverBound,
             Removal::MsrpGone => Counter::RemovedMsrpGone,
             Removal::GroupRemoved => Counter::RemovedGroupGone,
@@ -143,14 +149,16 @@ fn remove<H: Host>(
     m.count(Counter::Leaves, 1);
     m.count(Counter::ActiveParticipants, -1);
     m.count(why.counter(), 1);
-    // The operator's trail: group and assigned identity, never the real one.
+    // The operator's trail: group and assigned identity, never the real one; the session id
+    // matches the relay's log.
     m.log(
         Level::Info,
         &format!(
-            "removed {:?} <{}> from {}: {} ({bye})",
+            "removed {:?} <{}> from {}, session {}: {} ({bye})",
             departed.display_name.as_deref().unwrap_or(""),
             departed.uri,
             departed.conference_key,
+            departed.session_id,
             why.describe()
         ),
     );
@@ -168,13 +176,40 @@ const MAX_GROUP_REMOVALS_PER_TICK: usize = 256;
 /// Most sessions one tick asks the relay about.
 const MAX_IDLE_PER_TICK: u32 = 64;
 
-/// Once a second, in the module's timer process: ends the places not backed by a live MSRP
-/// session (as the relay reports them) and those of groups a reload removed.
+/// Most dialogs one tick ends for their age (the rest follow on the next ticks).
+const MAX_EXPIRED_PER_TICK: usize = 256;
+
+/// Once a second, in the module's timer process: ends the dialogs past `dialog_timeout`, the
+/// places not backed by a live MSRP session (as the relay reports them) and those of groups a
+/// reload removed.
 pub fn timer_tick<H: Host>(m: &Module<H>) {
     m.with_process(|p| {
+        remove_expired(m, p);
         remove_orphans(m, p);
         remove_idle(m, p);
     })
+}
+
+/// Participants whose dialog lasted `dialog_timeout` (RFC 3261 leaves a dialog's lifetime to its
+/// parties; the focus bounds it so that a participant that vanished without a BYE, and whose
+/// MSRP session the relay cannot judge, still frees its place).
+fn remove_expired<H: Host>(m: &Module<H>, p: &mut Process<H::Relay>) {
+    if m.params.dialog_timeout == 0 {
+        return;
+    }
+    let now = m.host.now_s();
+    let mut budget = MAX_EXPIRED_PER_TICK;
+    let mut relay = Some(&mut p.relay);
+    for i in 0..m.host.stripes() {
+        if budget == 0 {
+            return;
+        }
+        let victims = m.host.with_stripe(i, |_, refs| refs.expired(now, budget));
+        budget = budget.saturating_sub(victims.len());
+        for h in victims {
+            remove(m, &mut relay, h, Removal::Expired);
+        }
+    }
 }
 
 /// Participants of conferences whose group is no longer loaded.
@@ -274,18 +309,32 @@ fn remove_idle<H: Host>(m: &Module<H>, p: &mut Process<H::Relay>) {
     }
 }
 
-/// The dialog of a participant ended (BYE, expiry, failure): free its identity.
-pub fn dialog_ended<H: Host>(m: &Module<H>, handle: u64, why: &str) {
-    let handle = ParticipantHandle::from_u64(handle);
-    // A dialog callback may run from inside a join's own reply, with this process's state held:
-    // then a one-off relay connection does.
-    let departed = m
-        .try_with_process(|p| release(m, &mut p.relay, handle, why, false))
-        .unwrap_or_else(|| release(m, &mut m.host.relay(), handle, why, false));
-    if departed.is_some() {
-        m.count(Counter::Leaves, 1);
-        m.count(Counter::ActiveParticipants, -1);
-    }
+/// The participant ended its dialog (BYE): frees its identity, tells the relay and writes the
+/// operator's audit line. False for a stale handle (the place is free already).
+pub(super) fn participant_left<H: Host>(
+    m: &Module<H>,
+    handle: ParticipantHandle,
+    call_id: Option<&str>,
+) -> bool {
+    let Some(departed) = m.with_process(|p| release(m, &mut p.relay, handle, "BYE", false)) else {
+        return false;
+    };
+    m.count(Counter::Leaves, 1);
+    m.count(Counter::ActiveParticipants, -1);
+    // The operator's trail, one line per leave: group, assigned identity (never the real one),
+    // Call-ID (Kamailio's side) and session id (the relay's side).
+    m.log(
+        Level::Info,
+        &format!(
+            "left: {:?} <{}> from {}, Call-ID {:?}, session {} (BYE)",
+            departed.display_name.as_deref().unwrap_or(""),
+            departed.uri,
+            departed.conference_key,
+            call_id.unwrap_or("").trim(),
+            departed.session_id,
+        ),
+    );
+    true
 }
 
 /// The parts of an in-dialog request that name its dialog (header values as received).
@@ -333,16 +382,11 @@ pub fn in_dialog<H: Host>(m: &Module<H>, req: &InDialog<'_>) -> bool {
     }
 }
 
-/// A BYE: frees the participant's identity at once and tells the relay, whatever state the dialog
-/// module has reached (under load a BYE can be handled before the dialog module confirmed the
-/// dialog, which would otherwise leave the alias taken until the dialog expires). The dialog
-/// callback that follows finds the place already free and does nothing.
+/// A BYE: frees the participant's identity at once and tells the relay (before the 200 to the
+/// BYE leaves, so a new join right after it finds the name free).
 pub fn leave_dialog<H: Host>(m: &Module<H>, req: &InDialog<'_>) -> bool {
     match dialog_lookup(m, req) {
-        Some((_, Some(handle))) => {
-            dialog_ended(m, handle.to_u64(), "BYE");
-            true
-        }
+        Some((_, Some(handle))) => participant_left(m, handle, req.call_id),
         _ => false,
     }
 }

@@ -14,7 +14,7 @@ mod relay_answers;
 mod tests;
 
 pub use join::join_invite;
-pub use leave::{dialog_ended, in_dialog, leave_dialog, timer_tick, InDialog};
+pub use leave::{in_dialog, leave_dialog, timer_tick, InDialog};
 pub use operator::{list, reload, stats};
 pub use relay_answers::{missing_sessions, nickname, sessions, NicknameError, SessionRecord};
 
@@ -41,13 +41,18 @@ pub trait Dialog {
     fn bye(&self, headers: &str) -> bool;
 }
 
-/// The dialogs of one stripe's participants, guarded by the stripe's lock.
+/// The dialogs of one stripe's participants and when each expires, guarded by the stripe's lock.
 pub trait DialogSlots<D> {
-    /// Records `d` for participant `h`. Returns what an earlier holder of the slot left behind
-    /// (dropping it releases it), or `d` itself if the handle is out of range.
-    fn put(&mut self, h: ParticipantHandle, d: D) -> Option<D>;
-    /// Takes participant `h`'s dialog out, if it has one: the caller owns it.
+    /// Records participant `h`'s dialog (None: tm could not build one, the place still expires)
+    /// and the second ([`Host::now_s`]) from which it is past its lifetime. Returns what an
+    /// earlier holder of the slot left behind (dropping it releases it), or `d` itself if the
+    /// handle is out of range.
+    fn put(&mut self, h: ParticipantHandle, d: Option<D>, expires_at: u64) -> Option<D>;
+    /// Takes participant `h`'s dialog out, if it has one: the caller owns it. The slot no longer
+    /// expires.
     fn take(&mut self, h: ParticipantHandle) -> Option<D>;
+    /// Up to `max` participants whose dialog expired at or before `now`.
+    fn expired(&self, now: u64, max: usize) -> Vec<ParticipantHandle>;
 }
 
 /// A connection to the relay's control socket: one request at a time, each answered or failed
@@ -67,6 +72,8 @@ pub trait Host {
     fn count(&self, c: Counter, delta: i32);
     /// 16 unpredictable bytes (session ids, SDP ids); None if the source failed.
     fn random16(&self) -> Option<[u8; 16]>;
+    /// Seconds on a monotonic clock every process of the host reads alike (dialog lifetimes).
+    fn now_s(&self) -> u64;
     /// A new, not yet connected link to the relay.
     fn relay(&self) -> Self::Relay;
     /// How many stripes the alias table has.
@@ -102,9 +109,6 @@ pub trait Transaction {
     fn local_tag(&mut self) -> Option<String>;
     /// The request's dialog as the focus needs it to send a BYE later (after `begin`).
     fn dialog(&mut self) -> Option<Self::Dialog>;
-    /// Watches the request's dialog; when it ends, [`dialog_ended`] runs with `handle` (in any
-    /// process).
-    fn watch_dialog(&mut self, handle: u64) -> bool;
     /// Sends the final reply (retransmitted by the transaction layer).
     fn reply(&mut self, code: u16, reason: &str, headers: &[String], body: &[u8]) -> bool;
 }
@@ -178,15 +182,6 @@ impl<H: Host> Module<H> {
         let p = guard.get_or_insert_with(|| self.new_process());
         self.catch_up(p);
         f(p)
-    }
-
-    /// Like [`Module::with_process`], but None instead of waiting if this process holds its state
-    /// already (a dialog callback run from inside a join's own reply: workers are
-    /// single-threaded, waiting would deadlock).
-    fn try_with_process<R>(&self, f: impl FnOnce(&mut Process<H::Relay>) -> R) -> Option<R> {
-        let mut guard = self.process.try_lock()?;
-        let p = guard.get_or_insert_with(|| self.new_process());
-        Some(f(p))
     }
 
     fn catch_up(&self, p: &mut Process<H::Relay>) {

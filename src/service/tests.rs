@@ -88,18 +88,34 @@ impl Drop for FakeDialog {
     }
 }
 
+/// A stripe's dialog slots: owner handle, dialog, expiry second.
 #[derive(Default)]
-struct Slots(HashMap<u32, (ParticipantHandle, FakeDialog)>);
+struct Slots(HashMap<u32, (ParticipantHandle, Option<FakeDialog>, u64)>);
 
 impl DialogSlots<FakeDialog> for Slots {
-    fn put(&mut self, h: ParticipantHandle, d: FakeDialog) -> Option<FakeDialog> {
-        self.0.insert(h.slot, (h, d)).map(|(_, d)| d)
+    fn put(
+        &mut self,
+        h: ParticipantHandle,
+        d: Option<FakeDialog>,
+        expires_at: u64,
+    ) -> Option<FakeDialog> {
+        self.0
+            .insert(h.slot, (h, d, expires_at))
+            .and_then(|(_, d, _)| d)
     }
     fn take(&mut self, h: ParticipantHandle) -> Option<FakeDialog> {
         match self.0.get(&h.slot) {
-            Some((held, _)) if *held == h => self.0.remove(&h.slot).map(|(_, d)| d),
+            Some((held, _, _)) if *held == h => self.0.remove(&h.slot).and_then(|(_, d, _)| d),
             _ => None,
         }
+    }
+    fn expired(&self, now: u64, max: usize) -> Vec<ParticipantHandle> {
+        self.0
+            .values()
+            .filter(|(_, _, at)| *at <= now)
+            .map(|(h, _, _)| *h)
+            .take(max)
+            .collect()
     }
 }
 
@@ -112,6 +128,7 @@ struct FakeHost {
     relay: Rc<RefCell<RelayState>>,
     random: Cell<u8>,
     no_randomness: Cell<bool>,
+    now: Cell<u64>,
     byes: Rc<RefCell<Vec<(String, String)>>>,
     released: Rc<Cell<usize>>,
 }
@@ -132,6 +149,9 @@ impl Host for FakeHost {
         }
         self.random.set(self.random.get().wrapping_add(1));
         Some([self.random.get(); 16])
+    }
+    fn now_s(&self) -> u64 {
+        self.now.get()
     }
     fn relay(&self) -> FakeRelay {
         FakeRelay {
@@ -187,6 +207,7 @@ fn params(stripes: u32, max_participants: u32, max_places: u32) -> Modparams {
         max_places_per_identity: max_places,
         bind_timeout: 30,
         msrp_gone_timeout: 60,
+        dialog_timeout: 43200,
     }
 }
 
@@ -233,6 +254,7 @@ fn module_with(p: Modparams) -> Module<FakeHost> {
         relay: Rc::default(),
         random: Cell::new(0),
         no_randomness: Cell::new(false),
+        now: Cell::new(1000),
         byes: Rc::default(),
         released: Rc::default(),
     };
@@ -266,33 +288,46 @@ impl Module<FakeHost> {
     fn participants(&self) -> u64 {
         stats(self).participants
     }
+    /// The dialog slots held across all stripes: (handle, has a dialog, expiry second).
+    fn slots(&self) -> Vec<(ParticipantHandle, bool, u64)> {
+        self.host
+            .stripes
+            .iter()
+            .flat_map(|s| {
+                s.borrow()
+                    .1
+                     .0
+                    .values()
+                    .map(|(h, d, at)| (*h, d.is_some(), *at))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
 }
 
 /// One INVITE's transaction.
-struct FakeTx<'a> {
-    /// Runs while the final reply is sent, with the handle of the watched dialog (what a dialog
-    /// callback fired from inside tm's reply would do).
-    on_reply: Option<Box<dyn FnMut(Option<u64>) + 'a>>,
+struct FakeTx {
     /// What `begin` says: a retransmission tm already answered.
     retransmission: bool,
     to_tag: String,
     call_id: String,
-    watch_ok: bool,
-    watched: Option<u64>,
+    /// Whether tm can build the request's dialog.
+    dialog_ok: bool,
+    /// How many dialogs were built.
+    dialogs_built: usize,
     replies: Vec<(u16, String, Vec<String>, Vec<u8>)>,
     byes: Rc<RefCell<Vec<(String, String)>>>,
     released: Rc<Cell<usize>>,
 }
 
-impl FakeTx<'_> {
+impl FakeTx {
     fn new(m: &Module<FakeHost>, call_id: &str, to_tag: &str) -> Self {
         FakeTx {
-            on_reply: None,
             retransmission: false,
             to_tag: to_tag.into(),
             call_id: call_id.into(),
-            watch_ok: true,
-            watched: None,
+            dialog_ok: true,
+            dialogs_built: 0,
             replies: Vec::new(),
             byes: m.host.byes.clone(),
             released: m.host.released.clone(),
@@ -313,7 +348,7 @@ impl FakeTx<'_> {
     }
 }
 
-impl Transaction for FakeTx<'_> {
+impl Transaction for FakeTx {
     type Dialog = FakeDialog;
     fn begin(&mut self) -> Begin {
         if self.retransmission {
@@ -326,20 +361,17 @@ impl Transaction for FakeTx<'_> {
         Some(self.to_tag.clone())
     }
     fn dialog(&mut self) -> Option<FakeDialog> {
+        if !self.dialog_ok {
+            return None;
+        }
+        self.dialogs_built += 1;
         Some(FakeDialog {
             call_id: self.call_id.clone(),
             byes: self.byes.clone(),
             released: self.released.clone(),
         })
     }
-    fn watch_dialog(&mut self, handle: u64) -> bool {
-        self.watched = Some(handle);
-        self.watch_ok
-    }
     fn reply(&mut self, code: u16, reason: &str, headers: &[String], body: &[u8]) -> bool {
-        if let Some(hook) = self.on_reply.as_mut() {
-            hook(self.watched);
-        }
         self.replies
             .push((code, reason.into(), headers.to_vec(), body.to_vec()));
         true
@@ -381,13 +413,7 @@ fn dlg<'a>(
 const BOB_ANON: &str = "\"bob\" <sip:anonymous@anonymous.invalid>;tag=from1";
 
 /// Joins `from` as `identity` in a dialog of its own; returns the transaction.
-fn join<'a>(
-    m: &Module<FakeHost>,
-    group: &str,
-    from: &str,
-    identity: &str,
-    call_id: &str,
-) -> FakeTx<'a> {
+fn join(m: &Module<FakeHost>, group: &str, from: &str, identity: &str, call_id: &str) -> FakeTx {
     let mut tx = FakeTx::new(m, call_id, &format!("totag-{call_id}"));
     join_invite(m, &invite(group, from, identity, call_id), &mut tx);
     tx
@@ -424,7 +450,15 @@ fn a_fresh_join_takes_one_place_and_is_answered_200() {
         .headers()
         .contains(&format!("Contact: <{LOUNGE}>;isfocus")));
     assert!(tx.body().contains("a=path:msrp://127.0.0.1:2855/relay;tcp"));
-    assert!(tx.watched.is_some(), "the dialog is watched");
+    assert_eq!(tx.dialogs_built, 1);
+    assert_eq!(
+        m.slots()
+            .iter()
+            .map(|(_, d, at)| (*d, *at))
+            .collect::<Vec<_>>(),
+        vec![(true, 1000 + 43200)],
+        "the dialog is kept for the focus's BYE, with its end of life"
+    );
     let joins = joins_sent(&m);
     assert_eq!(joins.len(), 1);
     assert_eq!(joins[0].conference, LOUNGE);
@@ -496,10 +530,11 @@ fn the_same_dialog_asking_again_keeps_its_identity_and_takes_no_second_place() {
     assert_eq!(joins[1].uri, "sip:anonymous@anonymous.invalid");
     assert_eq!(m.counter("joins"), 1);
     assert_eq!(m.counter("active_participants"), 1);
-    assert!(
-        again.watched.is_none(),
-        "the first dialog watch owns the place"
+    assert_eq!(
+        again.dialogs_built, 0,
+        "the first transaction's dialog stays the place's"
     );
+    assert_eq!(m.slots().len(), 1);
 }
 
 #[test]
@@ -644,7 +679,8 @@ fn a_silent_relay_gives_503_and_the_place_back() {
     assert_eq!(tx.reason(), "Service Unavailable (chat relay unavailable)");
     assert!(tx.headers().contains(&"Retry-After: 7".to_string()));
     assert_eq!(m.participants(), 0, "the place is released");
-    assert_eq!(m.host.released.get(), 1, "and its dialog reference");
+    assert_eq!(tx.dialogs_built, 0, "no dialog is built for a refused join");
+    assert!(m.slots().is_empty());
     assert_eq!(m.counter("refused_relay_unavailable"), 1);
     assert_eq!(m.counter("active_participants"), 0);
     // The name went back: the next bob is plain "bob" again.
@@ -664,30 +700,6 @@ fn no_randomness_no_join() {
     assert_eq!(tx.code(), 503);
     assert!(joins_sent(&m).is_empty());
     assert_eq!(m.participants(), 0);
-}
-
-#[test]
-fn an_unwatched_dialog_is_refused_500_and_released() {
-    let m = module();
-    let mut tx = FakeTx::new(&m, "w1", "tw1");
-    tx.watch_ok = false;
-    join_invite(
-        &m,
-        &invite(LOUNGE, BOB_ANON, "<sip:alice@example.com>", "w1"),
-        &mut tx,
-    );
-    assert_eq!(tx.code(), 500);
-    assert_eq!(
-        tx.reason(),
-        "Server Internal Error (dialog tracking unavailable)"
-    );
-    assert_eq!(m.participants(), 0);
-    let session = joins_sent(&m)[0].session.clone();
-    assert_eq!(
-        leaves_sent(&m),
-        vec![session],
-        "the relay lets the session go"
-    );
 }
 
 #[test]
@@ -726,19 +738,47 @@ fn a_bye_frees_the_name_before_its_200() {
         "the participant ended it: no BYE from the focus"
     );
     assert!(!in_dialog(&m, &dlg(LOUNGE, Some("b1"), from, Some(to))));
-    // The dialog module's callback that follows finds the place free and changes nothing.
-    dialog_ended(&m, tx.watched.unwrap(), "dialog terminated");
-    assert_eq!(m.counter("leaves"), 1);
-    assert_eq!(leaves_sent(&m).len(), 1);
+    // Its dialog is released with the place, and nothing is left to expire.
+    assert_eq!(m.host.released.get(), 1);
+    assert!(m.slots().is_empty());
+    // The operator's audit line: group, assigned identity, Call-ID and session.
+    let session = joins_sent(&m)[0].session.clone();
+    let info: Vec<String> = m
+        .host
+        .logs
+        .borrow()
+        .iter()
+        .filter(|(l, _)| *l == Level::Info)
+        .map(|(_, s)| s.clone())
+        .collect();
+    assert_eq!(
+        info,
+        vec![
+            format!(
+                "joined: \"bob\" <sip:anonymous@anonymous.invalid> to {}, Call-ID \"b1\", session {session}",
+                alias_table_key(LOUNGE)
+            ),
+            format!(
+                "left: \"bob\" <sip:anonymous@anonymous.invalid> from {}, Call-ID \"b1\", session {session} (BYE)",
+                alias_table_key(LOUNGE)
+            ),
+        ]
+    );
+    drop(tx);
 }
 
 #[test]
 fn the_end_of_a_dialog_is_counted_once() {
     let m = module();
-    let tx = join(&m, LOUNGE, BOB_ANON, "<sip:alice@example.com>", "e1");
-    let handle = tx.watched.unwrap();
-    dialog_ended(&m, handle, "dialog expired");
-    dialog_ended(&m, handle, "dialog terminated");
+    join(&m, LOUNGE, BOB_ANON, "<sip:alice@example.com>", "e1");
+    let bye = dlg(
+        LOUNGE,
+        Some("e1"),
+        Some(BOB_ANON),
+        Some("<sip:lounge@im.example.net>;tag=totag-e1"),
+    );
+    assert!(leave_dialog(&m, &bye));
+    assert!(!leave_dialog(&m, &bye), "a retransmitted BYE finds it gone");
     assert_eq!(m.participants(), 0);
     assert_eq!(m.counter("leaves"), 1);
     assert_eq!(m.counter("active_participants"), 0);
@@ -916,28 +956,128 @@ fn the_relay_learns_sessions_and_what_is_missing() {
     );
 }
 
-/// tm may run the dialog module's callbacks from inside the join's own reply (a dialog that fails
-/// at once): the place is freed through a one-off relay link instead of waiting for the process
-/// state the join holds (a single-threaded worker would wait forever).
+/// The conference key the alias table (and the audit lines) use for a group URI.
+fn alias_table_key(group: &str) -> String {
+    chat_alias_proto::sip::parse_uri(group).unwrap().key()
+}
+
 #[test]
-fn a_dialog_ending_inside_the_joins_own_reply_is_released_without_deadlock() {
+fn a_dialog_that_lasted_dialog_timeout_is_ended_with_a_bye() {
     let m = module();
-    let mut tx = FakeTx::new(&m, "r1", "tr1");
-    let m_ref = &m;
-    tx.on_reply = Some(Box::new(move |watched| {
-        if let Some(h) = watched {
-            dialog_ended(m_ref, h, "dialog failed");
-        }
-    }));
-    let out = join_invite(
-        &m,
-        &invite(LOUNGE, BOB_ANON, "<sip:alice@example.com>", "r1"),
-        &mut tx,
-    );
-    assert_eq!(out, Outcome::Replied);
-    assert_eq!(tx.code(), 200);
+    join(&m, LOUNGE, BOB_ANON, "<sip:alice@example.com>", "x1");
+    let session = joins_sent(&m)[0].session.clone();
+    m.host.now.set(1000 + 43200 - 1);
+    timer_tick(&m);
+    assert_eq!(m.participants(), 1, "one second early: still there");
+    assert!(m.host.byes.borrow().is_empty());
+    m.host.now.set(1000 + 43200);
+    timer_tick(&m);
     assert_eq!(m.participants(), 0);
-    assert_eq!(leaves_sent(&m).len(), 1);
+    assert_eq!(
+        *m.host.byes.borrow(),
+        vec![(
+            "x1".to_string(),
+            "Reason: SIP;cause=408;text=\"Dialog time limit reached\"\r\n".to_string()
+        )]
+    );
+    assert_eq!(leaves_sent(&m), vec![session]);
+    assert_eq!(m.counter("removed_expired"), 1);
     assert_eq!(m.counter("leaves"), 1);
     assert_eq!(m.counter("active_participants"), 0);
+    assert_eq!(m.host.released.get(), 1);
+    assert!(m.slots().is_empty());
+    // The participant's BYE crossing the focus's still matches (answered 200, not 481).
+    let to = "<sip:lounge@im.example.net>;tag=totag-x1";
+    assert!(in_dialog(
+        &m,
+        &dlg(LOUNGE, Some("x1"), Some(BOB_ANON), Some(to))
+    ));
+    // The name is free again.
+    let next = join(&m, LOUNGE, BOB_ANON, "<sip:carol@example.com>", "x2");
+    assert_eq!(joins_sent(&m)[1].display_name.as_deref(), Some("bob"));
+    assert_eq!(next.code(), 200);
+    timer_tick(&m);
+    assert_eq!(
+        m.participants(),
+        1,
+        "the new dialog has a lifetime of its own"
+    );
+}
+
+#[test]
+fn dialog_timeout_0_means_no_limit() {
+    let m = module_with(Modparams {
+        dialog_timeout: 0,
+        ..params(2, 64, 3)
+    });
+    join(&m, LOUNGE, BOB_ANON, "<sip:alice@example.com>", "z1");
+    m.host.now.set(u64::MAX - 1);
+    timer_tick(&m);
+    assert_eq!(m.participants(), 1);
+    assert_eq!(m.counter("removed_expired"), 0);
+}
+
+#[test]
+fn a_join_whose_dialog_tm_cannot_build_is_admitted_and_still_expires() {
+    let m = module();
+    let mut tx = FakeTx::new(&m, "n1", "tn1");
+    tx.dialog_ok = false;
+    join_invite(
+        &m,
+        &invite(LOUNGE, BOB_ANON, "<sip:alice@example.com>", "n1"),
+        &mut tx,
+    );
+    assert_eq!(tx.code(), 200);
+    assert!(m
+        .host
+        .logs
+        .borrow()
+        .iter()
+        .any(|(l, s)| *l == Level::Warn && s.contains("cannot end it with a BYE")));
+    assert_eq!(m.slots().iter().map(|s| s.1).collect::<Vec<_>>(), [false]);
+    m.host.now.set(1000 + 43200);
+    timer_tick(&m);
+    assert_eq!(m.participants(), 0);
+    assert!(
+        m.host.byes.borrow().is_empty(),
+        "no dialog to send a BYE in"
+    );
+    assert_eq!(m.counter("removed_expired"), 1);
+}
+
+/// A normal join and leave write no line above INFO, and exactly one INFO line each.
+#[test]
+fn a_normal_join_and_leave_log_one_info_line_each_and_nothing_louder() {
+    let m = module();
+    for (i, call) in ["j1", "j2"].iter().enumerate() {
+        join(
+            &m,
+            LOUNGE,
+            BOB_ANON,
+            &format!("<sip:u{i}@example.com>"),
+            call,
+        );
+    }
+    for call in ["j1", "j2"] {
+        let to = format!("<sip:lounge@im.example.net>;tag=totag-{call}");
+        assert!(leave_dialog(
+            &m,
+            &dlg(LOUNGE, Some(call), Some(BOB_ANON), Some(&to))
+        ));
+    }
+    let logs = m.host.logs.borrow();
+    assert!(
+        logs.iter()
+            .all(|(l, _)| *l == Level::Info || *l == Level::Debug),
+        "{logs:?}"
+    );
+    let info: Vec<&str> = logs
+        .iter()
+        .filter(|(l, _)| *l == Level::Info)
+        .map(|(_, s)| s.as_str())
+        .collect();
+    assert_eq!(info.len(), 4, "{info:?}");
+    assert!(info[1].starts_with("joined: \"bob-2\" <sip:anonymous2@anonymous.invalid>"));
+    assert!(info[3].starts_with("left: \"bob-2\" <sip:anonymous2@anonymous.invalid>"));
+    assert!(info[3].contains("Call-ID \"j2\""), "{info:?}");
 }
