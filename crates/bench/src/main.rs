@@ -8,6 +8,7 @@ use std::process::ExitCode;
 mod fanout;
 mod forward;
 mod frame;
+mod memory;
 mod procfs;
 mod stats;
 mod sut;
@@ -38,6 +39,9 @@ enum Cmd {
     /// participants in one conference, S of them sending 1 KiB CPIM messages, at most 16 in
     /// flight each; deliveries/s, latency p50/p99, CPU per delivery; rows into --out.
     Fanout(FanoutArgs),
+    /// The relay's memory rows alone: RSS per idle bound participant, peak RSS growth while one
+    /// large message crosses in chunks.
+    Memory(MemoryOnlyArgs),
     /// The raw forwarder (the fan-out baseline): every request frame, found by its MSRP frame
     /// boundaries only, is written unchanged to every other connection; nothing is answered.
     Forward {
@@ -67,27 +71,112 @@ struct FanoutArgs {
     #[arg(long, default_value_t = 3)]
     repeats: usize,
     /// Measured seconds per run (after the warm-up).
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 10.0)]
     seconds: f64,
     /// Seconds of load before measuring.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 2.0)]
     warmup: f64,
     /// A further argument for the relay (repeatable), e.g. --relay-arg=--queue-bytes=8388608.
     #[arg(long = "relay-arg", allow_hyphen_values = true)]
     relay_args: Vec<String>,
-    /// Development run: 1 repeat of 1 s after 0.3 s of warm-up (also CHAT_ALIAS_BENCH_QUICK=1).
+    /// Development run: 1 repeat of 1 s after 0.3 s of warm-up, memory rows with 500 idle
+    /// participants and a 64 MiB message (also CHAT_ALIAS_BENCH_QUICK=1).
     #[arg(long)]
     quick: bool,
+    /// Leave out the memory rows.
+    #[arg(long)]
+    no_memory: bool,
+    #[command(flatten)]
+    memory: MemoryArgs,
+}
+
+#[derive(clap::Args)]
+struct MemoryArgs {
+    /// Idle bound participants for the RSS-per-participant row.
+    #[arg(long, default_value_t = 5000)]
+    idle: usize,
+    /// Size of the large message, MiB of content.
+    #[arg(long, default_value_t = 1024)]
+    big_mib: u64,
+    /// Chunk size of the large message, KiB.
+    #[arg(long, default_value_t = 1024)]
+    chunk_kib: u64,
+}
+
+#[derive(clap::Args)]
+struct MemoryOnlyArgs {
+    /// The relay binary.
+    #[arg(long, default_value = "target/release/chat-alias-relay")]
+    relay: PathBuf,
+    /// Where the rows go (JSON Lines; replaced).
+    #[arg(long)]
+    out: PathBuf,
+    /// Runs of each measure (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// A further argument for the relay (repeatable).
+    #[arg(long = "relay-arg", allow_hyphen_values = true)]
+    relay_args: Vec<String>,
+    /// Development run: 1 repeat, 500 idle participants, a 64 MiB message.
+    #[arg(long)]
+    quick: bool,
+    #[command(flatten)]
+    memory: MemoryArgs,
+}
+
+fn quick_env() -> bool {
+    std::env::var("CHAT_ALIAS_BENCH_QUICK").is_ok_and(|v| v == "1")
+}
+
+fn memory_plan(
+    relay: PathBuf,
+    relay_args: Vec<String>,
+    repeats: usize,
+    quick: bool,
+    m: &MemoryArgs,
+) -> Result<memory::Plan, String> {
+    if m.idle == 0 || m.big_mib == 0 || m.chunk_kib == 0 {
+        return Err("--idle, --big-mib and --chunk-kib must be positive".into());
+    }
+    Ok(memory::Plan {
+        relay,
+        relay_args,
+        idle: if quick { m.idle.min(500) } else { m.idle },
+        big: if quick {
+            m.big_mib.min(64) << 20
+        } else {
+            m.big_mib << 20
+        },
+        chunk: m.chunk_kib << 10,
+        repeats: if quick { 1 } else { repeats.max(1) },
+    })
+}
+
+fn memory_cmd(a: MemoryOnlyArgs) -> Result<(), String> {
+    if !a.relay.exists() {
+        return Err(format!("{} not found: run make build", a.relay.display()));
+    }
+    let quick = a.quick || quick_env();
+    let plan = memory_plan(a.relay, a.relay_args, a.repeats, quick, &a.memory)?;
+    let mut sink = fanout::RowSink::create(&a.out, false)?;
+    memory::run(&plan, &mut sink)
 }
 
 fn fanout_cmd(a: FanoutArgs) -> Result<(), String> {
-    let quick = a.quick || std::env::var("CHAT_ALIAS_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let quick = a.quick || quick_env();
     if !a.relay.exists() {
         return Err(format!("{} not found: run make build", a.relay.display()));
     }
     let secs = |s: f64, what: &str| {
         std::time::Duration::try_from_secs_f64(s).map_err(|_| format!("bad --{what}: {s}"))
     };
+    let mem = memory_plan(
+        a.relay.clone(),
+        a.relay_args.clone(),
+        a.repeats,
+        quick,
+        &a.memory,
+    )?;
     let plan = fanout::Plan {
         relay: a.relay,
         relay_args: a.relay_args,
@@ -105,7 +194,11 @@ fn fanout_cmd(a: FanoutArgs) -> Result<(), String> {
         },
     };
     let mut sink = fanout::RowSink::create(&a.out, false)?;
-    fanout::run(&plan, &mut sink)
+    fanout::run(&plan, &mut sink)?;
+    if !a.no_memory {
+        memory::run(&mem, &mut sink)?;
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -113,6 +206,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Table { dir, latest_dir } => table::run(&dir, &latest_dir),
         Cmd::Fanout(a) => fanout_cmd(a),
+        Cmd::Memory(a) => memory_cmd(a),
         Cmd::Forward {
             listen,
             max_frame,

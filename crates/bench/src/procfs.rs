@@ -31,14 +31,12 @@ fn clock_ticks() -> u64 {
     }
 }
 
-#[allow(dead_code)] // the memory rows come next
 /// A `Vm…:` line of /proc/PID/status in KiB (`VmRSS`, `VmHWM`).
 pub fn vm_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     vm_kib_of(&status, field)
 }
 
-#[allow(dead_code)]
 pub fn vm_kib_of(status: &str, field: &str) -> Option<u64> {
     status.lines().find_map(|l| {
         let v = l.strip_prefix(field)?.strip_prefix(':')?;
