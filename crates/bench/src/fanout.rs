@@ -493,13 +493,24 @@ impl RowSink {
 
     pub fn put(&mut self, row: &crate::table::Row, load: (&str, &str)) -> Result<(), String> {
         use std::io::Write;
-        let mut v = serde_json::to_value(row).map_err(|e| e.to_string())?;
-        if let Some(o) = v.as_object_mut() {
-            o.insert(
-                "load".into(),
-                serde_json::json!({"start": load.0, "end": load.1}),
-            );
+        #[derive(serde::Serialize)]
+        struct Load<'a> {
+            start: &'a str,
+            end: &'a str,
         }
+        #[derive(serde::Serialize)]
+        struct WithLoad<'a> {
+            #[serde(flatten)]
+            row: &'a crate::table::Row,
+            load: Load<'a>,
+        }
+        let v = WithLoad {
+            row,
+            load: Load {
+                start: load.0,
+                end: load.1,
+            },
+        };
         let mut line = serde_json::to_vec(&v).map_err(|e| e.to_string())?;
         line.push(b'\n');
         self.file

@@ -30,7 +30,11 @@ impl Drop for Sut {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if std::env::var("CHAT_ALIAS_BENCH_KEEP").is_ok_and(|v| v == "1") {
+            eprintln!("kept {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -171,9 +171,12 @@ pub fn fmt_num(v: f64) -> String {
         } else {
             out
         }
+    } else if v.fract() == 0.0 {
+        // Counts (and whole numbers generally) as they are.
+        format!("{}", v as i64)
     } else if a >= 10.0 {
         format!("{v:.1}")
-    } else if a >= 1.0 || a == 0.0 {
+    } else if a >= 1.0 {
         format!("{v:.2}")
     } else {
         // Three significant digits: 0.123, 0.0123, 0.00123.
@@ -434,8 +437,10 @@ mod tests {
         assert_eq!(fmt_num(999.6), "1,000");
         assert_eq!(fmt_num(100.0), "100");
         assert_eq!(fmt_num(35.04), "35.0");
-        assert_eq!(fmt_num(3.0), "3.00");
-        assert_eq!(fmt_num(0.0), "0.00");
+        assert_eq!(fmt_num(3.0), "3");
+        assert_eq!(fmt_num(3.5), "3.50");
+        assert_eq!(fmt_num(0.0), "0");
+        assert_eq!(fmt_num(42.0), "42");
         assert_eq!(fmt_num(0.27), "0.270");
         assert_eq!(fmt_num(0.001234), "0.00123");
         assert_eq!(fmt_num(-2_500.0), "-2,500");
