@@ -57,14 +57,18 @@ pub async fn idle_rss(plan: &Plan) -> Result<f64, String> {
         eps.extend(relay.join(&format!("sip:idle{k}@bench.invalid"), n)?);
         k += 1;
     }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let joined = kib(relay.pid, "VmRSS")?;
     let held = sut::bind_all(relay.port, &eps, true).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = kib(relay.pid, "VmRSS")?;
     drop(held);
     let per = (after as f64 - before as f64) / plan.idle as f64;
     eprintln!(
-        "memory: {} idle bound participants: relay RSS {before} KiB → {after} KiB, {per:.2} KiB each",
-        plan.idle
+        "memory: {} idle bound participants: relay RSS {before} KiB → {joined} KiB joined → {after} KiB bound, {per:.2} KiB each ({:.2} registered, {:.2} connected)",
+        plan.idle,
+        (joined as f64 - before as f64) / plan.idle as f64,
+        (after as f64 - joined as f64) / plan.idle as f64,
     );
     Ok(per)
 }
