@@ -199,10 +199,19 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
-/// The markdown table: `measure | product | baseline | ratio | target | met?`, sections in the
-/// order they first appear, each opened by a bold row, rows in file order within a section.
+/// Sections of `make bench` in the order the table shows them; any other section follows, in
+/// the order it first appears.
+pub const SECTION_ORDER: [&str; 3] = ["joins", "fan-out", "memory"];
+
+/// The markdown table: `measure | product | baseline | ratio | target | met?`, sections in
+/// [`SECTION_ORDER`] and then as they first appear, each opened by a bold row, rows in file order
+/// within a section.
 pub fn render(rows: &[Row]) -> String {
-    let mut sections: Vec<&str> = Vec::new();
+    let mut sections: Vec<&str> = SECTION_ORDER
+        .iter()
+        .copied()
+        .filter(|s| rows.iter().any(|r| r.section == *s))
+        .collect();
     for r in rows {
         if !sections.contains(&r.section.as_str()) {
             sections.push(&r.section);
@@ -372,10 +381,11 @@ mod tests {
     const FAN: &str = r#"{"section":"fan-out","measure":"deliveries/s 10/10","unit":"/s","product":71234.5,"baseline":null,"ratio":null,"target":null,"met":null,"better":"higher"}"#;
 
     #[test]
-    fn table_groups_by_section_in_first_seen_order_with_units_and_verdicts() {
+    fn table_groups_by_section_in_bench_order_with_units_and_verdicts() {
+        let other = r#"{"section":"other","measure":"o","unit":"","product":1.0}"#;
         let (rows, bad) = parse_rows(
             Path::new("x.jsonl"),
-            &format!("{JOINS}\n\n{MEM}\n{FAN}\n{JOINS}\n"),
+            &format!("{other}\n{MEM}\n\n{FAN}\n{JOINS}\n{JOINS}\n"),
         );
         assert!(bad.is_empty(), "{bad:?}");
         let rows: Vec<Row> = rows.into_iter().map(|r| r.row).collect();
@@ -391,17 +401,20 @@ mod tests {
         assert_eq!(lines[3], joins);
         // The second joins row is grouped with the first, before the later sections.
         assert_eq!(lines[4], joins);
-        assert_eq!(lines[5], "| **memory** | | | | | |");
+        assert_eq!(lines[5], "| **fan-out** | | | | | |");
         assert_eq!(
             lines[6],
-            "| relay RSS per idle bound participant | 5.25 KiB | – | – | <= 8 KiB | yes |"
-        );
-        assert_eq!(lines[7], "| **fan-out** | | | | | |");
-        assert_eq!(
-            lines[8],
             "| deliveries/s 10/10 | 71,235/s | – | – | – | – |"
         );
-        assert_eq!(lines.len(), 9);
+        assert_eq!(lines[7], "| **memory** | | | | | |");
+        assert_eq!(
+            lines[8],
+            "| relay RSS per idle bound participant | 5.25 KiB | – | – | <= 8 KiB | yes |"
+        );
+        // A section the tool does not know comes last.
+        assert_eq!(lines[9], "| **other** | | | | | |");
+        assert_eq!(lines[10], "| o | 1 | – | – | – | – |");
+        assert_eq!(lines.len(), 11);
     }
 
     #[test]
