@@ -136,8 +136,7 @@ impl Outlet for Outbox {
         // copy of it is queued already.
         let adds = frame.own_len()
             + frame
-                .body
-                .as_ref()
+                .body()
                 .filter(|b| !b.is_charged())
                 .map_or(0, |b| b.len());
         match class {
@@ -153,7 +152,7 @@ impl Outlet for Outbox {
             }
             _ => {}
         }
-        if let Some(b) = &frame.body {
+        if let Some(b) = frame.body() {
             b.charge(&i.metrics);
         }
         i.queued.fetch_add(len, Ordering::Relaxed);
@@ -306,11 +305,7 @@ mod tests {
     }
 
     fn data(head: usize, body: &Body) -> Frame {
-        Frame {
-            head: vec![b'h'; head],
-            body: Some(body.clone()),
-            tail: vec![b't'; 10],
-        }
+        Frame::from_parts(vec![b'h'; head], Some(body.clone()), &[b't'; 10])
     }
 
     /// Issue 7: the relay-wide cap counts a body shared by many recipients once, refuses data

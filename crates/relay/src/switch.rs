@@ -565,7 +565,7 @@ impl<O: Outlet> Switch<O> {
         let p = self.registry.leave(session)?;
         self.liveness.forget(session);
         if let Some(conn) = self.bound.get(session).copied() {
-            tracing::info!(
+            tracing::debug!(
                 session,
                 conn,
                 "closing the MSRP connection of a participant who left"
@@ -725,7 +725,7 @@ impl<O: Outlet> Switch<O> {
         if let Some(b) = &c.binding {
             if self.bound.get(&b.session) == Some(&conn) {
                 self.bound.remove(&b.session);
-                tracing::info!(session = %b.session, conn, "session unbound");
+                tracing::debug!(session = %b.session, conn, "session unbound");
                 if self.registry.get(&b.session).is_some() {
                     self.liveness.unbound(&b.session);
                 }
