@@ -557,7 +557,7 @@ pub(super) fn flush<O: Outlet>(
                 copy.live = false;
                 congested.push(copy.conn);
                 metrics.dropped(DropReason::Congestion);
-                tracing::debug!(conn = copy.conn, session = %copy.session, "data frame dropped: recipient queue full");
+                tracing::debug!(conn = copy.conn, "data frame dropped: recipient queue full");
                 if copy.sent_any {
                     let f = data_frame(ids, copy, copy.next, None, total, Continuation::Abort);
                     c.outlet.push_frame(f, FrameClass::Control);

@@ -153,9 +153,9 @@ impl<O: Outlet> Switch<O> {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.binding = Some(Binding {
                 session,
-                relay_uri,
+                relay_uri: relay_uri.into(),
                 relay,
-                peer_path: head.from_path.clone(),
+                peer_path: head.from_path.clone().into(),
             });
         }
         Ok(())
