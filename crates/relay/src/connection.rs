@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::outbox::{self, CloseMode, Outbox, OutboxRx};
 use crate::switch::{ConnId, ConnLimit};
 use crate::Shared;
-use chat_alias_proto::msrp::{Decoder, Limits, MsrpError};
+use chat_alias_proto::msrp::{Decoder, Event, Limits, MsrpError};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -149,6 +149,7 @@ async fn read_loop(
     close: &mut watch::Receiver<CloseMode>,
 ) -> &'static str {
     let mut decoder = Decoder::new(Limits::default());
+    let mut events = Vec::new();
     let mut bound = false;
     let mut spoke = false;
     loop {
@@ -167,7 +168,7 @@ async fn read_loop(
                     spoke = true;
                     shared.switch.lock().handle_bytes(id);
                 }
-                match process(shared, id, peer, &mut decoder) {
+                match process(shared, id, peer, &mut decoder, &mut events) {
                     Some(b) => bound = b,
                     None => return "framing lost",
                 }
@@ -185,28 +186,57 @@ async fn read_loop(
     }
 }
 
+/// What the decoder made of one read, handed to the switch in order.
+type Decoded = Result<Event, MsrpError>;
+
 /// Hands every complete event to the switch; None when framing is lost, else whether the
 /// connection is bound.
-fn process(shared: &Shared, id: ConnId, peer: SocketAddr, decoder: &mut Decoder) -> Option<bool> {
+///
+/// The decoder runs before the switch's lock is taken, so connections served by other threads
+/// decode at the same time; the events of one read are then handled in order under one lock.
+/// `events` is the connection's scratch list (empty on return).
+fn process(
+    shared: &Shared,
+    id: ConnId,
+    peer: SocketAddr,
+    decoder: &mut Decoder,
+    events: &mut Vec<Decoded>,
+) -> Option<bool> {
+    loop {
+        match decoder.poll() {
+            Ok(None) => break,
+            Ok(Some(ev)) => events.push(Ok(ev)),
+            Err(e) => {
+                let fatal = !matches!(e, MsrpError::Malformed { .. });
+                events.push(Err(e));
+                if fatal {
+                    break;
+                }
+            }
+        }
+    }
     let now = Instant::now();
     let mut sw = shared.switch.lock();
-    let ok = loop {
-        match decoder.poll() {
-            Ok(Some(ev)) => sw.handle_event(now, id, ev),
-            Ok(None) => break true,
+    let mut ok = true;
+    for ev in events.drain(..) {
+        match ev {
+            Ok(ev) => sw.handle_event(now, id, ev),
             Err(MsrpError::Malformed {
                 transaction_id,
                 reason,
             }) => sw.handle_malformed(id, transaction_id.as_deref(), &reason),
             Err(e) => {
                 tracing::info!(conn = id, %peer, error = %e, "closing MSRP connection");
-                break false;
+                ok = false;
+                break;
             }
         }
-    };
+    }
     // NICKNAME questions for the focus.
     shared.dispatch(&mut sw);
     let bound = sw.session_of(id).is_some();
+    drop(sw);
+    events.clear();
     ok.then_some(bound)
 }
 
@@ -270,7 +300,13 @@ mod tests {
         let mut d = Decoder::new(Limits::default());
         d.feed(&bind_request(&shared));
         assert_eq!(
-            process(&shared, 7, "127.0.0.1:1".parse().unwrap(), &mut d),
+            process(
+                &shared,
+                7,
+                "127.0.0.1:1".parse().unwrap(),
+                &mut d,
+                &mut Vec::new()
+            ),
             Some(true)
         );
         assert_eq!(shared.switch.lock().session_of(7), Some(SID));
@@ -292,7 +328,13 @@ mod tests {
         let mut d = Decoder::new(Limits::default());
         d.feed(&bind_request(&shared));
         assert_eq!(
-            process(&shared, 8, "127.0.0.1:1".parse().unwrap(), &mut d),
+            process(
+                &shared,
+                8,
+                "127.0.0.1:1".parse().unwrap(),
+                &mut d,
+                &mut Vec::new()
+            ),
             Some(true)
         );
     }

@@ -191,7 +191,8 @@ pub fn handle(shared: &Shared, req: Request) -> Response {
             let mut sw = shared.switch.lock();
             match sw.join_at(Instant::now(), j.record()) {
                 Ok(()) => {
-                    tracing::info!(session = %session, conference = %j.conference, uri = %j.uri, "participant joined");
+                    // The module writes the one INFO line per join (with this session id).
+                    tracing::debug!(session = %session, conference = %j.conference, uri = %j.uri, "participant joined");
                     Response {
                         id,
                         ok: true,
@@ -231,7 +232,8 @@ pub fn handle(shared: &Shared, req: Request) -> Response {
         }
         Request::Leave { session, .. } => {
             if let Some(p) = shared.on_leave(&session) {
-                tracing::info!(session = %session, conference = %p.conference, "participant left");
+                // The module writes the one INFO line per leave (with this session id).
+                tracing::debug!(session = %session, conference = %p.conference, "participant left");
             }
             Response {
                 id,

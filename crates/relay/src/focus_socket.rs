@@ -213,7 +213,11 @@ mod tests {
         let metrics = Metrics::new();
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            switch: Mutex::new(Switch::new(cfg.clone(), crate::os_ids(), metrics.clone())),
+            switch: Mutex::new(Switch::new(
+                cfg.clone(),
+                crate::ids::thread_ids(),
+                metrics.clone(),
+            )),
             metrics: metrics.clone(),
             advertise_host: "127.0.0.1".into(),
             advertise_port: 2855,

@@ -75,22 +75,58 @@ impl std::fmt::Debug for Body {
     }
 }
 
-/// A whole MSRP frame: `head`, then the (shared) body, then `tail`.
+/// A whole MSRP frame: its head, then the (shared) body, then its end-line.
+///
+/// Head and end-line are one buffer (`own`, split at `head_len`): a copy costs one allocation of
+/// its own, whatever the body.
 #[derive(Debug, Clone)]
 pub struct Frame {
-    pub head: Vec<u8>,
-    pub body: Option<Body>,
-    pub tail: Vec<u8>,
+    own: Vec<u8>,
+    head_len: usize,
+    body: Option<Body>,
 }
 
 impl Frame {
     /// A frame whose bytes are all its own (responses, REPORTs, aborts).
     pub fn whole(bytes: Vec<u8>) -> Frame {
         Frame {
-            head: bytes,
+            head_len: bytes.len(),
+            own: bytes,
             body: None,
-            tail: Vec::new(),
         }
+    }
+
+    /// A frame whose first `head_len` bytes of `own` come before `body`, the rest after it.
+    /// A `head_len` beyond `own` puts all of `own` first.
+    pub fn around(own: Vec<u8>, head_len: usize, body: Option<Body>) -> Frame {
+        Frame {
+            head_len: head_len.min(own.len()),
+            own,
+            body,
+        }
+    }
+
+    /// A frame from its three parts (tests of this crate, the fuzz targets).
+    pub fn from_parts(head: Vec<u8>, body: Option<Body>, tail: &[u8]) -> Frame {
+        let head_len = head.len();
+        let mut own = head;
+        own.extend_from_slice(tail);
+        Frame::around(own, head_len, body)
+    }
+
+    /// The shared body, if any.
+    pub fn body(&self) -> Option<&Body> {
+        self.body.as_ref()
+    }
+
+    /// The bytes before the body.
+    pub fn head(&self) -> &[u8] {
+        self.own.get(..self.head_len).unwrap_or_default()
+    }
+
+    /// The bytes after the body (the end-line of a data frame).
+    pub fn tail(&self) -> &[u8] {
+        self.own.get(self.head_len..).unwrap_or_default()
     }
 
     /// The frame's length on the wire.
@@ -104,15 +140,15 @@ impl Frame {
 
     /// The bytes that belong to this frame alone (head and end-line).
     pub fn own_len(&self) -> usize {
-        self.head.len() + self.tail.len()
+        self.own.len()
     }
 
     /// The frame's pieces, for a vectored write (empty pieces left out).
     pub fn slices(&self) -> impl Iterator<Item = IoSlice<'_>> {
         [
-            Some(self.head.as_slice()),
+            Some(self.head()),
             self.body.as_ref().map(Body::as_slice),
-            Some(self.tail.as_slice()),
+            Some(self.tail()),
         ]
         .into_iter()
         .flatten()
@@ -139,16 +175,12 @@ mod tests {
         let m = Metrics::new();
         let body = Body::new(vec![7; 1000]);
         let copies: Vec<Frame> = (0..5)
-            .map(|i| Frame {
-                head: vec![b'h'; 10 + i],
-                body: Some(body.clone()),
-                tail: b"-end\r\n".to_vec(),
-            })
+            .map(|i| Frame::from_parts(vec![b'h'; 10 + i], Some(body.clone()), b"-end\r\n"))
             .collect();
         drop(body);
-        assert!(!copies[0].body.as_ref().unwrap().is_charged());
+        assert!(!copies[0].body().unwrap().is_charged());
         for f in &copies {
-            f.body.as_ref().unwrap().charge(&m);
+            f.body().unwrap().charge(&m);
         }
         assert_eq!(m.queued(), 1000);
         assert_eq!(copies[2].len(), 12 + 1000 + 6);

@@ -26,7 +26,7 @@ mod focus_socket;
 mod outbox;
 
 // The sans-IO core lives in the library target (src/lib.rs) so that fuzz targets can drive it.
-use chat_alias_relay::{frame, metrics, registry, switch};
+use chat_alias_relay::{frame, ids, metrics, registry, switch};
 
 use metrics::Metrics;
 use outbox::Outbox;
@@ -141,6 +141,11 @@ struct Args {
     /// How long the focus has to answer a NICKNAME question (then 500).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     focus_timeout: Duration,
+    /// Worker threads serving MSRP connections (default: the machine's cores). Each connection's
+    /// frames are handled in order by one task at a time, so every recipient still sees each
+    /// sender's messages in the order sent. 1 runs everything on the main thread.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
     /// A uid (besides the relay's own) whose processes may use the control socket; repeatable.
     /// Peers of any other uid are closed unanswered.
     #[arg(long, value_name = "UID")]
@@ -201,18 +206,6 @@ impl Shared {
     }
 }
 
-/// Ids from the OS generator. A failing OS RNG is not recoverable: ids must stay unguessable, so
-/// the relay refuses to go on.
-pub fn os_ids() -> switch::Ids {
-    Box::new(|| {
-        let mut b = [0u8; 12];
-        if getrandom::fill(&mut b).is_err() {
-            std::process::abort();
-        }
-        b
-    })
-}
-
 /// The host as it appears in an MSRP URI (IPv6 literals in brackets).
 fn uri_host(h: &str) -> String {
     if h.contains(':') && !h.starts_with('[') {
@@ -230,10 +223,15 @@ fn main() -> std::process::ExitCode {
         )
         .with_target(false)
         .init();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let threads = args.threads.map_or_else(default_threads, usize::from);
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads).thread_name("msrp");
+        b
+    };
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the runtime");
@@ -247,6 +245,11 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `--threads` by default: the cores this process may run on.
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// The switch's configuration and the shared state, from the command line.
@@ -273,7 +276,7 @@ fn build_shared(
         first_byte_timeout: args.first_byte_timeout,
     };
     Shared {
-        switch: Mutex::new(Switch::new(cfg, os_ids(), metrics.clone())),
+        switch: Mutex::new(Switch::new(cfg, ids::thread_ids(), metrics.clone())),
         metrics,
         advertise_host,
         advertise_port: args.listen.port(),
@@ -331,7 +334,7 @@ async fn run(args: Args) -> Result<(), String> {
     // Rebuild the registry from the focus's alias table (a restarted relay knows nobody). Asked
     // again on the first control connection: Kamailio may start after the relay.
     shared.request_resync();
-    tracing::info!(control = %args.control.display(), msrp = %args.listen, metrics = ?args.metrics, focus_socket = ?args.focus_socket, max_size = args.max_size, max_connections = args.max_connections, max_unbound = args.max_unbound, max_unbound_per_address = args.max_unbound_per_address, "relay ready");
+    tracing::info!(control = %args.control.display(), msrp = %args.listen, threads = args.threads.map_or_else(default_threads, usize::from), metrics = ?args.metrics, focus_socket = ?args.focus_socket, max_size = args.max_size, max_connections = args.max_connections, max_unbound = args.max_unbound, max_unbound_per_address = args.max_unbound_per_address, "relay ready");
     // The control socket is served on its own thread: joins and leaves are answered within the
     // module's relay timeout even while this runtime is busy fanning messages out (the switch's
     // lock is only ever held for one read's worth of work).
@@ -450,7 +453,7 @@ mod test_support {
             max_size: cfg.max_size,
             queue_bytes: cfg.queue_bytes,
             max_queued_bytes: usize::MAX,
-            switch: Mutex::new(Switch::new(cfg, os_ids(), metrics.clone())),
+            switch: Mutex::new(Switch::new(cfg, ids::thread_ids(), metrics.clone())),
             metrics,
             focus_link: None,
             next_conn: AtomicU64::new(1),

@@ -248,10 +248,12 @@ impl Config {
 struct Binding {
     session: String,
     /// This session's relay URI, as a string (From-Path of everything sent to it) and parsed.
-    relay_uri: String,
+    /// Shared with every copy of a message the session receives (no copy of its own).
+    relay_uri: Arc<str>,
     relay: MsrpUri,
-    /// The From-Path the peer bound with: the To-Path of everything the relay sends it.
-    peer_path: Vec<String>,
+    /// The From-Path the peer bound with: the To-Path of everything the relay sends it; shared
+    /// like `relay_uri`.
+    peer_path: Arc<[String]>,
 }
 
 /// The transaction being received on a connection.
@@ -298,10 +300,9 @@ enum MsgState {
 #[derive(Debug)]
 struct Delivery {
     conn: ConnId,
-    session: String,
     message_id: String,
-    to_path: Vec<String>,
-    from_path: String,
+    to_path: Arc<[String]>,
+    from_path: Arc<str>,
     /// Whether any frame of this copy was queued (an abort must then follow if it stops).
     sent_any: bool,
     /// Offset of the next byte this copy gets.
@@ -565,7 +566,7 @@ impl<O: Outlet> Switch<O> {
         let p = self.registry.leave(session)?;
         self.liveness.forget(session);
         if let Some(conn) = self.bound.get(session).copied() {
-            tracing::info!(
+            tracing::debug!(
                 session,
                 conn,
                 "closing the MSRP connection of a participant who left"
@@ -725,7 +726,7 @@ impl<O: Outlet> Switch<O> {
         if let Some(b) = &c.binding {
             if self.bound.get(&b.session) == Some(&conn) {
                 self.bound.remove(&b.session);
-                tracing::info!(session = %b.session, conn, "session unbound");
+                tracing::debug!(session = %b.session, conn, "session unbound");
                 if self.registry.get(&b.session).is_some() {
                     self.liveness.unbound(&b.session);
                 }

@@ -6,7 +6,7 @@
 //! (RFC 4975 writes exactly one SP after the colon; more is tolerated). The order of headers is
 //! not enforced (RFC 4975 puts To-Path and From-Path first; we accept them anywhere), except
 //! that Content-Type must be the last header and appear iff a body follows.
-use super::uri::{is_token_char, parse_uri};
+use super::uri::{check_uri, is_token_char};
 use super::{
     is_ident, ByteRange, Continuation, Method, ReportMode, RequestHead, ResponseHead, Responses,
     Status,
@@ -131,7 +131,7 @@ fn parse_path(name: &str, value: &str) -> Result<Vec<String>, String> {
         return Err(format!("{name}: empty"));
     }
     for u in &uris {
-        parse_uri(u).map_err(|e| format!("{name}: {e}"))?;
+        check_uri(u).map_err(|e| format!("{name}: {e}"))?;
     }
     Ok(uris)
 }

@@ -39,7 +39,7 @@ pub mod uri;
 mod tests;
 
 pub use decoder::Decoder;
-pub use uri::{parse_uri, MsrpUri};
+pub use uri::{check_uri, parse_uri, MsrpUri};
 
 /// Longest possible end-line with its preceding CRLF: `\r\n` + 7 hyphens + a 32-character
 /// transaction id + flag + `\r\n`.

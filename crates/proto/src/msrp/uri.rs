@@ -137,8 +137,49 @@ fn parse_port(p: &str, s: &str) -> Result<u16, MsrpError> {
     p.parse::<u16>().map_err(|_| bad("port out of range", s))
 }
 
+/// The pieces of an MSRP URI that [`parse_uri`] accepted, borrowed from it.
+struct Parts<'a> {
+    secure: bool,
+    host: &'a str,
+    port: Option<u16>,
+    session_id: Option<&'a str>,
+    transport: &'a str,
+    /// The `;name[=value]` parameters after the transport, each checked.
+    params: Option<&'a str>,
+}
+
+/// Checks an MSRP URI as [`parse_uri`] does, without building an [`MsrpUri`]: a relay checks
+/// every URI of the To-Path and From-Path of every response it reads, and uses none of them.
+pub fn check_uri(s: &str) -> Result<(), MsrpError> {
+    split_uri(s).map(|_| ())
+}
+
 /// Parses an MSRP URI (RFC 4975 §9). See the module documentation for the choices made.
 pub fn parse_uri(s: &str) -> Result<MsrpUri, MsrpError> {
+    let p = split_uri(s)?;
+    let params = p
+        .params
+        .map(|rest| {
+            rest.split(';')
+                .map(|p| match p.split_once('=') {
+                    Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                    None => (p.to_string(), None),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(MsrpUri {
+        secure: p.secure,
+        host: p.host.to_ascii_lowercase(),
+        port: p.port,
+        session_id: p.session_id.map(str::to_string),
+        transport: p.transport.to_ascii_lowercase(),
+        params,
+    })
+}
+
+/// Every check of an MSRP URI; the pieces, borrowed.
+fn split_uri(s: &str) -> Result<Parts<'_>, MsrpError> {
     let (secure, rest) = split_scheme(s).ok_or_else(|| bad("not an msrp: or msrps: URI", s))?;
     let auth_end = rest.find(['/', ';']).unwrap_or(rest.len());
     let (authority, rest) = rest.split_at(auth_end);
@@ -172,7 +213,7 @@ pub fn parse_uri(s: &str) -> Result<MsrpUri, MsrpError> {
                 s,
             )?),
         };
-        (inner.to_ascii_lowercase(), port, true)
+        (inner, port, true)
     } else {
         let (host, port) = match hostport.split_once(':') {
             Some((h, p)) => (h, Some(parse_port(p, s)?)),
@@ -182,7 +223,7 @@ pub fn parse_uri(s: &str) -> Result<MsrpUri, MsrpError> {
             return Err(bad("bad host", s));
         }
         let numeric = host.parse::<Ipv4Addr>().is_ok();
-        (host.to_ascii_lowercase(), port, numeric)
+        (host, port, numeric)
     };
     if numeric && port.is_none() {
         return Err(bad("a numeric host needs a port", s));
@@ -199,7 +240,7 @@ pub fn parse_uri(s: &str) -> Result<MsrpUri, MsrpError> {
             if !ok {
                 return Err(bad("bad session-id", s));
             }
-            (Some(sess.to_string()), r)
+            (Some(sess), r)
         }
         None => (None, rest),
     };
@@ -215,8 +256,7 @@ pub fn parse_uri(s: &str) -> Result<MsrpUri, MsrpError> {
     if !transport.eq_ignore_ascii_case("tcp") {
         return Err(bad("unsupported transport (only tcp)", s));
     }
-    let mut params = Vec::new();
-    for p in parts {
+    for p in parts.clone() {
         let (name, value) = match p.split_once('=') {
             Some((n, v)) => (n, Some(v)),
             None => (p, None),
@@ -225,14 +265,14 @@ pub fn parse_uri(s: &str) -> Result<MsrpUri, MsrpError> {
         if !token(name) || !value.is_none_or(token) {
             return Err(bad("bad URI parameter", s));
         }
-        params.push((name.to_string(), value.map(str::to_string)));
     }
-    Ok(MsrpUri {
+    let params = rest.split_once(';').map(|(_, params)| params);
+    Ok(Parts {
         secure,
         host,
         port,
         session_id,
-        transport: transport.to_ascii_lowercase(),
+        transport,
         params,
     })
 }
@@ -241,6 +281,32 @@ pub fn parse_uri(s: &str) -> Result<MsrpUri, MsrpError> {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
+
+    /// `check_uri` accepts exactly what `parse_uri` accepts, with the same error.
+    #[test]
+    fn check_uri_agrees_with_parse_uri() {
+        for s in [
+            "msrp://biloxi.example.com:12763/kjhd37s2s20w2a;tcp",
+            "MSRPS://Alice@Intra.Example.com;TCP;foo=bar;baz",
+            "msrp://[2001:db8::1]:2855/s;tcp",
+            "msrp://[2001:db8::1]/s;tcp",
+            "msrp://192.0.2.1/s;tcp",
+            "msrp://192.0.2.1:2855/s;udp",
+            "msrp://h:2855/s;tcp;=x",
+            "msrp://h:2855/s;tcp;a=",
+            "msrp://h:2855/s;tcp;a=b;c",
+            "msrp://h:99999/s;tcp",
+            "msrp://h:2855/;tcp",
+            "msrp://h:2855/s",
+            "msrp://h h:2855/s;tcp",
+            "msrp://us er@h:1/s;tcp",
+            "http://h:1/s;tcp",
+            "msrp://[::1:1/s;tcp",
+            "",
+        ] {
+            assert_eq!(check_uri(s), parse_uri(s).map(|_| ()), "{s:?}");
+        }
+    }
 
     #[test]
     fn parses_rfc_examples() {

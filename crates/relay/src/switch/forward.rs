@@ -462,7 +462,8 @@ impl<O: Outlet> Switch<O> {
     }
 }
 
-/// Builds one SEND frame of a copy: its own head and end-line around the shared `body`.
+/// Builds one SEND frame of a copy: its own head and end-line (one buffer) around the shared
+/// `body`.
 pub(super) fn data_frame(
     ids: &mut Ids,
     copy: &Delivery,
@@ -471,34 +472,32 @@ pub(super) fn data_frame(
     total: Option<u64>,
     cont: Continuation,
 ) -> Frame {
-    let tid = encode::new_transaction_id(&ids());
-    let mut head = RequestHead::new(
-        tid.clone(),
-        Method::Send,
-        copy.to_path.clone(),
-        vec![copy.from_path.clone()],
-    );
-    head.message_id = Some(copy.message_id.clone());
+    let tid = crate::ids::hex(&ids());
+    let tid = std::str::from_utf8(&tid).unwrap_or_default();
     let body = body.filter(|b| !b.is_empty());
     let len = body.map_or(0, Body::len) as u64;
     // An empty frame (an abort, or an empty last piece) is `n-(n-1)/total`, like `1-0/0`.
-    head.byte_range = Some(ByteRange {
+    let range = ByteRange {
         start,
         end: Some(start.saturating_add(len).saturating_sub(1)),
         total,
-    });
-    if body.is_some() {
-        head.content_type = Some("message/cpim".into());
-    }
-    let mut out = Vec::with_capacity(256);
-    encode::request_head(&head, &mut out);
-    let mut tail = Vec::with_capacity(tid.len() + 12);
-    encode::end_line(&tid, cont, body.is_some(), &mut tail);
-    Frame {
-        head: out,
-        body: body.cloned(),
-        tail,
-    }
+    };
+    let paths: usize = copy.to_path.iter().map(|p| p.len() + 1).sum();
+    let mut own = Vec::with_capacity(
+        200 + paths + copy.from_path.len() + copy.message_id.len() + 2 * tid.len(),
+    );
+    encode::send_head(
+        tid,
+        &copy.to_path,
+        &copy.from_path,
+        &copy.message_id,
+        &range,
+        body.is_some().then_some("message/cpim"),
+        &mut own,
+    );
+    let head_len = own.len();
+    encode::end_line(tid, cont, body.is_some(), &mut own);
+    Frame::around(own, head_len, body.cloned())
 }
 
 /// Sends the first `n` held bytes of a message to every live copy, with flag `cont`. The bytes
@@ -558,7 +557,7 @@ pub(super) fn flush<O: Outlet>(
                 copy.live = false;
                 congested.push(copy.conn);
                 metrics.dropped(DropReason::Congestion);
-                tracing::debug!(conn = copy.conn, session = %copy.session, "data frame dropped: recipient queue full");
+                tracing::debug!(conn = copy.conn, "data frame dropped: recipient queue full");
                 if copy.sent_any {
                     let f = data_frame(ids, copy, copy.next, None, total, Continuation::Abort);
                     c.outlet.push_frame(f, FrameClass::Control);

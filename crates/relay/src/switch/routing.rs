@@ -70,7 +70,6 @@ impl<O: Outlet> Switch<O> {
             };
             copies.push(Delivery {
                 conn: rconn,
-                session: p.session.clone(),
                 message_id: String::new(),
                 // RFC 4975 §7.1: the To-Path towards a peer is the From-Path it sent, in the
                 // order received (first URI = next hop). The brief said "reversed if several";

@@ -144,7 +144,7 @@ impl<O: Outlet> Switch<O> {
         if !from.matches(&expected) {
             return Err(refuse(403, "From-Path is not the path offered in SDP"));
         }
-        tracing::info!(conn, session = %session, conference = %p.conference, "session bound");
+        tracing::debug!(conn, session = %session, conference = %p.conference, "session bound");
         self.bound.insert(session.clone(), conn);
         if let Some((opened, peer)) = self.conns.get(&conn).map(|c| (c.opened, c.peer)) {
             self.unindex_unbound(conn, opened, peer);
@@ -153,9 +153,9 @@ impl<O: Outlet> Switch<O> {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.binding = Some(Binding {
                 session,
-                relay_uri,
+                relay_uri: relay_uri.into(),
                 relay,
-                peer_path: head.from_path.clone(),
+                peer_path: head.from_path.clone().into(),
             });
         }
         Ok(())
