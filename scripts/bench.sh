@@ -339,18 +339,27 @@ done
 row "$joins_jsonl" joins "highest clean open-loop join cycle rate (all completed, no retransmission, p99 INVITE->200 <= $p99_bound_ms ms; steps $(tr ' ' ',' <<<"$step_rates"); -x $alloc)" "/s" \
   "$(median <<<"$p_best")" "$(median <<<"$b_best")" null higher "$p_best" "$b_best" none
 
-# ---- 3. latency at a fixed rate -------------------------------------------------------------------
-declare -A lat50 lat99
+# ---- 3. latency at a fixed rate, and tm's shared memory per cycle --------------------------------
+# tm keeps each transaction ~5 s after its final reply (RFC 3261 §17.2.1 timer I, §17.2.2 timer J):
+# shm used right after a run at a fixed rate, above what it was before, over the cycles of the
+# last 5 s (or of the whole run when shorter), is tm's (and the dialog module's) memory per cycle.
+declare -A lat50 lat99 tmmem
+tm_per_cycle() { awk -v u0="$1" -v u1="$2" -v ok="$3" -v r="$lat_rate" -v t="$lat_secs" \
+  'BEGIN{ w = (t < 5) ? ok : r * 5; printf "%d", (w > 0) ? (u1 - u0) / w : 0 }'; }
 for i in $(seq "$repeats"); do
   for kind in product baseline; do
     s=$kind-$alloc
     n=$((lat_rate * lat_secs))
     dir=$out/latency/$s-$i
+    u0=$(shm "$s" used)
     run_sipp "$s" "$dir" -r "$lat_rate" -rp 1000 -l "$n" -m "$n" -trace_msg -timeout "$((lat_secs + 60))s" >/dev/null
+    u1=$(shm "$s" used)
+    ok=$(stat_col "$dir/stat.csv" "SuccessfulCall(C)")
+    tm=$(tm_per_cycle "$u0" "$u1" "$ok")
     read -r l50 l99 cnt <<<"$(trace_latency "$dir"/*_messages.log)"
-    lat50[$kind]="${lat50[$kind]:-} $l50"; lat99[$kind]="${lat99[$kind]:-} $l99"
+    lat50[$kind]="${lat50[$kind]:-} $l50"; lat99[$kind]="${lat99[$kind]:-} $l99"; tmmem[$kind-$alloc]="${tmmem[$kind-$alloc]:-} $tm"
     gzip -qf "$dir"/*_messages.log || true
-    log "latency $s #$i at $lat_rate/s: $cnt joins, INVITE->200 p50 $l50 ms, p99 $l99 ms"
+    log "latency $s #$i at $lat_rate/s: $cnt joins, INVITE->200 p50 $l50 ms, p99 $l99 ms; shm +$(( (u1 - u0) / 1024 )) KiB right after: $tm B per cycle"
     sleep "$tm_drain_s"
   done
 done
@@ -358,58 +367,61 @@ row "$joins_jsonl" joins "INVITE->200 p50 at $lat_rate/s offered (sipp message t
   "$(median <<<"${lat50[product]}")" "$(median <<<"${lat50[baseline]}")" null lower "${lat50[product]}" "${lat50[baseline]}" none
 row "$joins_jsonl" joins "INVITE->200 p99 at $lat_rate/s offered (sipp message trace, µs resolution; -x $alloc)" ms \
   "$(median <<<"${lat99[product]}")" "$(median <<<"${lat99[baseline]}")" null lower "${lat99[product]}" "${lat99[baseline]}" none
-
-# ---- 4. memory --------------------------------------------------------------------------------------
-# tm's shared memory per join cycle while the transactions wait (~5 s after their final reply):
-# shm used right after a run at a fixed rate, above what it is once they are gone, over the cycles
-# of the last 5 s (or of the whole run when shorter).
-declare -A tmmem
-for kind in product baseline; do
-  s=$kind-$alloc
-  n=$((lat_rate * lat_secs))
-  dir=$out/memory/$s-tm
-  u0=$(shm "$s" used)
-  run_sipp "$s" "$dir" -r "$lat_rate" -rp 1000 -l "$n" -m "$n" -timeout "$((lat_secs + 60))s" >/dev/null
-  u1=$(shm "$s" used)
-  ok=$(stat_col "$dir/stat.csv" "SuccessfulCall(C)")
-  waiting=$(( lat_secs < 5 ? ok : lat_rate * 5 ))
-  tmmem[$kind]=$(( waiting > 0 ? (u1 - u0) / waiting : 0 ))
-  log "memory: tm shm $s: +$(( (u1 - u0) / 1024 )) KiB right after $ok cycles at $lat_rate/s: ${tmmem[$kind]} B per cycle"
-  sleep "$tm_drain_s"
+# The other allocators: one such run each.
+for a in $allocators; do
+  [ "$a" != "$alloc" ] || continue
+  for kind in product baseline; do
+    s=$kind-$a
+    n=$((lat_rate * lat_secs))
+    dir=$out/memory/$s-tm
+    u0=$(shm "$s" used)
+    run_sipp "$s" "$dir" -r "$lat_rate" -rp 1000 -l "$n" -m "$n" -timeout "$((lat_secs + 60))s" >/dev/null
+    u1=$(shm "$s" used)
+    ok=$(stat_col "$dir/stat.csv" "SuccessfulCall(C)")
+    tmmem[$s]=$(tm_per_cycle "$u0" "$u1" "$ok")
+    log "memory: $s: shm +$(( (u1 - u0) / 1024 )) KiB right after $ok cycles at $lat_rate/s: ${tmmem[$s]} B per cycle"
+    sleep "$tm_drain_s"
+  done
 done
-row "$memory_jsonl" memory "Kamailio shm per join cycle while tm's transactions wait out ~5 s (INVITE + BYE, -x $alloc)" B \
-  "${tmmem[product]}" "${tmmem[baseline]}" null lower "${tmmem[product]}" "${tmmem[baseline]}" none
+
+# ---- 4. memory ------------------------------------------------------------------------------------
+for a in $allocators; do
+  row "$memory_jsonl" memory "Kamailio shm per join cycle while tm's transactions wait out ~5 s (INVITE + BYE, $lat_rate/s, -x $a)" B \
+    "$(median <<<"${tmmem[product-$a]}")" "$(median <<<"${tmmem[baseline-$a]}")" null lower "${tmmem[product-$a]}" "${tmmem[baseline-$a]}" none
+done
 
 # Participants held at once: shm used before, with all of them joined (after tm has drained the
 # ramp's transactions), and after they left.
-s=product-$alloc
-participants() { kamcmd -s "${ctl_sock[$s]}" chat_alias.stats 2>/dev/null | awk '$1=="participants:"{print $2; exit}'; }
-u0=$(shm "$s" used); r0=$(shm "$s" real_used)
+participants() { kamcmd -s "${ctl_sock[$1]}" chat_alias.stats 2>/dev/null | awk '$1=="participants:"{print $2; exit}'; }
 ramp_s=$(( (hold_n + hold_rate - 1) / hold_rate ))
-hold_ms=$(( (ramp_s + tm_drain_s + 8) * 1000 ))
-log "memory: $hold_n joins at $hold_rate/s, each held ${hold_ms} ms"
-run_sipp "$s" "$out/memory/hold" -r "$hold_rate" -rp 1000 -l "$hold_n" -m "$hold_n" -d "$hold_ms" \
-  -timeout "$(( ramp_s + hold_ms / 1000 + 60 ))s" > /dev/null &
-hold_sipp=$!
-deadline=$((SECONDS + ramp_s + 30)); held=0
-while [ $SECONDS -lt $deadline ]; do
-  held=$(participants || echo 0); [ "${held:-0}" -ge "$hold_n" ] && break
-  sleep 0.25
+hold_ms=$(( (ramp_s + tm_drain_s + 3) * 1000 ))
+for a in $allocators; do
+  s=product-$a
+  u0=$(shm "$s" used); r0=$(shm "$s" real_used)
+  log "memory $s: $hold_n joins at $hold_rate/s, each held ${hold_ms} ms"
+  run_sipp "$s" "$out/memory/hold-$a" -r "$hold_rate" -rp 1000 -l "$hold_n" -m "$hold_n" -d "$hold_ms" \
+    -timeout "$(( ramp_s + hold_ms / 1000 + 60 ))s" > /dev/null &
+  hold_sipp=$!
+  deadline=$((SECONDS + ramp_s + 30)); held=0
+  while [ $SECONDS -lt $deadline ]; do
+    held=$(participants "$s" || echo 0); [ "${held:-0}" -ge "$hold_n" ] && break
+    sleep 0.25
+  done
+  sleep "$tm_drain_s"
+  held=$(participants "$s" || echo 0)
+  u1=$(shm "$s" used); r1=$(shm "$s" real_used)
+  wait "$hold_sipp" || true
+  sleep "$tm_drain_s"
+  left=$(participants "$s" || echo "?"); u2=$(shm "$s" used)
+  per_used=$(( held > 0 ? (u1 - u0) / held : 0 )); per_real=$(( held > 0 ? (r1 - r0) / held : 0 ))
+  log "memory $s: $held held: shm used +$(( (u1 - u0) / 1024 )) KiB ($per_used B each, real_used $per_real B); after they left: $left joined, used $(( (u2 - u0) / 1024 )) KiB above the start"
+  row "$memory_jsonl" memory "Kamailio shm per joined participant (used, $held held; dialog + module state; -x $a)" B \
+    "$per_used" null "<= 512 B" lower "$per_used" "" "product<=512"
+  row "$memory_jsonl" memory "Kamailio shm per joined participant with allocator overhead (real_used, -x $a)" B \
+    "$per_real" null null lower "$per_real" "" none
 done
-sleep "$tm_drain_s"
-held=$(participants || echo 0)
-u1=$(shm "$s" used); r1=$(shm "$s" real_used)
-wait "$hold_sipp" || true
-sleep "$tm_drain_s"
-left=$(participants || echo "?"); u2=$(shm "$s" used)
-per_used=$(( held > 0 ? (u1 - u0) / held : 0 )); per_real=$(( held > 0 ? (r1 - r0) / held : 0 ))
-log "memory: $held held: shm used +$(( (u1 - u0) / 1024 )) KiB ($per_used B each, real_used $per_real B); after they left: $left joined, used $(( (u2 - u0) / 1024 )) KiB above the start"
-row "$memory_jsonl" memory "Kamailio shm per joined participant (used, $held held; dialog + module state; -x $alloc)" B \
-  "$per_used" null "<= 512 B" lower "$per_used" "" "product<=512"
-row "$memory_jsonl" memory "Kamailio shm per joined participant with allocator overhead (real_used, -x $alloc)" B \
-  "$per_real" null null lower "$per_real" "" none
 # The alias table is allocated in full at start-up; the module logs its size.
-table=$(grep -o 'alias table: [0-9]* stripes, [0-9]* bytes' "${run_dir[$s]}/kamailio.log" | head -n1 | awk '{print $5}')
+table=$(grep -o 'alias table: [0-9]* stripes, [0-9]* bytes' "${run_dir[product-$alloc]}/kamailio.log" | head -n1 | awk '{print $5}')
 if [ -n "$table" ]; then
   row "$memory_jsonl" memory "alias table preallocated at start-up, per participant slot (max_participants $max_participants)" B \
     "$(( table / max_participants ))" null null lower "$(( table / max_participants ))" "" none
