@@ -72,7 +72,7 @@ case " $allocators " in *" $alloc "*) ;; *) allocators="$allocators $alloc" ;; e
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 export CHAT_ALIAS_BENCH_DIR=${CHAT_ALIAS_BENCH_DIR:-$here/target/bench/$stamp}
 out=$CHAT_ALIAS_BENCH_DIR
-mkdir -p "$out/run"
+mkdir -p "$out/run" "$out/memory"
 joins_jsonl=$out/joins.jsonl
 memory_jsonl=$out/memory.jsonl
 : > "$joins_jsonl"; : > "$memory_jsonl"
@@ -397,6 +397,16 @@ ramp_s=$(( (hold_n + hold_rate - 1) / hold_rate ))
 hold_ms=$(( (ramp_s + tm_drain_s + 3) * 1000 ))
 for a in $allocators; do
   s=product-$a
+  # Every call so far ended with a 200 to its BYE or failed: any participant still joined was left
+  # behind (kept until the dialog times out). Keep the evidence.
+  stale=$(participants "$s" || echo 0); stale=${stale:-0}
+  if [ "$stale" != 0 ]; then
+    kamcmd -s "${ctl_sock[$s]}" chat_alias.list 2>&1 | head -c 400000 > "$out/memory/$s-left-behind.list.txt" || true
+    kamcmd -s "${ctl_sock[$s]}" dlg.list 2>&1 | head -c 800000 > "$out/memory/$s-left-behind.dlg.txt" || true
+    log "memory $s: $stale participants still joined after all calls ended: see $out/memory/$s-left-behind.*"
+  fi
+  row "$joins_jsonl" joins "participants left joined after their calls ended (all runs above, -x $a)" participants \
+    "$stale" null "0" lower "$stale" "" "product<=0"
   u0=$(shm "$s" used); r0=$(shm "$s" real_used)
   log "memory $s: $hold_n joins at $hold_rate/s, each held ${hold_ms} ms"
   run_sipp "$s" "$out/memory/hold-$a" -r "$hold_rate" -rp 1000 -l "$hold_n" -m "$hold_n" -d "$hold_ms" \
@@ -404,17 +414,17 @@ for a in $allocators; do
   hold_sipp=$!
   deadline=$((SECONDS + ramp_s + 30)); held=0
   while [ $SECONDS -lt $deadline ]; do
-    held=$(participants "$s" || echo 0); [ "${held:-0}" -ge "$hold_n" ] && break
+    held=$(participants "$s" || echo 0); [ "${held:-0}" -ge "$((hold_n + stale))" ] && break
     sleep 0.25
   done
   sleep "$tm_drain_s"
-  held=$(participants "$s" || echo 0)
+  held=$(( $(participants "$s" || echo 0) - stale ))
   u1=$(shm "$s" used); r1=$(shm "$s" real_used)
   wait "$hold_sipp" || true
   sleep "$tm_drain_s"
   left=$(participants "$s" || echo "?"); u2=$(shm "$s" used)
   per_used=$(( held > 0 ? (u1 - u0) / held : 0 )); per_real=$(( held > 0 ? (r1 - r0) / held : 0 ))
-  log "memory $s: $held held: shm used +$(( (u1 - u0) / 1024 )) KiB ($per_used B each, real_used $per_real B); after they left: $left joined, used $(( (u2 - u0) / 1024 )) KiB above the start"
+  log "memory $s: $held held: shm used +$(( (u1 - u0) / 1024 )) KiB ($per_used B each, real_used $per_real B); after they left: $left joined ($stale before), used $(( (u2 - u0) / 1024 )) KiB above the start"
   row "$memory_jsonl" memory "Kamailio shm per joined participant (used, $held held; dialog + module state; -x $a)" B \
     "$per_used" null "<= 512 B" lower "$per_used" "" "product<=512"
   row "$memory_jsonl" memory "Kamailio shm per joined participant with allocator overhead (real_used, -x $a)" B \
