@@ -49,8 +49,9 @@ shm_mb=${CHAT_ALIAS_SHM_MB:-2048}
 profile_dir=${CHAT_ALIAS_PROFILE_DIR:-target/release}
 concurrency=64
 # One conference lives in one of the sample config's 16 table stripes and may use only
-# max_participants/16 slots: the held participants must fit in one.
-max_participants=$(( (hold_n + 1023) / 1024 * 1024 * 16 ))
+# max_participants/16 slots: the held participants must fit in one, next to any left behind by an
+# overloaded run before them.
+max_participants=$(( (hold_n + 2047) / 1024 * 1024 * 16 ))
 [ "$max_participants" -ge 16384 ] || max_participants=16384
 # tm keeps a finished transaction ~5 s (wait timer); shm and CPU are read after it has drained.
 tm_drain_s=6
@@ -58,7 +59,7 @@ tm_drain_s=6
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-for tool in kamailio kamcmd sipp ss awk sort timeout getconf; do
+for tool in kamailio kamcmd sipp ss awk sort timeout getconf dd gzip; do
   command -v "$tool" >/dev/null || die "$tool not found (run scripts/setup.sh, e.g. via make bench)"
 done
 module=$(realpath "$profile_dir/chat_alias.so" 2>/dev/null) || die "no $profile_dir/chat_alias.so: run make build"
@@ -175,7 +176,12 @@ start_stack() {
 }
 
 # Every server process of a stack: Kamailio's main process, its children, and the relay.
-server_pids() { echo "${kam_pid[$1]}"; ps -o pid= --ppid "${kam_pid[$1]}" | tr -d ' '; [ -z "${relay_pid[$1]}" ] || echo "${relay_pid[$1]}"; }
+# (From /proc: a fresh Debian has no procps. Field 4 of /proc/<pid>/stat is the parent's pid.)
+server_pids() {
+  echo "${kam_pid[$1]}"
+  cat /proc/[0-9]*/stat 2>/dev/null | awk -v p="${kam_pid[$1]}" '{ s = $0; sub(/^.*\) /, "", s); split(s, f, " "); if (f[2] == p) print $1 }' || true
+  [ -z "${relay_pid[$1]}" ] || echo "${relay_pid[$1]}"
+}
 
 # utime + stime (clock ticks) used so far by the given pids (/proc/<pid>/stat fields 14 and 15).
 cpu_ticks() {
