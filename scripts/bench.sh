@@ -43,7 +43,7 @@ p99_bound_ms=${CHAT_ALIAS_BENCH_P99_MS:-50}
 lat_rate=${CHAT_ALIAS_BENCH_LAT_RATE:-1000}
 lat_secs=${CHAT_ALIAS_BENCH_LAT_SECONDS:-3}
 hold_n=${CHAT_ALIAS_BENCH_HOLD:-10000}
-hold_rate=${CHAT_ALIAS_BENCH_HOLD_RATE:-2000}
+hold_rate=${CHAT_ALIAS_BENCH_HOLD_RATE:-1000}
 children=${CHAT_ALIAS_CHILDREN:-2}
 shm_mb=${CHAT_ALIAS_SHM_MB:-2048}
 profile_dir=${CHAT_ALIAS_PROFILE_DIR:-target/release}
@@ -400,7 +400,8 @@ done
 # ramp's transactions), and after they left.
 participants() { kamcmd -s "${ctl_sock[$1]}" chat_alias.stats 2>/dev/null | awk '$1=="participants:"{print $2; exit}'; }
 ramp_s=$(( (hold_n + hold_rate - 1) / hold_rate ))
-hold_ms=$(( (ramp_s + tm_drain_s + 3) * 1000 ))
+# Held long enough for the count to settle (a slow ramp ends later) and for tm to drain after it.
+hold_ms=$(( (ramp_s + tm_drain_s + 12) * 1000 ))
 for a in $allocators; do
   s=product-$a
   # Every call so far ended with a 200 to its BYE or failed: any participant still joined was left
@@ -418,9 +419,14 @@ for a in $allocators; do
   run_sipp "$s" "$out/memory/hold-$a" -r "$hold_rate" -rp 1000 -l "$hold_n" -m "$hold_n" -d "$hold_ms" \
     -timeout "$(( ramp_s + hold_ms / 1000 + 60 ))s" > /dev/null &
   hold_sipp=$!
-  deadline=$((SECONDS + ramp_s + 30)); held=0
+  # Until all have joined, or the count has not moved for 2 s after the ramp (joins refused or
+  # failed): the first participants leave hold_ms after they joined.
+  t0=$SECONDS; deadline=$((SECONDS + ramp_s + 10)); held=0; last=-1; same_since=$SECONDS
   while [ $SECONDS -lt $deadline ]; do
-    held=$(participants "$s" || echo 0); [ "${held:-0}" -ge "$((hold_n + stale))" ] && break
+    held=$(participants "$s" || echo 0); held=${held:-0}
+    [ "$held" -ge "$((hold_n + stale))" ] && break
+    [ "$held" = "$last" ] || { last=$held; same_since=$SECONDS; }
+    [ $((SECONDS - t0)) -gt "$ramp_s" ] && [ $((SECONDS - same_since)) -ge 2 ] && break
     sleep 0.25
   done
   sleep "$tm_drain_s"
@@ -429,6 +435,7 @@ for a in $allocators; do
   wait "$hold_sipp" || true
   sleep "$tm_drain_s"
   left=$(participants "$s" || echo "?"); u2=$(shm "$s" used)
+  [ "$held" -ge "$hold_n" ] || log "memory $s: only $held of $hold_n joined when measured (see $out/memory/hold-$a/)"
   per_used=$(( held > 0 ? (u1 - u0) / held : 0 )); per_real=$(( held > 0 ? (r1 - r0) / held : 0 ))
   log "memory $s: $held held: shm used +$(( (u1 - u0) / 1024 )) KiB ($per_used B each, real_used $per_real B); after they left: $left joined ($stale before), used $(( (u2 - u0) / 1024 )) KiB above the start"
   row "$memory_jsonl" memory "Kamailio shm per joined participant (used, $held held; dialog + module state; -x $a)" B \
