@@ -4,7 +4,7 @@ CARGO ?= cargo
 RELEASE_DIR := target/release
 MODULE_SO := $(RELEASE_DIR)/chat_alias.so
 
-.PHONY: all deps build run test check-symbols check-config bench demo fuzz fmt lint clean
+.PHONY: all deps build run test check-symbols check-config bench bench-micro demo fuzz fmt lint clean
 
 all: build
 
@@ -39,11 +39,15 @@ run: build
 demo: build
 	@bash scripts/demo.sh
 
-# Criterion micro-benchmarks (alias table, group policy, parsers), then the SIP load benchmark with
-# sipp against a real Kamailio + relay on loopback (scripts/bench.sh). Figures: docs/benchmarks.md.
+# The product against its baselines in the same run (scripts/bench.sh): joins and Kamailio memory
+# with sipp against the sample config + relay and against bench/baseline.cfg, then the fan-out part
+# when its binary is built; one table, rows as JSON under target/bench/. Figures: docs/benchmarks.md.
 bench: build
-	$(CARGO) bench -p chat-alias-focus -p chat-alias-proto --bench focus --bench proto
 	bash scripts/bench.sh
+
+# Criterion micro-benchmarks of the per-join work without Kamailio (alias table, group policy, parsers).
+bench-micro: deps
+	$(CARGO) bench -p chat-alias-focus -p chat-alias-proto --bench focus --bench proto
 
 # Every cargo-fuzz target (crates/*/fuzz: the parsers of untrusted bytes and the MSRP switch) for a
 # set time each (FUZZ_SECONDS; defaults reach 10 million executions per target on 2 cores), with

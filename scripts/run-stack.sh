@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the relay and Kamailio with chat_alias on loopback, in the foreground, until SIGINT/SIGTERM,
-# then stops both. Honours CHAT_ALIAS_SIP_PORT, CHAT_ALIAS_MSRP_PORT, CHAT_ALIAS_GROUPS_DIR and
-# CHAT_ALIAS_RUN_DIR (see README.md).
+# then stops both. Honours CHAT_ALIAS_SIP_PORT, CHAT_ALIAS_MSRP_PORT, CHAT_ALIAS_GROUPS_DIR,
+# CHAT_ALIAS_RUN_DIR, CHAT_ALIAS_CHILDREN, CHAT_ALIAS_SHM_MB and CHAT_ALIAS_SHM_MANAGER (see README.md).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -14,7 +14,12 @@ profile_dir=${CHAT_ALIAS_PROFILE_DIR:-target/release}
 module=$(realpath "$profile_dir/chat_alias.so")
 relay_bin=$(realpath "$profile_dir/chat-alias-relay")
 children=${CHAT_ALIAS_CHILDREN:-4}
-shm_mb=${CHAT_ALIAS_SHM_MB:-256}
+# Shared memory for the load the README claims (docs/benchmarks.md, "Allocator and shared memory"):
+# tm keeps every finished transaction ~5 s, about 29 KB per join + leave, so 4,000 joins/s hold
+# ~580 MB; the alias table (16384 slots) and the joined participants need ~55 MB more. TLSF (-x
+# tlsf) serves the same joins with less CPU than Kamailio's default allocator (qm).
+shm_mb=${CHAT_ALIAS_SHM_MB:-768}
+shm_manager=${CHAT_ALIAS_SHM_MANAGER:-tlsf}
 
 mkdir -p "$run_dir"
 relay_sock="$run_dir/relay.sock"
@@ -44,7 +49,7 @@ echo "$relay_pid" > "$run_dir/relay.pid"
 for _ in $(seq 100); do [ -S "$relay_sock" ] && break; kill -0 "$relay_pid" 2>/dev/null || break; sleep 0.05; done
 [ -S "$relay_sock" ] || { echo "chat-alias: the relay did not start (see $run_dir/relay.log)" >&2; exit 1; }
 
-kamailio -f "$here/kamailio/kamailio.cfg" -DD -E -m "$shm_mb" -M 16 -Y "$run_dir" -P "$run_dir/kamailio.pid" \
+kamailio -f "$here/kamailio/kamailio.cfg" -DD -E -x "$shm_manager" -m "$shm_mb" -M 16 -Y "$run_dir" -P "$run_dir/kamailio.pid" \
   -A "SIP_PORT=$sip_port" -A "CHILDREN=$children" -A "MODULE_PATH=\"$module\"" \
   -A "GROUPS_DIR=\"$groups_dir\"" -A "RELAY_SOCKET=\"$relay_sock\"" -A "CTL_SOCKET=\"unix:$ctl_sock\"" \
   > >(tee "$run_dir/kamailio.log") 2>&1 &

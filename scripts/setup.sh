@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing chat_alias needs, idempotently, on Debian bookworm
 # (as root): kamailio, the Debian source of exactly the installed kamailio version (for headers),
-# libclang (bindgen), sip-tester (sipp) and tshark. Prints the Kamailio source directory on stdout's
-# last line. Every step is skipped when its result is already there.
+# libclang (bindgen), sip-tester (sipp), tshark and iproute2 (ss: free ports in scripts/bench.sh).
+# Prints the Kamailio source directory on stdout's last line. Every step is skipped when its result is already there.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,7 +11,7 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 need_pkgs=()
 # The packages we need; each is installed only when dpkg does not already have it.
-for pkg in kamailio libclang-dev sip-tester tshark xz-utils; do
+for pkg in kamailio libclang-dev sip-tester tshark xz-utils iproute2; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$pkg")
 done
 

@@ -130,6 +130,10 @@ impl Stack {
             config.to_string_lossy().into_owned(),
             "-DD".into(),
             "-E".into(),
+            // The shared memory allocator `make run` uses (scripts/run-stack.sh); the size is
+            // the tests' own, small: they never hold many transactions at once.
+            "-x".into(),
+            "tlsf".into(),
             "-m".into(),
             "96".into(),
             "-M".into(),
