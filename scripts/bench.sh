@@ -452,6 +452,23 @@ fi
 
 load_end=$(load)
 for s in "${stacks[@]}"; do stop_stack "$s"; done
+# Operations at load: a normal join or leave writes no ERROR or WARNING line in any log, and at most
+# one INFO line each (the module's audit line); refusals under overload (503, 486) keep their INFO.
+for s in "${stacks[@]}"; do
+  case $s in product-*) ;; *) continue ;; esac
+  logs=("${run_dir[$s]}/kamailio.log")
+  [ -f "${run_dir[$s]}/relay.log" ] && logs+=("${run_dir[$s]}/relay.log")
+  bad=$(cat "${logs[@]}" | grep -c -E 'ERROR|WARN' || true)
+  info=$(cat "${logs[@]}" | grep -c 'INFO' || true)
+  joins=$(grep -c 'joined: ' "${run_dir[$s]}/kamailio.log" || true)
+  row "$joins_jsonl" joins "ERROR and WARNING lines in Kamailio's and the relay's logs, whole run (${s#product-})" lines \
+    "$bad" null "0" lower "$bad" "" "product<=0"
+  if [ "${joins:-0}" -gt 0 ]; then
+    per=$(awk -v i="$info" -v j="$joins" 'BEGIN { printf "%.2f", i / j }')
+    row "$joins_jsonl" joins "INFO lines per join (join + leave audit lines and refusals, whole run, ${s#product-})" lines \
+      "$per" null "<= 2" lower "$per" "" "product<=2"
+  fi
+done
 for s in "${stacks[@]}"; do
   f=${run_dir[$s]}/kamailio.log
   log "$s log: $(grep -c 'ERROR' "$f" || true) ERROR lines ($(grep -c 'Faked reply' "$f" || true) of them dlg_onreply 'Faked reply!'), $(grep -c 'WARNING' "$f" || true) WARNING lines"
@@ -468,7 +485,6 @@ log "joins part done; load average at end: $load_end"
 # ---- fan-out part and the table ---------------------------------------------------------------------
 bench_bin=$here/$profile_dir/chat-alias-bench
 if [ -x "$bench_bin" ]; then
-  # LEAD: adjust to the flags h/fanbench defines for the fan-out part when merging.
   "$bench_bin" fanout --relay "$relay_bin" --out "$out/fanout.jsonl" || log "fan-out part failed"
   "$bench_bin" table "$out"
 else
