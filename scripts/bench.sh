@@ -438,7 +438,7 @@ for a in $allocators; do
   [ "$held" -ge "$hold_n" ] || log "memory $s: only $held of $hold_n joined when measured (see $out/memory/hold-$a/)"
   per_used=$(( held > 0 ? (u1 - u0) / held : 0 )); per_real=$(( held > 0 ? (r1 - r0) / held : 0 ))
   log "memory $s: $held held: shm used +$(( (u1 - u0) / 1024 )) KiB ($per_used B each, real_used $per_real B); after they left: $left joined ($stale before), used $(( (u2 - u0) / 1024 )) KiB above the start"
-  row "$memory_jsonl" memory "Kamailio shm per joined participant (used, $held held; dialog + module state; -x $a)" B \
+  row "$memory_jsonl" memory "Kamailio shm per joined participant (used, $held held; the module's table entry and dialog block, tm's transactions drained; -x $a)" B \
     "$per_used" null "<= 512 B" lower "$per_used" "" "product<=512"
   row "$memory_jsonl" memory "Kamailio shm per joined participant with allocator overhead (real_used, -x $a)" B \
     "$per_real" null null lower "$per_real" "" none
