@@ -346,7 +346,17 @@ impl Decoder {
         };
         let parsed = head::parse_head(start, lines, term, self.lean);
         *pos += head_len;
-        *state = State::Head(HeadScan::default());
+        // The next head reuses the line list (a relay reads a response per copy it forwards),
+        // unless an unusually long head grew it.
+        let mut recycled = std::mem::take(&mut scan.lines);
+        recycled.clear();
+        if recycled.capacity() > 64 {
+            recycled = Vec::new();
+        }
+        *state = State::Head(HeadScan {
+            lines: recycled,
+            ..HeadScan::default()
+        });
 
         let body = |answerable: bool, discard: Option<HeadError>, limit: Option<u64>| {
             State::Body(BodyState {
