@@ -148,7 +148,7 @@ async fn read_loop(
     peer: SocketAddr,
     close: &mut watch::Receiver<CloseMode>,
 ) -> &'static str {
-    let mut decoder = Decoder::new(Limits::default());
+    let mut decoder = Decoder::new(Limits::default()).lean_responses();
     let mut events = Vec::new();
     let mut bound = false;
     let mut spoke = false;

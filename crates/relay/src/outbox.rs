@@ -209,8 +209,9 @@ pub async fn run_writer(mut w: OwnedWriteHalf, out: OutboxRx, grace: Duration) {
     let OutboxRx { mut rx, inner } = out;
     let mut close = inner.close.subscribe();
     let mut deadline: Option<tokio::time::Instant> = None;
-    let far = || tokio::time::Instant::now() + Duration::from_secs(86400 * 365);
     let mut batch: Vec<Frame> = Vec::with_capacity(WRITE_BATCH);
+    // Watches for a hard close while a write is pending (one receiver for the writer's life).
+    let mut hard_close = inner.close.subscribe();
     loop {
         let mode = *close.borrow_and_update();
         match mode {
@@ -247,12 +248,18 @@ pub async fn run_writer(mut w: OwnedWriteHalf, out: OutboxRx, grace: Duration) {
                 Err(_) => break,
             }
         }
-        let until = deadline.unwrap_or_else(far);
-        let mut hard_close = inner.close.subscribe();
-        let ok = tokio::select! {
-            r = write_frames(&mut w, &batch) => r.is_ok(),
-            _ = tokio::time::sleep_until(until) => false,
-            _ = hard(&mut hard_close) => false,
+        // A timer only once closing has begun: arming one per write cost a timer registration
+        // per batch while open.
+        let ok = match deadline {
+            Some(until) => tokio::select! {
+                r = write_frames(&mut w, &batch) => r.is_ok(),
+                _ = tokio::time::sleep_until(until) => false,
+                _ = hard(&mut hard_close) => false,
+            },
+            None => tokio::select! {
+                r = write_frames(&mut w, &batch) => r.is_ok(),
+                _ = hard(&mut hard_close) => false,
+            },
         };
         let written = batch.len() as u64;
         for f in batch.drain(..) {

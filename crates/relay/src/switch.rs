@@ -284,7 +284,10 @@ enum RxWhat {
     Chunk { key: MsgKey, next: u64 },
 }
 
-type MsgKey = (ConnId, String);
+/// A message being received: its sender's connection and Message-ID. The Message-ID is shared
+/// (reference-counted) by the indexes that name the message — the sender's `sending`, each
+/// recipient's `receiving` — so routing it to N recipients copies no string.
+type MsgKey = (ConnId, Arc<str>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MsgState {
@@ -300,7 +303,9 @@ enum MsgState {
 #[derive(Debug)]
 struct Delivery {
     conn: ConnId,
-    message_id: String,
+    /// This copy's own Message-ID (24 hex digits, drawn when its first frame goes), kept inline
+    /// rather than in a String of its own.
+    message_id: Option<[u8; 24]>,
     to_path: Arc<[String]>,
     from_path: Arc<str>,
     /// Whether any frame of this copy was queued (an abort must then follow if it stops).
@@ -343,7 +348,7 @@ struct Conn<O> {
     congested_since: Option<Instant>,
     /// Message-IDs of the records this connection is sending (in flight or refused): the index
     /// that spares a scan of every message in flight on each SEND and on a connection drop.
-    sending: HashSet<String>,
+    sending: HashSet<Arc<str>>,
     /// Messages that hold a copy for this connection (some copies may have stopped since).
     receiving: HashSet<MsgKey>,
     /// Message-IDs of this connection's messages that ended, newest last, at most

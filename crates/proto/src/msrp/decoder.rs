@@ -39,6 +39,8 @@ pub struct Decoder {
     /// Read position in `buf`; everything before it is consumed.
     pos: usize,
     state: State,
+    /// Responses delivered with only transaction id and status ([`Decoder::lean_responses`]).
+    lean: bool,
 }
 
 #[derive(Debug)]
@@ -184,7 +186,18 @@ impl Decoder {
             buf: Vec::new(),
             pos: 0,
             state: State::Head(HeadScan::default()),
+            lean: false,
         }
+    }
+
+    /// A reader that only matches responses to its transactions (a relay reading the 200s to
+    /// the copies it forwarded) gets each `Response` with its transaction id and status code
+    /// only: no comment, empty To-Path and From-Path, no other headers. Every check is still
+    /// made (RFC 4975 §7.1 syntax, both paths present once with valid URIs, no body): a
+    /// response that fails one is the same `Malformed` error as without this.
+    pub fn lean_responses(mut self) -> Self {
+        self.lean = true;
+        self
     }
 
     /// The limits this decoder was made with.
@@ -312,20 +325,42 @@ impl Decoder {
         let Some(start) = scan.start.take() else {
             return self.die("internal: head without start line".to_string());
         };
-        let tid = start.tid.clone();
+        // Only a body (of a request, or of a broken message being skipped) needs the id here.
+        let tid = (term == Terminator::Blank).then(|| start.tid.clone());
         let is_send = matches!(start.kind, head::StartKind::Request(Method::Send));
-        let lines: Vec<&[u8]> = scan
-            .lines
-            .iter()
-            .map(|&(a, b)| data.get(a..b).unwrap_or_default())
-            .collect();
-        let parsed = head::parse_head(start, &lines, term);
+        // A head rarely has more than a few header lines: their slices live on the stack then.
+        let mut few: [&[u8]; 16] = [&[]; 16];
+        let many: Vec<&[u8]>;
+        let lines: &[&[u8]] = if scan.lines.len() <= few.len() {
+            for (slot, &(a, b)) in few.iter_mut().zip(&scan.lines) {
+                *slot = data.get(a..b).unwrap_or_default();
+            }
+            few.get(..scan.lines.len()).unwrap_or_default()
+        } else {
+            many = scan
+                .lines
+                .iter()
+                .map(|&(a, b)| data.get(a..b).unwrap_or_default())
+                .collect();
+            &many
+        };
+        let parsed = head::parse_head(start, lines, term, self.lean);
         *pos += head_len;
-        *state = State::Head(HeadScan::default());
+        // The next head reuses the line list (a relay reads a response per copy it forwards),
+        // unless an unusually long head grew it.
+        let mut recycled = std::mem::take(&mut scan.lines);
+        recycled.clear();
+        if recycled.capacity() > 64 {
+            recycled = Vec::new();
+        }
+        *state = State::Head(HeadScan {
+            lines: recycled,
+            ..HeadScan::default()
+        });
 
         let body = |answerable: bool, discard: Option<HeadError>, limit: Option<u64>| {
             State::Body(BodyState {
-                tid: tid.clone(),
+                tid: tid.unwrap_or_default(),
                 body_len: 0,
                 at_start: true,
                 limit,

@@ -257,36 +257,50 @@ fn says_failure_report_no(lines: &[&[u8]]) -> bool {
 }
 
 /// Parses the header lines (without their CRLF, without the start line and the terminator).
+///
+/// `lean`: a response is checked exactly as otherwise, but comes back with only its
+/// transaction id and status code (no comment, empty paths, no other headers), for a reader
+/// that matches responses and needs nothing else (it then allocates none of the rest).
 pub(crate) fn parse_head(
     start: StartLine,
     lines: &[&[u8]],
     term: Terminator,
+    lean: bool,
 ) -> Result<Parsed, HeadError> {
     let StartLine { tid, kind } = start;
     match kind {
-        StartKind::Request(method) => {
-            let said = says_failure_report_no(lines).then_some(ReportMode::No);
-            let answerable = Responses::for_request(&method, said).allows(400);
-            parse_request(tid.clone(), method, lines, term).map_err(|reason| HeadError {
-                answer_to: answerable.then(|| tid.clone()),
-                reason: format!("transaction {tid}: {reason}"),
-            })
-        }
+        StartKind::Request(method) => match parse_request(method.clone(), lines, term) {
+            Ok(mut h) => {
+                h.transaction_id = tid;
+                Ok(Parsed::Request(h))
+            }
+            Err(reason) => {
+                // Only a broken request needs to know whether it may be answered.
+                let said = says_failure_report_no(lines).then_some(ReportMode::No);
+                let answerable = Responses::for_request(&method, said).allows(400);
+                Err(HeadError {
+                    reason: format!("transaction {tid}: {reason}"),
+                    answer_to: answerable.then_some(tid),
+                })
+            }
+        },
         StartKind::Response { status, comment } => {
-            parse_response(tid.clone(), status, &comment, lines, term).map_err(|reason| HeadError {
-                answer_to: None,
-                reason: format!("response to transaction {tid}: {reason}"),
-            })
+            match parse_response(status, &comment, lines, term, lean) {
+                Ok(mut r) => {
+                    r.transaction_id = tid;
+                    Ok(Parsed::Response(r))
+                }
+                Err(reason) => Err(HeadError {
+                    answer_to: None,
+                    reason: format!("response to transaction {tid}: {reason}"),
+                }),
+            }
         }
     }
 }
 
-fn parse_request(
-    tid: String,
-    method: Method,
-    lines: &[&[u8]],
-    term: Terminator,
-) -> Result<Parsed, String> {
+/// The request's head with an empty transaction id (the caller moves the start line's in).
+fn parse_request(method: Method, lines: &[&[u8]], term: Terminator) -> Result<RequestHead, String> {
     let mut to_path = None;
     let mut from_path = None;
     let mut message_id = None;
@@ -363,8 +377,8 @@ fn parse_request(
         (Terminator::EndLine(_), true) => return Err("Content-Type without a body".to_string()),
         _ => {}
     }
-    Ok(Parsed::Request(RequestHead {
-        transaction_id: tid,
+    Ok(RequestHead {
+        transaction_id: String::new(),
         method,
         to_path,
         from_path,
@@ -376,19 +390,35 @@ fn parse_request(
         use_nickname,
         content_type,
         other_headers,
-    }))
+    })
 }
 
+/// Whether every URI of a To-Path or From-Path value passes [`check_uri`] (as [`parse_path`]
+/// checks them, without keeping them).
+fn check_path(name: &str, value: &str) -> Result<(), String> {
+    let mut any = false;
+    for u in value.split([' ', '\t']).filter(|s| !s.is_empty()) {
+        check_uri(u).map_err(|e| format!("{name}: {e}"))?;
+        any = true;
+    }
+    if !any {
+        return Err(format!("{name}: empty"));
+    }
+    Ok(())
+}
+
+/// The response's head with an empty transaction id (the caller moves the start line's in).
+/// `lean`: see [`parse_head`]; the same checks in the same order either way.
 fn parse_response(
-    tid: String,
     status: u16,
     comment: &[u8],
     lines: &[&[u8]],
     term: Terminator,
-) -> Result<Parsed, String> {
+    lean: bool,
+) -> Result<ResponseHead, String> {
     let comment = utf8text(comment).ok_or_else(|| "bad characters in comment".to_string())?;
     let comment = Some(comment.trim_matches([' ', '\t']))
-        .filter(|c| !c.is_empty())
+        .filter(|c| !lean && !c.is_empty())
         .map(str::to_string);
     let mut to_path = None;
     let mut from_path = None;
@@ -396,26 +426,36 @@ fn parse_response(
     for line in lines {
         let (name, value) = split_header(line)?;
         if name.eq_ignore_ascii_case("to-path") {
-            set_once(&mut to_path, parse_path(name, value)?, name)?;
+            let uris = if lean {
+                check_path(name, value).map(|()| Vec::new())?
+            } else {
+                parse_path(name, value)?
+            };
+            set_once(&mut to_path, uris, name)?;
         } else if name.eq_ignore_ascii_case("from-path") {
-            set_once(&mut from_path, parse_path(name, value)?, name)?;
+            let uris = if lean {
+                check_path(name, value).map(|()| Vec::new())?
+            } else {
+                parse_path(name, value)?
+            };
+            set_once(&mut from_path, uris, name)?;
         } else if name.eq_ignore_ascii_case("content-type") {
             return Err("a response has no body (Content-Type)".to_string());
-        } else {
+        } else if !lean {
             other_headers.push((name.to_string(), value.to_string()));
         }
     }
     if term == Terminator::Blank {
         return Err("a response has no body".to_string());
     }
-    Ok(Parsed::Response(ResponseHead {
-        transaction_id: tid,
+    Ok(ResponseHead {
+        transaction_id: String::new(),
         status,
         comment,
         to_path: to_path.ok_or_else(|| "no To-Path".to_string())?,
         from_path: from_path.ok_or_else(|| "no From-Path".to_string())?,
         other_headers,
-    }))
+    })
 }
 
 #[cfg(test)]

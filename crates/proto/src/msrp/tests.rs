@@ -790,3 +790,77 @@ fn responses_follow_failure_report_except_report_and_nickname() {
     assert!(!Responses::ErrorsOnly.allows(200) && Responses::ErrorsOnly.allows(413));
     assert!(!Responses::Never.allows(200) && !Responses::Never.allows(400));
 }
+
+/// Every event of `input` from a decoder made `lean_responses`, byte by byte.
+fn lean_bytewise(input: &[u8]) -> Vec<Result<Event, MsrpError>> {
+    let mut d = Decoder::default().lean_responses();
+    let mut out = Vec::new();
+    for b in input {
+        d.feed(std::slice::from_ref(b));
+        while let Some(r) = d.poll().transpose() {
+            let framing = matches!(r, Err(MsrpError::Framing(_)));
+            out.push(r);
+            if framing {
+                return out;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn lean_responses_keep_id_and_status_and_every_check() {
+    let good = b"MSRP d93kswow 200 OK\r\nTo-Path: msrp://bob.example.com:8888/9di4eae923wzd;tcp\r\nFrom-Path: msrp://alice.example.com:7777/iau39soe2843z;tcp\r\nX-Other: yes\r\n-------d93kswow$\r\n";
+    let full = whole(good);
+    let Some(Ok(Event::Response(f))) = full.first() else {
+        panic!("{full:?}")
+    };
+    assert_eq!(f.comment.as_deref(), Some("OK"));
+    assert_eq!(f.to_path.len(), 1);
+    let lean = lean_bytewise(good);
+    assert_eq!(
+        lean,
+        vec![Ok(Event::Response(ResponseHead {
+            transaction_id: "d93kswow".into(),
+            status: 200,
+            comment: None,
+            to_path: Vec::new(),
+            from_path: Vec::new(),
+            other_headers: Vec::new(),
+        }))]
+    );
+
+    // Each broken response: the same error as the full decoder's, then the next message.
+    let next = b"MSRP nextmsg1 SEND\r\nTo-Path: msrp://b.example.com:1/x;tcp\r\nFrom-Path: msrp://a.example.com:1/y;tcp\r\n-------nextmsg1$\r\n";
+    let to = "To-Path: msrp://bob.example.com:8888/9di4eae923wzd;tcp\r\n";
+    let from = "From-Path: msrp://alice.example.com:7777/iau39soe2843z;tcp\r\n";
+    let broken = [
+        format!("MSRP d93kswow 200 OK\r\n{from}-------d93kswow$\r\n"),
+        format!("MSRP d93kswow 200 OK\r\n{to}-------d93kswow$\r\n"),
+        format!("MSRP d93kswow 200 OK\r\n{to}{to}{from}-------d93kswow$\r\n"),
+        format!("MSRP d93kswow 200 OK\r\n{to}{from}{from}-------d93kswow$\r\n"),
+        format!("MSRP d93kswow 200 OK\r\nTo-Path: msrp://bob.example.com:8888/9di4eae923wzd;tcp http://x/\r\n{from}-------d93kswow$\r\n"),
+        format!("MSRP d93kswow 200 OK\r\nTo-Path:  \r\n{from}-------d93kswow$\r\n"),
+        format!("MSRP d93kswow 200 OK\r\n{to}From-Path: msrp://alice.example.com:99999/x;tcp\r\n-------d93kswow$\r\n"),
+        format!("MSRP d93kswow 200 O\x01K\r\n{to}{from}-------d93kswow$\r\n"),
+        format!("MSRP d93kswow 200 OK\r\n{to}{from}Bad Name: x\r\n-------d93kswow$\r\n"),
+        format!("MSRP d93kswow 200 OK\r\n{to}{from}Content-Type: text/plain\r\n-------d93kswow$\r\n"),
+        format!("MSRP d93kswow 200 OK\r\n{to}{from}\r\nbody\r\n-------d93kswow$\r\n"),
+    ];
+    for b in &broken {
+        let input = [b.as_bytes(), next].concat();
+        let expected = whole(&input);
+        assert!(
+            matches!(
+                expected.first(),
+                Some(Err(MsrpError::Malformed {
+                    transaction_id: None,
+                    ..
+                }))
+            ),
+            "{b:?}: {expected:?}"
+        );
+        assert_eq!(expected.len(), 3, "{b:?}: {expected:?}");
+        assert_eq!(lean_bytewise(&input), expected, "{b:?}");
+    }
+}

@@ -21,7 +21,7 @@ impl<O: Outlet> Switch<O> {
             if c.ended.len() >= MAX_ENDED_REMEMBERED {
                 c.ended.pop_front();
             }
-            c.ended.push_back(key.1.as_str().into());
+            c.ended.push_back((*key.1).into());
         }
         for copy in &m.copies {
             if let Some(c) = self.conns.get_mut(&copy.conn) {
@@ -56,7 +56,7 @@ impl<O: Outlet> Switch<O> {
             end: None,
             total: None,
         });
-        let key: MsgKey = (conn, message_id.clone());
+        let key: MsgKey = (conn, message_id.as_str().into());
         let ended = !self.messages.contains_key(&key)
             && self
                 .conns
@@ -483,14 +483,13 @@ pub(super) fn data_frame(
         total,
     };
     let paths: usize = copy.to_path.iter().map(|p| p.len() + 1).sum();
-    let mut own = Vec::with_capacity(
-        200 + paths + copy.from_path.len() + copy.message_id.len() + 2 * tid.len(),
-    );
+    let mut own = Vec::with_capacity(200 + paths + copy.from_path.len() + 24 + 2 * tid.len());
+    let message_id = copy.message_id.as_ref().map_or(&[][..], |m| &m[..]);
     encode::send_head(
         tid,
         &copy.to_path,
         &copy.from_path,
-        &copy.message_id,
+        std::str::from_utf8(message_id).unwrap_or_default(),
         &range,
         body.is_some().then_some("message/cpim"),
         &mut own,
@@ -540,8 +539,8 @@ pub(super) fn flush<O: Outlet>(
             copy.live = false;
             continue;
         }
-        if copy.message_id.is_empty() {
-            copy.message_id = encode::new_message_id(&ids());
+        if copy.message_id.is_none() {
+            copy.message_id = Some(crate::ids::hex(&ids()));
         }
         let frame = data_frame(ids, copy, start, Some(&body), total, cont);
         match c.outlet.push_frame(frame, FrameClass::Data) {

@@ -70,7 +70,7 @@ impl<O: Outlet> Switch<O> {
             };
             copies.push(Delivery {
                 conn: rconn,
-                message_id: String::new(),
+                message_id: None,
                 // RFC 4975 §7.1: the To-Path towards a peer is the From-Path it sent, in the
                 // order received (first URI = next hop). The brief said "reversed if several";
                 // not reversing is what RFC 4975's path rules give, so we follow the RFC.

@@ -186,7 +186,7 @@ impl<O: Outlet> Switch<O> {
             return;
         };
         self.insert_message(
-            (conn, mid.clone()),
+            (conn, mid.as_str().into()),
             Message {
                 sender_session: session,
                 message_id: mid,
@@ -204,7 +204,7 @@ impl<O: Outlet> Switch<O> {
         );
         if let Some(rx) = self.conns.get_mut(&conn).and_then(|c| c.rx.as_mut()) {
             rx.what = RxWhat::Chunk {
-                key: (conn, head.message_id.clone().unwrap_or_default()),
+                key: (conn, head.message_id.as_deref().unwrap_or_default().into()),
                 next: 1,
             };
         }
