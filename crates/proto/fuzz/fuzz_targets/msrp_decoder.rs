@@ -69,7 +69,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let full = decode(Decoder::new(limits), rest, piece, bound);
     let lean = decode(Decoder::new(limits).lean_responses(), rest, piece, bound);
-    assert_eq!(full, lean, "the lean decoder must see what the full one sees");
+    assert_eq!(
+        full, lean,
+        "the lean decoder must see what the full one sees"
+    );
     if let Ok(s) = std::str::from_utf8(rest) {
         let parsed = msrp::parse_uri(s);
         assert_eq!(msrp::check_uri(s), parsed.clone().map(|_| ()));
