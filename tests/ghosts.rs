@@ -58,6 +58,28 @@ impl Participant {
         Some(r)
     }
 
+    /// The focus's BYE for a removal decided `limit_s` seconds after `since` (`what` names the
+    /// limit): not before it, within 3 s after it, in this dialog, with the expected Reason.
+    fn expect_removal(
+        &mut self,
+        since: Instant,
+        limit_s: u64,
+        what: &str,
+        cause: &str,
+        text: &str,
+    ) -> Incoming {
+        let bye = self
+            .expect_bye(Duration::from_secs(limit_s + 3))
+            .unwrap_or_else(|| panic!("a BYE within {what} + a little"));
+        let after = since.elapsed();
+        assert!(
+            after >= Duration::from_secs(limit_s) - Duration::from_millis(300),
+            "not before {what}: {after:?}"
+        );
+        self.check_bye(&bye, cause, text);
+        bye
+    }
+
     /// Checks that `bye` is in this participant's dialog (RFC 3261 §12.2.1.1: Call-ID, the tags
     /// swapped, the remote target from our Contact) and carries the expected Reason.
     fn check_bye(&self, bye: &Incoming, cause: &str, text: &str) {
@@ -128,15 +150,13 @@ fn a_participant_that_never_binds_gets_a_bye_and_its_name_is_free() {
         "sip:probe@example.com",
         "casper"
     ));
-    let bye = ghost
-        .expect_bye(Duration::from_secs(LIMIT + 3))
-        .expect("a BYE within bind_timeout + a little");
-    let after = t0.elapsed();
-    assert!(
-        after >= Duration::from_secs(LIMIT) - Duration::from_millis(300),
-        "not before bind_timeout: {after:?}"
+    ghost.expect_removal(
+        t0,
+        LIMIT,
+        "bind_timeout",
+        "408",
+        "MSRP session not established",
     );
-    ghost.check_bye(&bye, "408", "MSRP session not established");
     // The BYE is not answered at all: the place is free anyway.
     assert!(name_is_free(
         &stack,
@@ -191,15 +211,13 @@ fn a_participant_whose_msrp_connection_is_gone_is_removed_one_that_reconnects_is
     flaky.kill_msrp();
     std::thread::sleep(Duration::from_millis(500));
     flaky.bind();
-    let bye = killed
-        .expect_bye(Duration::from_secs(LIMIT + 3))
-        .expect("a BYE after msrp_gone_timeout");
-    let after = t_kill.elapsed();
-    assert!(
-        after >= Duration::from_secs(LIMIT) - Duration::from_millis(300),
-        "not before msrp_gone_timeout: {after:?}"
+    let bye = killed.expect_removal(
+        t_kill,
+        LIMIT,
+        "msrp_gone_timeout",
+        "408",
+        "MSRP connection lost",
     );
-    killed.check_bye(&bye, "408", "MSRP connection lost");
     killed.sip.answer(&bye, 200, "OK");
     assert!(name_is_free(
         &stack,
@@ -336,15 +354,13 @@ fn a_dialog_that_lasts_dialog_timeout_gets_a_bye_and_its_name_is_free() {
     );
     let mut old = member(&stack, LOUNGE, "sip:old@example.com", "methuselah");
     let t0 = Instant::now();
-    let bye = old
-        .expect_bye(Duration::from_secs(LIMIT + 3))
-        .expect("a BYE within dialog_timeout + a little");
-    let after = t0.elapsed();
-    assert!(
-        after >= Duration::from_secs(LIMIT) - Duration::from_millis(300),
-        "not before dialog_timeout: {after:?}"
+    old.expect_removal(
+        t0,
+        LIMIT,
+        "dialog_timeout",
+        "408",
+        "Dialog time limit reached",
     );
-    old.check_bye(&bye, "408", "Dialog time limit reached");
     assert!(name_is_free(
         &stack,
         LOUNGE,

@@ -186,7 +186,7 @@ fn message_frame(ep: &Endpoint, conn: usize, seq: u64, body: &[u8], out: &mut Ve
 
 /// The 200 a recipient sends for `tid`: To-Path = the request's previous hop (the relay's URI
 /// of this participant's session), From-Path = this participant.
-fn answer(ep: &Endpoint, tid: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn answer(ep: &Endpoint, tid: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b"MSRP ");
     out.extend_from_slice(tid);
     out.extend_from_slice(b" 200 OK\r\nTo-Path: ");

@@ -8,7 +8,7 @@
 //! wide) bound what waits for a recipient: the sender here keeps at most two chunks beyond what
 //! the recipient has received, so those defaults hold. `--chunk-timeout` (540 s between two
 //! chunks) does not come into play.
-use crate::fanout::RowSink;
+use crate::fanout::{self, RowSink};
 use crate::frame::{self, Kind};
 use crate::procfs::{loadavg, vm_kib};
 use crate::sut::{self, Endpoint, Sut};
@@ -159,7 +159,7 @@ pub async fn big_message(plan: &Plan) -> Result<(f64, f64), String> {
                     let fr = &buf[at..at + f.len];
                     if f.kind == Kind::Request {
                         let tid = &fr[f.tid.clone()];
-                        answers.extend_from_slice(&encode_answer(&ep, tid));
+                        fanout::answer(&ep, tid, &mut answers);
                         if let Some(end) = range_end(&fr[..fr.len().min(4096)]) {
                             received.fetch_max(end, Ordering::AcqRel);
                             progress.notify_one();
@@ -262,20 +262,6 @@ pub async fn big_message(plan: &Plan) -> Result<(f64, f64), String> {
         plan.chunk >> 10
     );
     Ok((growth, rate))
-}
-
-fn encode_answer(ep: &Endpoint, tid: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(200);
-    out.extend_from_slice(b"MSRP ");
-    out.extend_from_slice(tid);
-    out.extend_from_slice(b" 200 OK\r\nTo-Path: ");
-    out.extend_from_slice(ep.to.as_bytes());
-    out.extend_from_slice(b"\r\nFrom-Path: ");
-    out.extend_from_slice(ep.own.as_bytes());
-    out.extend_from_slice(b"\r\n-------");
-    out.extend_from_slice(tid);
-    out.extend_from_slice(b"$\r\n");
-    out
 }
 
 /// Both memory rows, `plan.repeats` times each, into `sink`.

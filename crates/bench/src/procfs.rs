@@ -21,14 +21,23 @@ fn ticks_to_duration(ticks: u64, per_second: u64) -> Duration {
     Duration::from_nanos(ticks.saturating_mul(1_000_000_000) / per_second.max(1))
 }
 
+/// Clock ticks per second (USER_HZ), as the kernel handed it to this process in its auxiliary
+/// vector (AT_CLKTCK): what `sysconf(_SC_CLK_TCK)` reads, without a foreign call.
 fn clock_ticks() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as u64
-    } else {
-        100
-    }
+    std::fs::read("/proc/self/auxv")
+        .ok()
+        .and_then(|auxv| clock_ticks_of_auxv(&auxv))
+        .unwrap_or(100)
+}
+
+/// AT_CLKTCK in an auxiliary vector: native-endian (key, value) pairs of 64-bit words.
+fn clock_ticks_of_auxv(auxv: &[u8]) -> Option<u64> {
+    const AT_CLKTCK: u64 = 17;
+    let word = |b: &[u8]| b.try_into().ok().map(u64::from_ne_bytes);
+    auxv.chunks_exact(16)
+        .find(|pair| word(&pair[..8]) == Some(AT_CLKTCK))
+        .and_then(|pair| word(&pair[8..]))
+        .filter(|&t| t > 0)
 }
 
 /// A `Vm…:` line of /proc/PID/status in KiB (`VmRSS`, `VmHWM`).
@@ -56,6 +65,19 @@ pub fn loadavg() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clock_ticks_come_from_the_auxiliary_vector() {
+        let mut auxv = Vec::new();
+        for (k, v) in [(6u64, 4096u64), (17, 250), (0, 0)] {
+            auxv.extend_from_slice(&k.to_ne_bytes());
+            auxv.extend_from_slice(&v.to_ne_bytes());
+        }
+        assert_eq!(clock_ticks_of_auxv(&auxv), Some(250));
+        assert_eq!(clock_ticks_of_auxv(&auxv[..16]), None);
+        // This process's own: Linux reports USER_HZ, 100 on every mainstream architecture.
+        assert_eq!(clock_ticks(), 100);
+    }
 
     #[test]
     fn stat_fields_after_a_hostile_name() {
